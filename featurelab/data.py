@@ -1,0 +1,106 @@
+"""Data tasks: a registry of seeded builders that make data locally, never download.
+
+Every builder takes a DataConfig and a torch.Generator and returns a Dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from featurelab.config import DataConfig
+from featurelab.errors import ConfigError
+from featurelab.formula import parse_formula
+
+
+@dataclass(frozen=True)
+class Dataset:
+    x_train: Tensor  # (n_train, dim) float, or (n_train, 2) long tokens
+    y_train: Tensor  # (n_train, 1) float targets, or (n_train,) long classes
+    x_test: Tensor
+    y_test: Tensor
+    n_classes: int = 0  # 0 for regression
+
+    @property
+    def classification(self) -> bool:
+        return self.n_classes > 0
+
+
+def seed_for(seed: int, purpose: str) -> int:
+    """Independent streams from one seed: data, init and batch order must not share one."""
+    digest = hashlib.sha256(f"{seed}:{purpose}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def _gaussian_inputs(cfg: DataConfig, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    x = torch.randn(cfg.n_train + cfg.n_test, cfg.dim, generator=gen)  # (N, dim)
+    return x[: cfg.n_train], x[cfg.n_train:]
+
+
+def _regression(cfg: DataConfig, gen: torch.Generator, target: Callable[[Tensor], Tensor]
+                ) -> Dataset:
+    x_train, x_test = _gaussian_inputs(cfg, gen)
+    y_train = target(x_train).reshape(-1, 1)  # (n_train, 1)
+    y_test = target(x_test).reshape(-1, 1)
+    if cfg.noise:
+        y_train = y_train + cfg.noise * torch.randn(y_train.shape, generator=gen)
+    return Dataset(x_train, y_train, x_test, y_test)
+
+
+def _formula_task(cfg: DataConfig, gen: torch.Generator) -> Dataset:
+    # sin2 is the reference task; it is the formula sum(sin(freq*x)**2) under a name.
+    formula = parse_formula(cfg.target_formula, cfg.dim)
+    return _regression(cfg, gen, formula.evaluate)
+
+
+def _teacher_task(cfg: DataConfig, gen: torch.Generator) -> Dataset:
+    widths = (cfg.dim, *cfg.teacher_widths, 1)
+    weights = [torch.randn(a, b, generator=gen) / a**0.5 for a, b in itertools.pairwise(widths)]
+
+    def teacher(x: Tensor) -> Tensor:
+        for w in weights[:-1]:
+            x = torch.relu(x @ w)
+        return x @ weights[-1]
+
+    data = _regression(cfg, gen, teacher)
+    # Unit-variance targets make losses comparable across teacher sizes.
+    scale = data.y_train.std().clamp_min(1e-12)
+    return Dataset(data.x_train, data.y_train / scale, data.x_test, data.y_test / scale)
+
+
+def _modular_task(cfg: DataConfig, gen: torch.Generator) -> Dataset:
+    p = cfg.p
+    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    a, b = a.flatten(), b.flatten()
+    if cfg.op == "/":
+        keep = b != 0
+        a, b = a[keep], b[keep]
+        # a / b = a * b^(p-2) mod p (Fermat), for prime p
+        y = (a * torch.tensor([pow(int(v), p - 2, p) for v in b])) % p
+    else:
+        y = {"+": a + b, "-": a - b, "*": a * b}[cfg.op] % p
+    x = torch.stack([a, b], dim=1)  # (N, 2) tokens
+    order = torch.randperm(len(x), generator=gen)
+    n_train = max(1, min(len(x) - 1, round(cfg.train_frac * len(x))))
+    train, test = order[:n_train], order[n_train:]
+    return Dataset(x[train], y[train], x[test], y[test], n_classes=p)
+
+
+TASKS: dict[str, Callable[[DataConfig, torch.Generator], Dataset]] = {
+    "sin2": _formula_task,
+    "formula": _formula_task,
+    "modular": _modular_task,
+    "teacher": _teacher_task,
+}
+
+
+def build_dataset(cfg: DataConfig, seed: int) -> Dataset:
+    if cfg.task not in TASKS:
+        raise ConfigError("data.task", cfg.task, "one of " + ", ".join(TASKS))
+    gen = torch.Generator().manual_seed(seed_for(seed, "data"))
+    return TASKS[cfg.task](cfg, gen)

@@ -1,0 +1,136 @@
+"""Models with named hook points.
+
+Hook points are named after the module path, like TransformerLens:
+`layers.{i}.pre` is hidden layer i before its nonlinearity, `layers.{i}.post`
+after it (0-indexed over hidden layers). `forward(x, capture=...)` returns the
+captured activations alongside the output, so no forward hooks are registered
+and nothing has to be cleaned up.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from featurelab.config import ModelConfig
+from featurelab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Activation:
+    fn: Callable[[Tensor], Tensor]
+    # d act / d z, given z and act(z): the hand-written training step needs it.
+    grad: Callable[[Tensor, Tensor], Tensor]
+
+
+def _gelu_grad(z: Tensor, a: Tensor) -> Tensor:
+    cdf = 0.5 * (1.0 + torch.erf(z * (1.0 / math.sqrt(2.0))))
+    pdf = torch.exp(-0.5 * z * z) * (1.0 / math.sqrt(2.0 * math.pi))
+    return cdf + z * pdf
+
+
+def _silu_grad(z: Tensor, a: Tensor) -> Tensor:
+    s = torch.sigmoid(z)
+    return s * (1.0 + z * (1.0 - s))
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "relu": Activation(torch.relu, lambda z, a: z > 0),
+    "gelu": Activation(F.gelu, _gelu_grad),
+    "tanh": Activation(torch.tanh, lambda z, a: 1.0 - a * a),
+    "silu": Activation(F.silu, _silu_grad),
+    "square": Activation(torch.square, lambda z, a: 2.0 * z),
+    "identity": Activation(lambda z: z, lambda z, a: torch.ones_like(z)),
+}
+
+
+class MLP(nn.Module):
+    """widths [d_in, h_0, ..., h_{H-1}, d_out]: H hidden layers, each with pre/post points."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.act = ACTIVATIONS[cfg.activation]
+        w = cfg.widths
+        # layers.0 .. layers.{H-1} are hidden; layers.H is the linear readout.
+        self.layers = nn.ModuleList(
+            nn.Linear(w[i], w[i + 1], bias=cfg.bias) for i in range(len(w) - 1)
+        )
+        if cfg.init_scale != 1.0:
+            with torch.no_grad():
+                for p in self.parameters():
+                    p.mul_(cfg.init_scale)
+
+    @property
+    def n_hidden(self) -> int:
+        return len(self.layers) - 1
+
+    def input_features(self, x: Tensor) -> Tensor:
+        return x
+
+    def hook_shapes(self, n_samples: int) -> dict[str, tuple[int, int]]:
+        """Every hook point and the shape of its activation for n_samples inputs."""
+        shapes = {}
+        for i in range(self.n_hidden):
+            width = self.cfg.widths[i + 1]
+            shapes[f"layers.{i}.pre"] = (n_samples, width)
+            shapes[f"layers.{i}.post"] = (n_samples, width)
+        return shapes
+
+    def forward(self, x: Tensor, capture: frozenset[str] = frozenset()
+                ) -> tuple[Tensor, dict[str, Tensor]]:
+        h = self.input_features(x)  # (B, d_in)
+        acts: dict[str, Tensor] = {}
+        for i, layer in enumerate(self.layers[:-1]):
+            z = layer(h)  # (B, h_i)
+            h = self.act.fn(z)  # (B, h_i)
+            if f"layers.{i}.pre" in capture:
+                acts[f"layers.{i}.pre"] = z.detach()
+            if f"layers.{i}.post" in capture:
+                acts[f"layers.{i}.post"] = h.detach()
+        return self.layers[-1](h), acts  # (B, d_out)
+
+
+class EmbedMLP(MLP):
+    """Two tokens (a, b), each embedded in widths[0] dims, concatenated, then an MLP.
+
+    For modular arithmetic: widths [d_embed, hidden..., p]; the first hidden layer
+    sees 2 * d_embed inputs.
+    """
+
+    def __init__(self, cfg: ModelConfig, vocab: int) -> None:
+        d = cfg.widths[0]
+        super().__init__(ModelConfig(kind="mlp", widths=(2 * d, *cfg.widths[1:]),
+                                     activation=cfg.activation, bias=cfg.bias,
+                                     init_scale=cfg.init_scale))
+        self.cfg = cfg
+        self.embed = nn.Embedding(vocab, d)
+        if cfg.init_scale != 1.0:
+            with torch.no_grad():
+                self.embed.weight.mul_(cfg.init_scale)
+
+    def input_features(self, x: Tensor) -> Tensor:
+        return self.embed(x).flatten(1)  # (B, 2) -> (B, 2, d) -> (B, 2d)
+
+
+def build_model(cfg: ModelConfig, vocab: int = 0) -> MLP:
+    """The model for a config; `vocab` is the number of tokens for embed_mlp."""
+    if cfg.kind == "mlp":
+        return MLP(cfg)
+    if cfg.kind == "embed_mlp":
+        if vocab < 1:
+            raise ConfigError("model.kind", cfg.kind, "'mlp' unless the data are tokens")
+        return EmbedMLP(cfg, vocab)
+    raise ConfigError("model.kind", cfg.kind, "'mlp' or 'embed_mlp'")
+
+
+def point_label(point: str, shape: tuple[int, ...]) -> str:
+    """'layers.1.pre', (500, 100) -> 'Layer 1 pre (500 x 100)', as the panel shows it."""
+    parts = point.split(".")
+    name = f"Layer {parts[1]} {parts[2]}" if len(parts) == 3 else point
+    return f"{name} ({' x '.join(map(str, shape))})"

@@ -1,0 +1,177 @@
+"""What a run records, and the recorder that subscribes to the trainer's events.
+
+An experiment lists observables by name: the scalar observables below, or a
+statistic (built-in or DIY). A statistic is computed on every hidden layer's
+pre-activation point, or on one point with `"name@layers.1.post"`.
+
+Series are keyed "name" or "name@point" and hold one row per step. Per-step
+work is kept to appending references (losses as floats, parameter norms as one
+small tensor, activations as the tensors the step already made); statistics
+are computed every `flush_every` steps on the stacked chunk, which costs a
+handful of vectorised ops instead of a few per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from featurelab.errors import ConfigError
+from featurelab.stats import StatisticRegistry, compute_statistics
+
+SCALAR_OBSERVABLES: dict[str, str] = {
+    "train_loss": "training loss at each step",
+    "test_loss": "test loss at each step, at the same parameters",
+    "train_accuracy": "training accuracy (classification)",
+    "test_accuracy": "test accuracy (classification)",
+    "weight_l2_norm": "L2 norm of all parameters; per layer with layer='layers.i'",
+    "grad_norm": "L2 norm of the whole gradient",
+    "hidden_activations": "activation snapshots of the hook points on a schedule",
+}
+CLASSIFICATION_ONLY = ("train_accuracy", "test_accuracy")
+
+
+def key(name: str, point: str = "") -> str:
+    return f"{name}@{point}" if point else name
+
+
+@dataclass(frozen=True)
+class ObservablePlan:
+    scalars: tuple[str, ...]
+    stats: dict[str, tuple[str, ...]]  # hook point -> statistics requested there
+    snapshots: bool
+
+    @property
+    def capture(self) -> frozenset[str]:
+        """Hook points the step must hand over every step."""
+        return frozenset(self.stats)
+
+    @property
+    def needs_eval(self) -> bool:
+        return any(s in self.scalars for s in ("test_loss", "test_accuracy"))
+
+
+def plan_observables(observables: Iterable[str], registry: StatisticRegistry,
+                     points: Iterable[str], classification: bool) -> ObservablePlan:
+    """Checks every name and resolves where each statistic is computed."""
+    points = list(points)
+    pre_points = [p for p in points if p.endswith(".pre")]
+    allowed = (f"{', '.join(SCALAR_OBSERVABLES)}, a statistic ({', '.join(registry.names())}),"
+               " or 'statistic@point' with a point among " + ", ".join(points))
+    scalars: list[str] = []
+    stats: dict[str, list[str]] = {}
+    for i, spec in enumerate(observables):
+        name, _, point = spec.partition("@")
+        if name in SCALAR_OBSERVABLES and not point:
+            if name in CLASSIFICATION_ONLY and not classification:
+                raise ConfigError(f"observables[{i}]", spec, allowed,
+                                  hint="accuracy needs a classification task")
+            scalars.append(name)
+        elif name in registry:
+            if point and point not in points:
+                raise ConfigError(f"observables[{i}]", spec, allowed,
+                                  hint=f"unknown hook point {point!r}")
+            for p in [point] if point else pre_points:
+                stats.setdefault(p, [])
+                if name not in stats[p]:
+                    stats[p].append(name)
+        else:
+            raise ConfigError(f"observables[{i}]", spec, allowed)
+    return ObservablePlan(tuple(scalars), {p: tuple(s) for p, s in stats.items()},
+                          "hidden_activations" in scalars)
+
+
+class Recorder:
+    """Fills the series of one run; subscribed to on_step_end and on_eval."""
+
+    def __init__(self, plan: ObservablePlan, registry: StatisticRegistry, n_steps: int,
+                 layer_params: dict[str, list[Tensor]], flush_every: int = 50) -> None:
+        self.plan = plan
+        self.registry = registry
+        self.n_steps = n_steps
+        self.flush_every = flush_every
+        self.layer_params = layer_params  # "layers.i" -> its parameters
+        self.params = [p for ps in layer_params.values() for p in ps]
+        self.series: dict[str, np.ndarray] = {}
+        self.stat_errors: dict[str, str] = {}  # series key -> the error that stopped it
+        self.steps_done = 0  # steps whose every series is filled in
+        self._steps_seen = 0
+        self._norms: list[Tensor] = []
+        self._acts: dict[str, list[Tensor]] = {p: [] for p in plan.stats}
+        for name in plan.scalars:
+            if name == "weight_l2_norm":
+                self._alloc(key(name))
+                for layer in layer_params:
+                    self._alloc(key(name, layer))
+            elif name != "hidden_activations":
+                self._alloc(key(name))
+
+    def _alloc(self, k: str, width: int = 0) -> np.ndarray:
+        shape = (self.n_steps, width) if width else (self.n_steps,)
+        self.series[k] = np.full(shape, np.nan, dtype=np.float32)
+        return self.series[k]
+
+    @torch.no_grad()
+    def on_step_end(self, step: int, loss: float, acts: dict[str, Tensor],
+                    accuracy: float | None = None) -> None:
+        scalars = self.plan.scalars
+        if "train_loss" in scalars:
+            self.series["train_loss"][step] = loss
+        if "train_accuracy" in scalars and accuracy is not None:
+            self.series["train_accuracy"][step] = accuracy
+        if "weight_l2_norm" in scalars:
+            self._norms.append(torch.stack(torch._foreach_norm(self.params)))  # (P,)
+        if "grad_norm" in scalars:
+            grads = [p.grad for p in self.params if p.grad is not None]
+            self.series["grad_norm"][step] = float(torch.stack(torch._foreach_norm(grads)).norm())
+        for point, chunk in self._acts.items():
+            chunk.append(acts[point])
+        self._steps_seen = step + 1
+        if self._steps_seen - self.steps_done >= self.flush_every:
+            self.flush()
+
+    def on_eval(self, step: int, metrics: dict[str, float]) -> None:
+        for name, value in metrics.items():
+            if name in self.series:
+                self.series[name][step] = value
+
+    @torch.no_grad()
+    def flush(self) -> None:
+        """Computes what was deferred for the steps seen since the last flush."""
+        start, stop = self.steps_done, self._steps_seen
+        if stop == start:
+            return
+        if self._norms:
+            self._write_norms(start, stop, torch.stack(self._norms))  # (K, P)
+            self._norms = []
+        for point, chunk in self._acts.items():
+            acts = torch.stack(chunk)  # (K, S, N)
+            chunk.clear()
+            # A statistic that failed earlier in this run stays off.
+            names = [n for n in self.plan.stats[point] if key(n, point) not in self.stat_errors]
+            failed: dict[str, str] = {}
+            values = compute_statistics(self.registry, names, acts, failed)
+            for name, value in values.items():
+                k = key(name, point)
+                array = self.series.get(k)
+                if array is None:
+                    array = self._alloc(k, *value.shape[1:])
+                array[start:stop] = value.numpy()
+            for name, error in failed.items():
+                self.stat_errors.setdefault(key(name, point),
+                                            f"{error} (at steps {start}-{stop - 1})")
+        self.steps_done = stop
+
+    def _write_norms(self, start: int, stop: int, norms: Tensor) -> None:
+        squares = norms.double().square()  # (K, P)
+        self.series["weight_l2_norm"][start:stop] = squares.sum(1).sqrt().numpy()
+        col = 0
+        for layer, params in self.layer_params.items():
+            width = len(params)
+            layer_norm = squares[:, col:col + width].sum(1).sqrt()
+            self.series[key("weight_l2_norm", layer)][start:stop] = layer_norm.numpy()
+            col += width

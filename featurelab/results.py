@@ -1,0 +1,56 @@
+"""The result of a run: its series, how it ended, and its activation snapshots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from featurelab.config import ExperimentConfig
+from featurelab.errors import FeaturelabError
+from featurelab.snapshots import Snapshots
+from featurelab.stats import StatisticRegistry, apply_statistic
+
+
+@dataclass
+class RunResult:
+    config: ExperimentConfig
+    status: str  # finished | cancelled | diverged | failed | running | ready
+    steps_done: int  # steps whose series are complete
+    arrays: dict[str, np.ndarray]  # "name" or "name@point" -> (steps,) or (steps, neurons)
+    info: dict[str, Any] = field(default_factory=dict)  # torch version, threads, step impl...
+    error: str = ""  # why the run stopped early, if it did
+    stat_errors: dict[str, str] = field(default_factory=dict)  # series key -> error
+    snapshots: Snapshots | None = None
+    hook_shapes: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def names(self) -> list[str]:
+        return sorted(self.arrays)
+
+    def series(self, name: str, layer: str | None = None) -> np.ndarray:
+        """One recorded series: (steps,) or (steps, neurons)."""
+        k = f"{name}@{layer}" if layer else name
+        if k in self.arrays:
+            return self.arrays[k]
+        if layer is None:
+            layers = [s.partition("@")[2] for s in self.arrays if s.startswith(name + "@")]
+            if layers:
+                raise FeaturelabError(f"{name!r} is recorded per layer; pass layer= one of "
+                                      + ", ".join(layers))
+        if k in self.stat_errors:
+            raise FeaturelabError(f"{k!r} was not recorded: {self.stat_errors[k]}")
+        raise FeaturelabError(f"no series {k!r} in this run; recorded: "
+                              + ", ".join(self.names()))
+
+    def statistic_on_snapshots(self, registry: StatisticRegistry, name: str, layer: str
+                               ) -> tuple[np.ndarray, np.ndarray]:
+        """A statistic (possibly defined after the run) on the stored snapshots:
+        (steps (K,), values (K,) or (K, neurons))."""
+        if self.snapshots is None:
+            raise FeaturelabError("this run kept no activation snapshots; add the observable "
+                                  "'hidden_activations' to keep them")
+        values = self.snapshots.stack(layer)  # (K, S, N)
+        for link in registry.chain(name):
+            values = apply_statistic(registry[link], values)
+        return self.snapshots.steps, values.numpy()

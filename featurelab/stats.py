@@ -1,0 +1,213 @@
+"""Neuron statistics, built-in and DIY, and how they are computed.
+
+A statistic is a function `(tensor, dim, keepdim=False) -> tensor` that reduces
+one axis. It is defined `on` the activations of a hook point (reducing the sample
+axis: one value per neuron) or on another statistic (reducing the neuron axis:
+one value per layer). Statistics are always computed on a stack of steps, so the
+same code serves the online path (a chunk of recent steps) and snapshots of a
+finished run:
+
+    activations (K, S, N) --stat on "activations"--> (K, N) --stat on a stat--> (K,)
+
+A DIY statistic is checked on a small probe tensor when it is defined, so most
+mistakes show at once; one that still fails during a run is switched off for the
+rest of that run with its error recorded, and nothing else is affected.
+"""
+
+from __future__ import annotations
+
+import inspect
+import keyword
+import textwrap
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from featurelab.errors import ConfigError, StatisticError
+
+ACTIVATIONS = "activations"
+StatFn = Callable[..., Tensor]
+
+
+@dataclass(frozen=True)
+class Statistic:
+    name: str
+    fn: StatFn
+    on: str  # "activations" or the name of the statistic it reduces
+    source: str  # the function's source text, kept for replay and the blog
+    builtin: bool = False
+    description: str = ""
+
+
+def _active_rate(t: Tensor, dim: int, keepdim: bool = False) -> Tensor:
+    return (t > 0).float().mean(dim=dim, keepdim=keepdim)
+
+
+def _mean(t: Tensor, dim: int, keepdim: bool = False) -> Tensor:
+    return t.float().mean(dim=dim, keepdim=keepdim)
+
+
+def _std(t: Tensor, dim: int, keepdim: bool = False) -> Tensor:
+    return t.float().std(dim=dim, keepdim=keepdim, correction=0)
+
+
+def _max(t: Tensor, dim: int, keepdim: bool = False) -> Tensor:
+    return t.float().amax(dim=dim, keepdim=keepdim)
+
+
+def _dead_fraction(t: Tensor, dim: int, keepdim: bool = False) -> Tensor:
+    return (t == 0).float().mean(dim=dim, keepdim=keepdim)
+
+
+def _nonlinear_fraction(t: Tensor, dim: int, keepdim: bool = False) -> Tensor:
+    return ((t > 0) & (t < 1)).float().mean(dim=dim, keepdim=keepdim)
+
+
+BUILTIN_STATISTICS: dict[str, Statistic] = {
+    s.name: s for s in (
+        Statistic("active_rate", _active_rate, ACTIVATIONS, "", True,
+                  "fraction of samples with activation > 0, per neuron"),
+        Statistic("mean", _mean, ACTIVATIONS, "", True, "mean over samples, per neuron"),
+        Statistic("std", _std, ACTIVATIONS, "", True, "std over samples, per neuron"),
+        Statistic("max", _max, ACTIVATIONS, "", True, "max over samples, per neuron"),
+        Statistic("dead_fraction", _dead_fraction, "active_rate", "", True,
+                  "fraction of neurons never active"),
+        Statistic("nonlinear_fraction", _nonlinear_fraction, "active_rate", "", True,
+                  "fraction of neurons active on some samples but not all"),
+    )
+}
+
+
+def function_source(fn: Callable) -> str:
+    """The source text of a function, dedented; '' when Python cannot find it."""
+    try:
+        return textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError):
+        return ""
+
+
+def function_from_source(name: str, source: str) -> StatFn:
+    """Executes DIY source text (the researcher's own code, in their own kernel) and
+    returns the one function it defines."""
+    namespace: dict = {"torch": torch}
+    try:
+        exec(compile(source, f"<statistic {name}>", "exec"), namespace)  # noqa: S102
+    except Exception as exc:  # a syntax error or any error at definition time
+        raise StatisticError(name, f"source does not run: {type(exc).__name__}: {exc}") from None
+    fns = [v for k, v in namespace.items()
+           if inspect.isfunction(v) and k != "torch" and v.__module__ != "torch"]
+    if len(fns) != 1:
+        raise StatisticError(name, f"source must define exactly one function, found {len(fns)}")
+    return fns[0]
+
+
+class StatisticRegistry:
+    """The statistics a lab knows: the built-ins plus those defined by the researcher."""
+
+    def __init__(self) -> None:
+        self._stats: dict[str, Statistic] = dict(BUILTIN_STATISTICS)
+        self._lock = threading.Lock()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._stats
+
+    def __getitem__(self, name: str) -> Statistic:
+        if name not in self._stats:
+            raise ConfigError("statistic", name, "one of " + ", ".join(self._stats))
+        return self._stats[name]
+
+    def names(self) -> list[str]:
+        return list(self._stats)
+
+    def level(self, name: str) -> int:
+        """1: one value per neuron; 2: one value per layer."""
+        stat = self[name]
+        return 1 if stat.on == ACTIVATIONS else self.level(stat.on) + 1
+
+    def chain(self, name: str) -> list[str]:
+        """The statistics `name` depends on, innermost first, ending with `name`."""
+        stat = self[name]
+        return ([] if stat.on == ACTIVATIONS else self.chain(stat.on)) + [name]
+
+    def define(self, name: str, fn: StatFn | None = None, on: str = ACTIVATIONS,
+               source: str = "") -> Statistic:
+        """Defines (or redefines) a DIY statistic; checks it on a probe tensor first."""
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise ConfigError("statistic.name", name,
+                              "a Python identifier such as 'nonlinear_rate'")
+        if name in BUILTIN_STATISTICS:
+            raise ConfigError("statistic.name", name, "a name that is not a built-in statistic",
+                              hint=f"built-ins: {', '.join(BUILTIN_STATISTICS)}")
+        if on != ACTIVATIONS and on not in self._stats:
+            raise ConfigError("statistic.on", on,
+                              f"{ACTIVATIONS!r} or an existing statistic: "
+                              + ", ".join(self._stats))
+        if on != ACTIVATIONS and self.level(on) >= 2:
+            raise ConfigError("statistic.on", on, "a statistic with one value per neuron",
+                              hint=f"{on!r} already has one value per layer")
+        if fn is None:
+            fn = function_from_source(name, source)
+        if not callable(fn):
+            raise StatisticError(name, f"expected a function, got {type(fn).__name__}")
+        source = source or function_source(fn)
+        stat = Statistic(name, fn, on, source)
+        probe_level = 0 if on == ACTIVATIONS else self.level(on)
+        probe = torch.randn((3, 5, 4) if probe_level == 0 else (3, 4)).abs()  # (K, S, N) / (K, N)
+        apply_statistic(stat, probe)
+        with self._lock:
+            self._stats[name] = stat
+        return stat
+
+
+def apply_statistic(stat: Statistic, values: Tensor) -> Tensor:
+    """Reduces axis 1 of a stack of steps: (K, S, N) -> (K, N) or (K, N) -> (K,).
+
+    Raises StatisticError naming the statistic and the offending shape or value.
+    """
+    expected = (values.shape[0], *values.shape[2:])
+    try:
+        out = stat.fn(values, dim=1, keepdim=False)
+    except Exception as exc:
+        raise StatisticError(stat.name, f"raised {type(exc).__name__}: {exc} "
+                             f"(input shape {tuple(values.shape)}, dim=1)") from None
+    if not isinstance(out, Tensor):
+        raise StatisticError(stat.name, f"returned {type(out).__name__}, expected a tensor")
+    if tuple(out.shape) != expected:
+        raise StatisticError(stat.name, f"returned shape {tuple(out.shape)} for input "
+                             f"{tuple(values.shape)} with dim=1; expected {expected}")
+    out = out.float()
+    bad = ~torch.isfinite(out)
+    if bad.any():
+        index = tuple(int(i) for i in bad.nonzero()[0])
+        raise StatisticError(stat.name, f"returned {out[index].item()} at index {index} "
+                             f"(shape {tuple(out.shape)})")
+    return out
+
+
+def compute_statistics(registry: StatisticRegistry, names: Iterable[str], acts: Tensor,
+                       failed: dict[str, str] | None = None) -> dict[str, Tensor]:
+    """Every statistic in `names` (and what it depends on) on activations (K, S, N).
+
+    A statistic that fails is left out and its error stored in `failed` (its
+    dependents fail with it); without `failed` the error is raised.
+    """
+    values: dict[str, Tensor] = {}
+    for name in names:
+        for link in registry.chain(name):
+            if link in values or (failed is not None and link in failed):
+                continue
+            stat = registry[link]
+            source = acts if stat.on == ACTIVATIONS else values.get(stat.on)
+            if source is None:  # what it depends on failed
+                failed[link] = f"statistic {link!r}: depends on {stat.on!r}, which failed"
+                continue
+            try:
+                values[link] = apply_statistic(stat, source)
+            except StatisticError as exc:
+                if failed is None:
+                    raise
+                failed[link] = str(exc)
+    return values

@@ -1,0 +1,234 @@
+"""The trainer: builds data, model and optimizer from a config and steps them.
+
+It knows nothing of widgets or storage. It emits named events that the
+recorder, progress displays and the store subscribe to:
+
+- on_step_end(step, loss, acts, accuracy): fired after the gradient of step s
+  is computed and before the parameters move, so everything recorded for step s
+  is measured at the same parameters theta_s (step 0 is the initialisation);
+- on_eval(step, metrics): test metrics at theta_s;
+- on_finish(status): once, when the run stops for any reason.
+
+`step()` and `run(n)` let a caller pause and resume; `cancel()` may be called
+from another thread. A NaN/inf loss ends the run as "diverged", keeping every
+step recorded before it.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from featurelab.config import ExperimentConfig
+from featurelab.data import build_dataset, seed_for
+from featurelab.models import MLP, build_model
+from featurelab.observables import Recorder, plan_observables
+from featurelab.optim import build_optimizer
+from featurelab.results import RunResult
+from featurelab.snapshots import Snapshots
+from featurelab.stats import StatisticRegistry
+from featurelab.steps import choose_step
+
+EVENTS = ("on_step_end", "on_eval", "on_finish")
+# Statuses a run can end in; "running" and "ready" are the live ones.
+FINAL_STATUSES = ("finished", "cancelled", "diverged", "failed")
+
+
+class Events:
+    """A minimal named-event hub: subscribe(name, fn), emit(name, *args)."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, list[Callable[..., Any]]] = defaultdict(list)
+
+    def subscribe(self, name: str, fn: Callable[..., Any]) -> None:
+        if name not in EVENTS:
+            raise ValueError(f"unknown event {name!r}; events are {', '.join(EVENTS)}")
+        self._subscribers[name].append(fn)
+
+    def emit(self, name: str, *args: Any) -> None:
+        for fn in self._subscribers[name]:
+            fn(*args)
+
+
+def _layer_params(model: MLP) -> dict[str, list[Tensor]]:
+    groups: dict[str, list[Tensor]] = {}
+    for name, p in model.named_parameters():
+        layer = ".".join(name.split(".")[:2]) if name.startswith("layers.") else name.split(".")[0]
+        groups.setdefault(layer, []).append(p)
+    return groups
+
+
+class Trainer:
+    def __init__(self, config: ExperimentConfig, statistics: StatisticRegistry | None = None,
+                 snapshot_dir: Path | None = None, flush_every: int = 50,
+                 fused_step: bool = True) -> None:
+        self.config = cfg = config
+        self.statistics = statistics or StatisticRegistry()
+        self.data = build_dataset(cfg.data, cfg.seed)
+        with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
+            torch.manual_seed(cfg.seed)  # as a bare torch script would seed its init
+            self.model = build_model(cfg.model, vocab=cfg.data.p if cfg.data.is_classification
+                                     else 0)
+        self.optim = build_optimizer(list(self.model.named_parameters()), cfg.optimizer)
+        n_train = len(self.data.x_train)
+        shapes = self.model.hook_shapes(n_train)
+        self.plan = plan_observables(cfg.observables, self.statistics, shapes,
+                                     self.data.classification)
+        self.n_steps = cfg.optimizer.steps
+        self.batch_size = cfg.optimizer.batch_size
+        if not self.batch_size or self.batch_size >= n_train:
+            self.batch_size = 0  # full batch
+        self._batch_gen = torch.Generator().manual_seed(seed_for(cfg.seed, "batches"))
+        self._order: Tensor | None = None
+        self.snapshots = None
+        if self.plan.snapshots:
+            kinds = {"pre": (".pre",), "post": (".post",), "all": (".pre", ".post")}
+            keep = cfg.snapshots.max_samples or n_train
+            snap_shapes = {p: (min(keep, s[0]), s[1]) for p, s in shapes.items()
+                           if p.endswith(kinds[cfg.snapshots.points])}
+            self.snapshots = Snapshots.allocate(snap_shapes, cfg.snapshots.steps(self.n_steps),
+                                                snapshot_dir)
+        capture = self.plan.capture
+        if self.snapshots and not self.batch_size:  # full batch: the step's own activations
+            capture = capture | frozenset(self.snapshots.points)
+        self.stepper = choose_step(self.model, cfg.loss, capture, fused=fused_step)
+        self.recorder = Recorder(self.plan, self.statistics, self.n_steps,
+                                 _layer_params(self.model), flush_every)
+        self.events = Events()
+        self.events.subscribe("on_step_end", self.recorder.on_step_end)
+        self.events.subscribe("on_eval", self.recorder.on_eval)
+        self.step_count = 0
+        self.status = "ready"
+        self.error = ""
+        self._cancel = threading.Event()
+        self.info = {
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "step_impl": self.stepper.name,
+            "optimizer_impl": self.optim.implementation,
+            "batch": self.batch_size or "full",
+        }
+
+    # -- stepping -----------------------------------------------------------------------
+
+    def _batch(self, step: int) -> tuple[Tensor, Tensor]:
+        x, y = self.data.x_train, self.data.y_train
+        if not self.batch_size:
+            return x, y
+        per_epoch = len(x) // self.batch_size
+        k = step % per_epoch
+        if k == 0 or self._order is None:
+            self._order = torch.randperm(len(x), generator=self._batch_gen)
+        idx = self._order[k * self.batch_size:(k + 1) * self.batch_size]
+        return x[idx], y[idx]
+
+    def step(self) -> bool:
+        """One optimizer step with its measurements; False once the run has ended."""
+        if self.status in FINAL_STATUSES:
+            return False
+        s = self.step_count
+        if s >= self.n_steps:
+            return self._finish("finished")
+        if self._cancel.is_set():
+            return self._finish("cancelled")
+        self.status = "running"
+        try:
+            self._step(s)
+        except Exception as exc:  # keep what was recorded; say what broke
+            self.error = f"step {s} failed: {type(exc).__name__}: {exc}"
+            return self._finish("failed")
+        if self.error:  # the loss became NaN/inf
+            return self._finish("diverged")
+        if self.step_count >= self.n_steps:
+            return self._finish("finished")
+        return True
+
+    def _step(self, s: int) -> None:
+        self.optim.set_step(s)
+        x, y = self._batch(s)
+        out = self.stepper(x, y)
+        loss = out.loss.item()
+        accuracy = None
+        if self.data.classification:
+            accuracy = (out.output.argmax(1) == y).float().mean().item()
+        if self.plan.needs_eval:
+            self.events.emit("on_eval", s, self.evaluate())
+        self.events.emit("on_step_end", s, loss, out.acts, accuracy)
+        if self.snapshots and self.snapshots.is_due(s):
+            acts = out.acts if not self.batch_size else self._full_batch_acts()
+            self.snapshots.take(s, acts)
+        self.step_count = s + 1
+        if not math.isfinite(loss):
+            self.error = (f"loss became {loss} at step {s}; the run stopped there "
+                          f"(lr={self.config.optimizer.lr:g} may be too high)")
+            return
+        self.optim.optimizer.step()
+
+    @torch.no_grad()
+    def _full_batch_acts(self) -> dict[str, Tensor]:
+        _, acts = self.model(self.data.x_train, frozenset(self.snapshots.points))
+        return acts
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Test metrics at the current parameters."""
+        if not len(self.data.x_test):
+            return {}
+        out, _ = self.model(self.data.x_test)
+        y = self.data.y_test
+        if self.data.classification:
+            return {"test_loss": F.cross_entropy(out, y).item(),
+                    "test_accuracy": (out.argmax(1) == y).float().mean().item()}
+        return {"test_loss": F.mse_loss(out, y).item()}
+
+    def run(self, n: int | None = None) -> str:
+        """Steps until the end of the run, or n more steps; returns the status."""
+        stop = self.n_steps if n is None else min(self.n_steps, self.step_count + n)
+        while self.step_count < stop and self.step():
+            pass
+        if self.step_count >= self.n_steps:
+            self.step()  # closes the run: flush, on_finish
+        else:
+            self.recorder.flush()
+        return self.status
+
+    def cancel(self) -> None:
+        """Asks the run to stop before its next step; safe from any thread."""
+        self._cancel.set()
+
+    def _finish(self, status: str) -> bool:
+        if self.status not in FINAL_STATUSES:
+            self.status = status
+            self.recorder.flush()
+            if self.snapshots:
+                self.snapshots.flush()
+            self.events.emit("on_finish", status)
+        return False
+
+    @property
+    def progress(self) -> float:
+        return self.step_count / self.n_steps
+
+    def result(self) -> RunResult:
+        """What the run has recorded so far (all of it once it has ended)."""
+        self.recorder.flush()
+        done = self.recorder.steps_done
+        return RunResult(
+            config=self.config,
+            status=self.status,
+            steps_done=done,
+            arrays={k: v[:done] for k, v in self.recorder.series.items()},
+            info=dict(self.info),
+            error=self.error,
+            stat_errors=dict(self.recorder.stat_errors),
+            snapshots=self.snapshots,
+            hook_shapes=self.model.hook_shapes(len(self.data.x_train)),
+        )
