@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +40,8 @@ def _check_int(path: str, value: Any, lo: int, hi: int) -> int:
 
 
 def _check_float(path: str, value: Any, lo: float, hi: float, lo_open: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and -math.inf < value < math.inf)  # not isfinite(): it overflows on huge ints
     if ok:
         ok = (lo < value if lo_open else lo <= value) and value <= hi
     if not ok:
@@ -52,6 +54,25 @@ def _check_choice(path: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ConfigError(path, value, "one of " + ", ".join(map(repr, choices)))
     return value
+
+
+def _int_tuple(path: str, value: Any, allowed: str = "a list of positive integers"
+               ) -> tuple[Any, ...]:
+    """A list as a tuple, numpy integers as ints; other items are left for the range check."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise ConfigError(path, value, allowed)
+    out = []
+    for item in value:
+        try:
+            out.append(item if isinstance(item, bool) else operator.index(item))
+        except TypeError:
+            out.append(item)  # a float or string: _check_int names it with its index
+    return tuple(out)
+
+
+def _number(value: float) -> str:
+    """10.0 -> '10', 1.23456789 -> '1.23456789': short, but exact."""
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def _set(obj: Any, name: str, value: Any) -> None:
@@ -102,9 +123,7 @@ class ModelConfig(_ConfigBase):
 
     def __post_init__(self) -> None:
         _check_choice("model.kind", self.kind, MODEL_KINDS)
-        if isinstance(self.widths, (str, bytes)) or not hasattr(self.widths, "__len__"):
-            raise ConfigError("model.widths", self.widths, "a list of positive integers")
-        widths = tuple(self.widths)
+        widths = _int_tuple("model.widths", self.widths)
         if not 2 <= len(widths) <= MAX_DEPTH:
             raise ConfigError("model.widths", list(widths),
                               f"a list of 2 to {MAX_DEPTH} widths: input, hidden..., output")
@@ -147,7 +166,7 @@ class DataConfig(_ConfigBase):
         _check_choice("data.op", self.op, MODULAR_OPS)
         _set(self, "train_frac",
              _check_float("data.train_frac", self.train_frac, 0, 1, lo_open=True))
-        widths = tuple(self.teacher_widths)
+        widths = _int_tuple("data.teacher_widths", self.teacher_widths)
         for i, w in enumerate(widths):
             _check_int(f"data.teacher_widths[{i}]", w, 1, MAX_WIDTH)
         _set(self, "teacher_widths", widths)
@@ -169,7 +188,7 @@ class DataConfig(_ConfigBase):
     def target_formula(self) -> str:
         """The regression target as formula text (sin2 is a formula with a name)."""
         if self.task == "sin2":
-            return f"sum(sin({self.freq:g}*x)**2)"
+            return f"sum(sin({_number(self.freq)}*x)**2)"
         return self.formula
 
     @property
@@ -237,11 +256,12 @@ class SnapshotConfig(_ConfigBase):
     max_samples: int = 0  # keep at most this many samples per snapshot; 0 keeps all
 
     def __post_init__(self) -> None:
-        try:
-            schedule = tuple((int(a), int(b)) for a, b in self.schedule)
-        except (TypeError, ValueError):
-            raise ConfigError("snapshots.schedule", self.schedule,
-                              "a list of [from_step, every] pairs of integers") from None
+        pairs = "a list of [from_step, every] pairs of integers"
+        if isinstance(self.schedule, (str, bytes)) or not hasattr(self.schedule, "__iter__"):
+            raise ConfigError("snapshots.schedule", self.schedule, pairs)
+        schedule = tuple(_int_tuple("snapshots.schedule", p, pairs) for p in self.schedule)
+        if any(len(p) != 2 for p in schedule):
+            raise ConfigError("snapshots.schedule", self.schedule, pairs)
         for i, (start, every) in enumerate(schedule):
             _check_int(f"snapshots.schedule[{i}][0]", start, 0, MAX_STEPS)
             _check_int(f"snapshots.schedule[{i}][1]", every, 1, MAX_STEPS)

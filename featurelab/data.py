@@ -68,8 +68,10 @@ def _teacher_task(cfg: DataConfig, gen: torch.Generator) -> Dataset:
         return x @ weights[-1]
 
     data = _regression(cfg, gen, teacher)
-    # Unit-variance targets make losses comparable across teacher sizes.
-    scale = data.y_train.std().clamp_min(1e-12)
+    # Unit-variance targets make losses comparable across teacher sizes (a single
+    # sample, or a constant teacher, has no spread to divide by: keep it as it is).
+    std = data.y_train.std(correction=0).item()
+    scale = std if std > 1e-12 else 1.0
     return Dataset(data.x_train, data.y_train / scale, data.x_test, data.y_test / scale)
 
 

@@ -9,7 +9,6 @@ and nothing has to be cleaned up.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,28 +23,19 @@ from featurelab.errors import ConfigError
 @dataclass(frozen=True)
 class Activation:
     fn: Callable[[Tensor], Tensor]
-    # d act / d z, given z and act(z): the hand-written training step needs it.
-    grad: Callable[[Tensor, Tensor], Tensor]
+    # (dL/da, z, a) -> dL/dz for the hand-written training step. aten's own backward
+    # kernels: one op each and bitwise what autograd computes.
+    backward: Callable[[Tensor, Tensor, Tensor], Tensor]
 
 
-def _gelu_grad(z: Tensor, a: Tensor) -> Tensor:
-    cdf = 0.5 * (1.0 + torch.erf(z * (1.0 / math.sqrt(2.0))))
-    pdf = torch.exp(-0.5 * z * z) * (1.0 / math.sqrt(2.0 * math.pi))
-    return cdf + z * pdf
-
-
-def _silu_grad(z: Tensor, a: Tensor) -> Tensor:
-    s = torch.sigmoid(z)
-    return s * (1.0 + z * (1.0 - s))
-
-
+_aten = torch.ops.aten
 ACTIVATIONS: dict[str, Activation] = {
-    "relu": Activation(torch.relu, lambda z, a: z > 0),
-    "gelu": Activation(F.gelu, _gelu_grad),
-    "tanh": Activation(torch.tanh, lambda z, a: 1.0 - a * a),
-    "silu": Activation(F.silu, _silu_grad),
-    "square": Activation(torch.square, lambda z, a: 2.0 * z),
-    "identity": Activation(lambda z: z, lambda z, a: torch.ones_like(z)),
+    "relu": Activation(torch.relu, lambda g, z, a: _aten.threshold_backward(g, z, 0.0)),
+    "gelu": Activation(F.gelu, lambda g, z, a: _aten.gelu_backward(g, z)),
+    "tanh": Activation(torch.tanh, lambda g, z, a: _aten.tanh_backward(g, a)),
+    "silu": Activation(F.silu, lambda g, z, a: _aten.silu_backward(g, z)),
+    "square": Activation(torch.square, lambda g, z, a: g * z * 2.0),
+    "identity": Activation(lambda z: z, lambda g, z, a: g),
 }
 
 

@@ -5,10 +5,12 @@ statistic (built-in or DIY). A statistic is computed on every hidden layer's
 pre-activation point, or on one point with `"name@layers.1.post"`.
 
 Series are keyed "name" or "name@point" and hold one row per step. Per-step
-work is kept to appending references (losses as floats, parameter norms as one
-small tensor, activations as the tensors the step already made); statistics
-are computed every `flush_every` steps on the stacked chunk, which costs a
-handful of vectorised ops instead of a few per step.
+work is kept small: losses are floats, parameter norms one foreach op, and the
+per-neuron statistics run on the live activation while it is still in cache
+(a stack of one step, so DIY functions see the same (K, S, N) layout as on
+snapshots). Checking their outputs, and the per-layer statistics built on them,
+wait for the flush every `flush_every` steps, where they cost a few ops for the
+whole chunk.
 """
 
 from __future__ import annotations
@@ -20,8 +22,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from featurelab.errors import ConfigError
-from featurelab.stats import StatisticRegistry, compute_statistics
+from featurelab.errors import ConfigError, StatisticError
+from featurelab.stats import (
+    ACTIVATIONS,
+    Statistic,
+    StatisticRegistry,
+    call_statistic,
+    check_output,
+    compute_statistics,
+)
 
 SCALAR_OBSERVABLES: dict[str, str] = {
     "train_loss": "training loss at each step",
@@ -100,8 +109,14 @@ class Recorder:
         self.stat_errors: dict[str, str] = {}  # series key -> the error that stopped it
         self.steps_done = 0  # steps whose every series is filled in
         self._steps_seen = 0
-        self._norms: list[Tensor] = []
-        self._acts: dict[str, list[Tensor]] = {p: [] for p in plan.stats}
+        self._norms: list[list[Tensor]] = []
+        self._input_shapes: dict[str, tuple[int, ...]] = {}
+        # point -> per-neuron statistic -> its outputs since the last flush, one per step
+        self._live: dict[str, dict[str, tuple[Statistic, list[Tensor]]]] = {}
+        for point, names in plan.stats.items():
+            chains = [link for name in names for link in registry.chain(name)]
+            self._live[point] = {link: (registry[link], []) for link in dict.fromkeys(chains)
+                                 if registry[link].on == ACTIVATIONS}
         for name in plan.scalars:
             if name == "weight_l2_norm":
                 self._alloc(key(name))
@@ -124,12 +139,20 @@ class Recorder:
         if "train_accuracy" in scalars and accuracy is not None:
             self.series["train_accuracy"][step] = accuracy
         if "weight_l2_norm" in scalars:
-            self._norms.append(torch.stack(torch._foreach_norm(self.params)))  # (P,)
+            self._norms.append(torch._foreach_norm(self.params))  # P scalars, stacked at flush
         if "grad_norm" in scalars:
             grads = [p.grad for p in self.params if p.grad is not None]
             self.series["grad_norm"][step] = float(torch.stack(torch._foreach_norm(grads)).norm())
-        for point, chunk in self._acts.items():
-            chunk.append(acts[point])
+        for point, live in self._live.items():
+            a = acts[point].unsqueeze(0)  # (1, S, N): a stack of one step
+            self._input_shapes[point] = tuple(a.shape)
+            for name, (stat, chunk) in live.items():
+                if key(name, point) in self.stat_errors:
+                    continue
+                try:
+                    chunk.append(call_statistic(stat, a))
+                except StatisticError as exc:
+                    self._fail(name, point, str(exc), step)
         self._steps_seen = step + 1
         if self._steps_seen - self.steps_done >= self.flush_every:
             self.flush()
@@ -146,25 +169,58 @@ class Recorder:
         if stop == start:
             return
         if self._norms:
-            self._write_norms(start, stop, torch.stack(self._norms))  # (K, P)
+            self._write_norms(start, stop, torch.tensor(self._norms))  # (K, P)
             self._norms = []
-        for point, chunk in self._acts.items():
-            acts = torch.stack(chunk)  # (K, S, N)
-            chunk.clear()
-            # A statistic that failed earlier in this run stays off.
-            names = [n for n in self.plan.stats[point] if key(n, point) not in self.stat_errors]
+        for point, live in self._live.items():
+            known = {}
+            for name, (stat, chunk) in live.items():
+                if chunk:
+                    known[name] = self._checked(stat, point, chunk, start)
+                    chunk.clear()
+            self._write(point, known, start)
+            # per-layer statistics: a few ops on the (K, N) values of the whole chunk
+            names = [n for n in self.plan.stats[point] if key(n, point) not in self.stat_errors
+                     and n not in known]
             failed: dict[str, str] = {}
-            values = compute_statistics(self.registry, names, acts, failed)
-            for name, value in values.items():
-                k = key(name, point)
-                array = self.series.get(k)
-                if array is None:
-                    array = self._alloc(k, *value.shape[1:])
-                array[start:stop] = value.numpy()
+            values = compute_statistics(self.registry, names, None, failed, known)
+            self._write(point, {n: v for n, v in values.items() if n not in known}, start)
             for name, error in failed.items():
-                self.stat_errors.setdefault(key(name, point),
-                                            f"{error} (at steps {start}-{stop - 1})")
+                self._fail(name, point, f"{error} (at steps {start}-{stop - 1})")
         self.steps_done = stop
+
+    def _checked(self, stat: Statistic, point: str, chunk: list[Tensor], start: int) -> Tensor:
+        """The per-step outputs as (K, N), up to the first bad one, whose step is named."""
+        shape = self._input_shapes[point]
+        expected = (1, *shape[2:])
+        good = len(chunk)
+        for j, out in enumerate(chunk):  # cheap Python checks first, one op for the values
+            if not isinstance(out, Tensor) or tuple(out.shape) != expected:
+                good = j
+                break
+        values = torch.cat(chunk[:good]).float() if good else torch.empty(0, *shape[2:])
+        finite = torch.isfinite(values).flatten(1).all(1)  # (K,)
+        if not finite.all():
+            good = int((~finite).nonzero()[0])
+        if good < len(chunk):
+            try:
+                check_output(stat, chunk[good], shape)
+            except StatisticError as exc:
+                self._fail(stat.name, point, str(exc), start + good)
+        return values[:good]
+
+    def _write(self, point: str, values: dict[str, Tensor], start: int) -> None:
+        for name, value in values.items():
+            if not len(value):
+                continue
+            k = key(name, point)
+            array = self.series.get(k)
+            if array is None:
+                array = self._alloc(k, *value.shape[1:])
+            array[start:start + len(value)] = value.numpy()
+
+    def _fail(self, name: str, point: str, error: str, step: int | None = None) -> None:
+        where = "" if step is None else f" (at step {step})"
+        self.stat_errors.setdefault(key(name, point), error + where)
 
     def _write_norms(self, start: int, stop: int, norms: Tensor) -> None:
         squares = norms.double().square()  # (K, P)

@@ -26,6 +26,7 @@ from torch.optim import Optimizer
 
 from featurelab.config import OptimizerConfig
 from featurelab.errors import ConfigError
+from featurelab.fused_adam import FusedAdam
 
 NamedParams = list[tuple[str, Parameter]]
 Builder = Callable[[NamedParams, OptimizerConfig], tuple[Optimizer, str]]
@@ -237,16 +238,17 @@ def _build_sgd(named_params: NamedParams, cfg: OptimizerConfig) -> tuple[Optimiz
 
 
 def _build_adam(named_params: NamedParams, cfg: OptimizerConfig) -> tuple[Optimizer, str]:
-    # Fused CPU Adam is ~2.5x faster than foreach for small MLPs; the speed target needs it.
-    opt = torch.optim.Adam(_params(named_params), lr=cfg.lr, betas=(cfg.momentum, cfg.beta2),
-                           weight_decay=cfg.weight_decay, fused=True)
-    return opt, "adam-fused"
+    # The fused CPU kernel is ~2.5x faster than foreach for small MLPs, and FusedAdam
+    # drops torch.optim's Python overhead around it; the speed target needs both.
+    opt = FusedAdam(_params(named_params), lr=cfg.lr, betas=(cfg.momentum, cfg.beta2),
+                    weight_decay=cfg.weight_decay)
+    return opt, "adam-fused"  # type: ignore[return-value]
 
 
 def _build_adamw(named_params: NamedParams, cfg: OptimizerConfig) -> tuple[Optimizer, str]:
-    opt = torch.optim.AdamW(_params(named_params), lr=cfg.lr, betas=(cfg.momentum, cfg.beta2),
-                            weight_decay=cfg.weight_decay, fused=True)
-    return opt, "adamw-fused"
+    opt = FusedAdam(_params(named_params), lr=cfg.lr, betas=(cfg.momentum, cfg.beta2),
+                    weight_decay=cfg.weight_decay, decoupled=True)
+    return opt, "adamw-fused"  # type: ignore[return-value]
 
 
 def _build_muon(named_params: NamedParams, cfg: OptimizerConfig) -> tuple[Optimizer, str]:

@@ -82,11 +82,11 @@ class Snapshots:
         self.count = k + 1
 
     def flush(self) -> None:
+        # No msync of the maps: their dirty pages belong to the files and reach disk
+        # even if the process is killed; forcing them out would cost a synchronous
+        # write of every snapshot at each flush.
         if self.directory is None:
             return
-        for array in self.arrays.values():
-            if isinstance(array, np.memmap):
-                array.flush()
         _save_atomic(self.directory / STEPS_FILE, np.asarray(self.steps, dtype=np.int64))
 
     @property

@@ -25,8 +25,14 @@ from featurelab.models import MLP
 @dataclass
 class StepOutput:
     loss: Tensor  # scalar, detached
-    output: Tensor  # (B, d_out), detached
-    acts: dict[str, Tensor]  # hook point -> (B, width), detached
+    output: Tensor  # (B, d_out) on the training rows, detached
+    eval_output: Tensor | None  # (B_eval, d_out) on the extra rows, if any
+    acts: dict[str, Tensor]  # hook point -> (B, width) on the training rows, detached
+
+
+# Every step takes (x, y, n_train): rows of x past n_train are only evaluated, not
+# trained on. With full batches the trainer passes train and test inputs stacked
+# once, so the test loss at the step's parameters costs no extra forward pass.
 
 
 class AutogradStep:
@@ -38,13 +44,16 @@ class AutogradStep:
         self.capture = capture
         self.params = list(model.parameters())
 
-    def __call__(self, x: Tensor, y: Tensor) -> StepOutput:
+    def __call__(self, x: Tensor, y: Tensor, n_train: int) -> StepOutput:
         for p in self.params:
             p.grad = None
-        out, acts = self.model(x, self.capture)
-        loss = self.loss_fn(out, y)
+        out, acts = self.model(x, self.capture)  # (B + B_eval, d_out)
+        loss = self.loss_fn(out[:n_train], y)
         loss.backward()
-        return StepOutput(loss.detach(), out.detach(), acts)
+        out = out.detach()
+        extra = out[n_train:] if len(out) > n_train else None
+        return StepOutput(loss.detach(), out[:n_train], extra,
+                          {k: v[:n_train] for k, v in acts.items()})
 
 
 class FusedMLPStep:
@@ -54,38 +63,37 @@ class FusedMLPStep:
         self.act = model.act
         self.weights = [layer.weight for layer in model.layers]
         self.biases = [layer.bias for layer in model.layers]
-        self.capture = capture
+        n_hidden = len(self.weights) - 1
+        # which layers hand over their pre / post activation
+        self.pre = [i for i in range(n_hidden) if f"layers.{i}.pre" in capture]
+        self.post = [i for i in range(n_hidden) if f"layers.{i}.post" in capture]
 
     @torch.no_grad()
-    def __call__(self, x: Tensor, y: Tensor) -> StepOutput:
+    def __call__(self, x: Tensor, y: Tensor, n_train: int) -> StepOutput:
         ws, bs, act = self.weights, self.biases, self.act
-        n_hidden = len(ws) - 1
-        hs, zs = [x], []  # layer inputs (B, w_i); pre-activations (B, h_i)
-        for i in range(n_hidden):
-            z = torch.addmm(bs[i], hs[i], ws[i].t()) if bs[i] is not None else hs[i] @ ws[i].t()
+        n = n_train
+        hs, zs = [x], []  # layer inputs (B + B_eval, w_i); pre-activations (B + B_eval, h_i)
+        for w, b in zip(ws[:-1], bs):
+            z = torch.addmm(b, hs[-1], w.t()) if b is not None else hs[-1] @ w.t()
             zs.append(z)
             hs.append(act.fn(z))
-        last = n_hidden
+        last = len(ws) - 1
         if bs[last] is not None:
-            out = torch.addmm(bs[last], hs[last], ws[last].t())  # (B, d_out)
+            out = torch.addmm(bs[last], hs[last], ws[last].t())  # (B + B_eval, d_out)
         else:
             out = hs[last] @ ws[last].t()
-        residual = out - y
+        residual = out[:n] - y  # (B, d_out)
         loss = residual.square().mean()
-        g = residual * (2.0 / residual.numel())  # d loss / d out, (B, d_out)
+        g = residual * (2.0 / residual.numel())  # dL/d out, (B, d_out)
         for i in range(last, -1, -1):
-            ws[i].grad = g.t() @ hs[i]  # (w_{i+1}, w_i)
+            ws[i].grad = g.t() @ hs[i][:n]  # (w_{i+1}, w_i)
             if bs[i] is not None:
                 bs[i].grad = g.sum(0)
             if i:
-                g = (g @ ws[i]) * act.grad(zs[i - 1], hs[i])  # (B, h_{i-1})
-        acts = {}
-        for i in range(n_hidden):
-            if f"layers.{i}.pre" in self.capture:
-                acts[f"layers.{i}.pre"] = zs[i]
-            if f"layers.{i}.post" in self.capture:
-                acts[f"layers.{i}.post"] = hs[i + 1]
-        return StepOutput(loss, out, acts)
+                g = act.backward(g @ ws[i], zs[i - 1][:n], hs[i][:n])  # (B, h_{i-1})
+        acts = {f"layers.{i}.pre": zs[i][:n] for i in self.pre}
+        acts.update({f"layers.{i}.post": hs[i + 1][:n] for i in self.post})
+        return StepOutput(loss, out[:n], out[n:] if len(out) > n else None, acts)
 
 
 def choose_step(model: MLP, loss: str, capture: frozenset[str], fused: bool = True

@@ -100,6 +100,9 @@ class Trainer:
         if self.snapshots and not self.batch_size:  # full batch: the step's own activations
             capture = capture | frozenset(self.snapshots.points)
         self.stepper = choose_step(self.model, cfg.loss, capture, fused=fused_step)
+        self._eval_rows = None
+        if self.plan.needs_eval and not self.batch_size and len(self.data.x_test):
+            self._eval_rows = torch.cat([self.data.x_train, self.data.x_test])
         self.recorder = Recorder(self.plan, self.statistics, self.n_steps,
                                  _layer_params(self.model), flush_every)
         self.events = Events()
@@ -154,13 +157,18 @@ class Trainer:
     def _step(self, s: int) -> None:
         self.optim.set_step(s)
         x, y = self._batch(s)
-        out = self.stepper(x, y)
+        n = len(x)
+        if self._eval_rows is not None:  # full batch: test rows ride along the forward
+            x = self._eval_rows
+        out = self.stepper(x, y, n)
         loss = out.loss.item()
         accuracy = None
         if self.data.classification:
             accuracy = (out.output.argmax(1) == y).float().mean().item()
         if self.plan.needs_eval:
-            self.events.emit("on_eval", s, self.evaluate())
+            metrics = (self.evaluate() if out.eval_output is None
+                       else self._metrics(out.eval_output, self.data.y_test))
+            self.events.emit("on_eval", s, metrics)
         self.events.emit("on_step_end", s, loss, out.acts, accuracy)
         if self.snapshots and self.snapshots.is_due(s):
             acts = out.acts if not self.batch_size else self._full_batch_acts()
@@ -183,7 +191,9 @@ class Trainer:
         if not len(self.data.x_test):
             return {}
         out, _ = self.model(self.data.x_test)
-        y = self.data.y_test
+        return self._metrics(out, self.data.y_test)
+
+    def _metrics(self, out: Tensor, y: Tensor) -> dict[str, float]:
         if self.data.classification:
             return {"test_loss": F.cross_entropy(out, y).item(),
                     "test_accuracy": (out.argmax(1) == y).float().mean().item()}
