@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from featurelab.config import ModelConfig
+from featurelab.config import ExperimentConfig, ModelConfig
 from featurelab.errors import ConfigError
 
 
@@ -124,3 +124,20 @@ def point_label(point: str, shape: tuple[int, ...]) -> str:
     parts = point.split(".")
     name = f"Layer {parts[1]} {parts[2]}" if len(parts) == 3 else point
     return f"{name} ({' x '.join(map(str, shape))})"
+
+
+def hook_shapes(config: ExperimentConfig) -> dict[str, tuple[int, int]]:
+    """Hook points of an experiment and their shapes on its training set, without
+    building data or model (the panel's layer picker and validation need them)."""
+    d = config.data
+    if d.is_classification:
+        pairs = d.p * (d.p - 1) if d.op == "/" else d.p * d.p
+        n_train = max(1, min(pairs - 1, round(d.train_frac * pairs)))
+    else:
+        n_train = d.n_train
+    widths = config.model.widths
+    shapes = {}
+    for i in range(len(widths) - 2):
+        for kind in ("pre", "post"):
+            shapes[f"layers.{i}.{kind}"] = (n_train, widths[i + 1])
+    return shapes

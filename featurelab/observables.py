@@ -15,7 +15,7 @@ whole chunk.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,7 +98,10 @@ class Recorder:
     """Fills the series of one run; subscribed to on_step_end and on_eval."""
 
     def __init__(self, plan: ObservablePlan, registry: StatisticRegistry, n_steps: int,
-                 layer_params: dict[str, list[Tensor]], flush_every: int = 50) -> None:
+                 layer_params: dict[str, list[Tensor]], flush_every: int = 50,
+                 on_flush: Callable[[int, int, dict[str, np.ndarray]], None] | None = None
+                 ) -> None:
+        self.on_flush = on_flush
         self.plan = plan
         self.registry = registry
         self.n_steps = n_steps
@@ -187,6 +190,8 @@ class Recorder:
             for name, error in failed.items():
                 self._fail(name, point, f"{error} (at steps {start}-{stop - 1})")
         self.steps_done = stop
+        if self.on_flush is not None:
+            self.on_flush(start, stop, self.series)
 
     def _checked(self, stat: Statistic, point: str, chunk: list[Tensor], start: int) -> Tensor:
         """The per-step outputs as (K, N), up to the first bad one, whose step is named."""

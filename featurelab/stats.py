@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import inspect
 import keyword
+import math
 import textwrap
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -93,8 +95,9 @@ def function_source(fn: Callable) -> str:
 
 def function_from_source(name: str, source: str) -> StatFn:
     """Executes DIY source text (the researcher's own code, in their own kernel) and
-    returns the one function it defines."""
-    namespace: dict = {"torch": torch}
+    returns the one function it defines. It runs on its own, so that replay needs
+    nothing but the log: torch, np and math are there, the notebook's globals not."""
+    namespace: dict = {"torch": torch, "np": np, "math": math}
     try:
         exec(compile(source, f"<statistic {name}>", "exec"), namespace)  # noqa: S102
     except Exception as exc:  # a syntax error or any error at definition time

@@ -7,6 +7,8 @@ recorder, progress displays and the store subscribe to:
   is computed and before the parameters move, so everything recorded for step s
   is measured at the same parameters theta_s (step 0 is the initialisation);
 - on_eval(step, metrics): test metrics at theta_s;
+- on_flush(start, stop, series): rows [start, stop) of every series are final
+  (every `flush_every` steps and at the end): the store persists them here;
 - on_finish(status): once, when the run stops for any reason.
 
 `step()` and `run(n)` let a caller pause and resume; `cancel()` may be called
@@ -37,7 +39,7 @@ from featurelab.snapshots import Snapshots
 from featurelab.stats import StatisticRegistry
 from featurelab.steps import choose_step
 
-EVENTS = ("on_step_end", "on_eval", "on_finish")
+EVENTS = ("on_step_end", "on_eval", "on_flush", "on_finish")
 # Statuses a run can end in; "running" and "ready" are the live ones.
 FINAL_STATUSES = ("finished", "cancelled", "diverged", "failed")
 
@@ -103,9 +105,11 @@ class Trainer:
         self._eval_rows = None
         if self.plan.needs_eval and not self.batch_size and len(self.data.x_test):
             self._eval_rows = torch.cat([self.data.x_train, self.data.x_test])
-        self.recorder = Recorder(self.plan, self.statistics, self.n_steps,
-                                 _layer_params(self.model), flush_every)
         self.events = Events()
+        self.recorder = Recorder(self.plan, self.statistics, self.n_steps,
+                                 _layer_params(self.model), flush_every,
+                                 on_flush=lambda a, b, series: self.events.emit("on_flush", a, b,
+                                                                                series))
         self.events.subscribe("on_step_end", self.recorder.on_step_end)
         self.events.subscribe("on_eval", self.recorder.on_eval)
         self.step_count = 0

@@ -1,0 +1,14 @@
+"""Actions: the language of research. One class per action type, one registry."""
+
+from featurelab.actions import analysis, experiments, views
+from featurelab.actions.base import (
+    ACTIONS,
+    ACTORS,
+    Action,
+    ActionError,
+    action_from_dict,
+    action_schema,
+)
+
+__all__ = ["ACTIONS", "ACTORS", "Action", "ActionError", "action_from_dict", "action_schema",
+           "analysis", "experiments", "views"]

@@ -1,0 +1,193 @@
+"""Actions that add knowledge: neuron stats, DIY statistics, fits, notes, exports."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from featurelab.actions.base import Action, action, call
+from featurelab.errors import ConfigError, FeaturelabError
+from featurelab.fit import DEFAULT_FAMILIES, FAMILIES, FitTable, fit_curves
+from featurelab.stats import ACTIVATIONS
+
+if TYPE_CHECKING:
+    from featurelab.lab import Lab
+
+
+def statistic_source(fn: Callable) -> str:
+    """A function's source without its decorators, for the log and replay."""
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError):
+        raise FeaturelabError(f"the source of {getattr(fn, '__name__', fn)!r} cannot be found; "
+                              "pass source= as text") from None
+    lines = source.splitlines(keepends=True)
+    while lines and lines[0].lstrip().startswith("@"):
+        lines.pop(0)
+    return "".join(lines)
+
+
+def _function_name(source: str) -> str | None:
+    """The name if the source is exactly one plain function definition."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    if len(tree.body) == 1 and isinstance(tree.body[0], ast.FunctionDef) \
+            and not tree.body[0].decorator_list:
+        return tree.body[0].name
+    return None
+
+
+@action
+class AddNeuronStat(Action):
+    """Shows a neuron statistic of one layer (computed on snapshots if not recorded)."""
+
+    type: ClassVar[str] = "add_neuron_stat"
+    view: ClassVar[bool] = True
+    stat: str
+    layer: str
+    chart: str = "hidden_activations"
+
+    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+        lab.statistics[self.stat]  # raises naming the known statistics
+        points = lab.hook_points()
+        if self.layer not in points:
+            raise ConfigError("layer", self.layer, "one of " + ", ".join(points))
+        chart = lab.view.chart(self.chart)
+        if self.stat not in chart.stats:
+            chart.stats.append(self.stat)
+        if (self.stat, self.layer) not in lab.neuron_stats:
+            lab.neuron_stats.append((self.stat, self.layer))
+        return {}, chart
+
+    def to_code(self) -> str:
+        chart = None if self.chart == "hidden_activations" else self.chart
+        return call("lab.add_neuron_stat", self.stat, layer=self.layer, chart=chart)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        return f"Added neuron stat {self.stat} on {self.layer}."
+
+    def coalesce_key(self) -> str | None:
+        return f"chart:{self.chart}"
+
+
+@action
+class DefineStatistic(Action):
+    """Defines a DIY statistic from source text, on activations or on another statistic."""
+
+    type: ClassVar[str] = "define_statistic"
+    name: str
+    source: str
+    on: str = ACTIVATIONS
+
+    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+        stat = lab.statistics.define(self.name, source=self.source, on=self.on)
+        return {"level": lab.statistics.level(self.name)}, stat
+
+    def to_code(self) -> str:
+        on = None if self.on == ACTIVATIONS else self.on
+        fn = _function_name(self.source)
+        if fn is None:  # not one plain function: keep it a string
+            return call("lab.define_statistic", self.name, source=self.source, on=on)
+        # The researcher's own function, as they would write it in a cell.
+        decorator = call("lab.statistic", self.name, on=on)
+        return f"@{decorator}\n{self.source.rstrip()}\n"
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        on = "" if self.on == ACTIVATIONS else f" on {self.on}"
+        return f"Defined the DIY statistic {self.name}{on}."
+
+
+@action
+class FitCurves(Action):
+    """Fits laws (sigmoid, exponential, power, log-power, linear) to a metric."""
+
+    type: ClassVar[str] = "fit"
+    experiment: str
+    metric: str
+    layer: str | None = None
+    x_range: tuple[float, float] | None = None
+    families: list[str] | None = None
+
+    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+        from featurelab.lab import Fit
+
+        if recorded is not None and "table" in recorded:
+            table = FitTable.from_dict(recorded["table"])
+        else:
+            unknown = [f for f in self.families or [] if f not in FAMILIES]
+            if unknown:
+                raise ConfigError("families", unknown[0], "some of " + ", ".join(FAMILIES))
+            run = lab.results(self.experiment)
+            if not run.done:
+                raise FeaturelabError(f"{self.experiment} is still {run.status}; fit it once "
+                                      "it has ended")
+            steps, values = lab.metric_series(self.experiment, self.metric, self.layer)
+            if values.ndim != 1:
+                raise ConfigError("metric", self.metric, "a metric with one value per step",
+                                  hint=f"it has {values.shape[1]} values per step (one per "
+                                  "neuron); fit a per-layer statistic")
+            table = fit_curves(steps, values, x_range=self.x_range, families=self.families)
+        fit = Fit(f"fit_{len(lab.fits)}", self.experiment, self.metric, self.layer, table)
+        lab.fits[fit.id] = fit
+        return {"fit": fit.id, "table": table.to_dict()}, table
+
+    def to_code(self) -> str:
+        return call("lab.fit", self.experiment, self.metric, layer=self.layer,
+                    x_range=self.x_range, families=self.families)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        names = [FAMILIES[f].label.lower() for f in self.families or DEFAULT_FAMILIES]
+        families = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+        layer = f" ({self.layer})" if self.layer else ""
+        span = (f" on steps {self.x_range[0]:g}-{self.x_range[1]:g}"
+                if self.x_range is not None else "")
+        sentence = f"Fitted {families} to {self.metric}{layer} of {self.experiment}{span}"
+        if result and "table" in result:
+            best = FitTable.from_dict(result["table"]).best
+            if best is not None:
+                sentence += f"; best: {best.label.lower()}, R^2 = {best.r2:.3f}"
+        return sentence + "."
+
+
+@action
+class Note(Action):
+    """The researcher's own words, kept in the log and the blog."""
+
+    type: ClassVar[str] = "note"
+    text: str
+
+    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+        lab.notes.append(self.text)
+        return {}, self.text
+
+    def to_code(self) -> str:
+        return call("lab.note", self.text)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        return f"Noted: {self.text}"
+
+
+@action
+class ExportLog(Action):
+    """Writes the action log as JSONL (one action per line) for replay and analysis."""
+
+    type: ClassVar[str] = "export_log"
+    path: str
+
+    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+        if recorded is not None:  # restoring: the file was written back then
+            return recorded, Path(self.path)
+        path = lab.log.to_jsonl(self.path)
+        return {"actions": len(lab.log)}, path
+
+    def to_code(self) -> str:
+        return call("lab.export_log", self.path)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        return f"Exported the action log to {self.path}."

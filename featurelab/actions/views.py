@@ -1,0 +1,254 @@
+"""View actions: what is shown, and how. They change the lab's ViewState only."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from featurelab.actions.base import Action, action, call, params
+from featurelab.errors import ConfigError
+from featurelab.models import point_label
+from featurelab.view import METHOD_LABELS, METHODS, Chart
+
+if TYPE_CHECKING:
+    from featurelab.lab import Lab
+
+
+def _metrics(lab: Lab) -> list[str]:
+    names = [o.partition("@")[0] for e in lab.experiments.values() for o in e.config.observables]
+    return list(dict.fromkeys(names + lab.statistics.names()))
+
+
+@params
+class ChartAction(Action):
+    """A view action on the chart of one metric; opens the chart if needed."""
+
+    view: ClassVar[bool] = True
+    metric: str
+
+    def chart(self, lab: Lab) -> Chart:
+        if self.metric not in lab.view.charts and self.metric not in _metrics(lab):
+            raise ConfigError("metric", self.metric, "one of " + ", ".join(_metrics(lab)))
+        return lab.view.chart(self.metric)
+
+    def coalesce_key(self) -> str | None:
+        return f"chart:{self.metric}"
+
+
+@action
+class ViewResults(Action):
+    """Shows the metrics of some experiments (default: the selection)."""
+
+    type: ClassVar[str] = "view_results"
+    view: ClassVar[bool] = True
+    experiments: list[str] | None = None
+
+    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+        ids = self.experiments if self.experiments is not None else list(lab.view.selected)
+        metrics = {e: list(lab.experiment(e).config.observables) for e in ids}
+        lab.view.viewed = ids
+        return {"metrics": metrics}, metrics
+
+    def to_code(self) -> str:
+        return call("lab.view_results", self.experiments)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        if not result or not result["metrics"]:
+            return "Viewed results."
+        return " ".join(f"Viewed results for {e} (metrics: {', '.join(m)})."
+                        for e, m in result["metrics"].items())
+
+
+@action
+class OpenChart(ChartAction):
+    """Opens the chart of a metric."""
+
+    type: ClassVar[str] = "open_chart"
+
+    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+        return {}, self.chart(lab)
+
+    def to_code(self) -> str:
+        return call("lab.open_chart", self.metric)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        return f"Opened the {self.metric} chart."
+
+
+@action
+class EnlargeChart(ChartAction):
+    """Enlarges a chart (or brings it back to its normal size)."""
+
+    type: ClassVar[str] = "enlarge_chart"
+    enlarged: bool = True
+
+    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+        chart = self.chart(lab)
+        chart.enlarged = self.enlarged
+        return {}, chart
+
+    def to_code(self) -> str:
+        return call("lab.enlarge_chart", self.metric, enlarged=None if self.enlarged else False)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        return f"{'Enlarged' if self.enlarged else 'Shrank'} the {self.metric} chart."
+
+
+@action
+class HideChart(ChartAction):
+    """Closes the chart of a metric."""
+
+    type: ClassVar[str] = "hide_chart"
+
+    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+        self.chart(lab)
+        lab.view.charts.pop(self.metric)
+        return {}, None
+
+    def to_code(self) -> str:
+        return call("lab.hide_chart", self.metric)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        return f"Closed the {self.metric} chart."
+
+
+@action
+class ChooseLayer(ChartAction):
+    """Chooses the hook point (layer) a chart shows."""
+
+    type: ClassVar[str] = "choose_layer"
+    layer: str
+
+    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+        points = lab.hook_points()
+        if self.layer not in points:
+            raise ConfigError("layer", self.layer, "one of " + ", ".join(points))
+        chart = self.chart(lab)
+        chart.layer = self.layer
+        return {"label": point_label(self.layer, points[self.layer])}, chart
+
+    def to_code(self) -> str:
+        return call("lab.choose_layer", self.metric, self.layer)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        return f"Chose {result['label'] if result else self.layer} for {self.metric}."
+
+
+@action
+class ChooseMethod(ChartAction):
+    """Chooses how activations are shown: neuron stats, heatmap or histogram."""
+
+    type: ClassVar[str] = "choose_method"
+    method: str
+
+    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+        if self.method not in METHODS:
+            raise ConfigError("method", self.method, "one of " + ", ".join(METHODS))
+        chart = self.chart(lab)
+        chart.method = self.method
+        return {}, chart
+
+    def to_code(self) -> str:
+        return call("lab.choose_method", self.metric, self.method)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        label = METHOD_LABELS.get(self.method, self.method)
+        return f"Set the method of {self.metric} to {label}."
+
+
+@action
+class Zoom(ChartAction):
+    """Zooms a chart to x and y ranges; None shows the whole range."""
+
+    type: ClassVar[str] = "zoom"
+    x_range: tuple[float, float] | None = None
+    y_range: tuple[float, float] | None = None
+
+    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+        for name in ("x_range", "y_range"):
+            span = getattr(self, name)
+            if span is not None and not span[0] < span[1]:
+                raise ConfigError(name, list(span), "[low, high] with low < high")
+        chart = self.chart(lab)
+        chart.x_range, chart.y_range = self.x_range, self.y_range
+        return {}, chart
+
+    def to_code(self) -> str:
+        return call("lab.zoom", self.metric, x_range=self.x_range, y_range=self.y_range)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        if self.x_range is None and self.y_range is None:
+            return f"Reset the zoom of the {self.metric} chart."
+        parts = []
+        if self.x_range is not None:
+            parts.append(f"steps {self.x_range[0]:g}-{self.x_range[1]:g}")
+        if self.y_range is not None:
+            parts.append(f"values {self.y_range[0]:g} to {self.y_range[1]:g}")
+        return f"Zoomed the {self.metric} chart to {' and '.join(parts)}."
+
+
+@action
+class SetAxes(ChartAction):
+    """Sets linear or log scale on a chart's axes."""
+
+    type: ClassVar[str] = "set_axes"
+    log_x: bool | None = None
+    log_y: bool | None = None
+
+    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+        chart = self.chart(lab)
+        if self.log_x is not None:
+            chart.log_x = self.log_x
+        if self.log_y is not None:
+            chart.log_y = self.log_y
+        return {}, chart
+
+    def to_code(self) -> str:
+        return call("lab.set_axes", self.metric, log_x=self.log_x, log_y=self.log_y)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        parts = [f"the {axis} axis to {'log' if value else 'linear'} scale"
+                 for axis, value in (("x", self.log_x), ("y", self.log_y)) if value is not None]
+        return f"Set {' and '.join(parts) or 'no axis'} on the {self.metric} chart."
+
+
+@action
+class SetSmoothing(ChartAction):
+    """Smooths a chart's curves with a moving average (the raw curve stays behind)."""
+
+    type: ClassVar[str] = "set_smoothing"
+    window: int
+
+    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+        if not 0 <= self.window <= 100_000:
+            raise ConfigError("window", self.window, "an integer from 0 (raw) to 100000 steps")
+        chart = self.chart(lab)
+        chart.smoothing = self.window
+        return {}, chart
+
+    def to_code(self) -> str:
+        return call("lab.set_smoothing", self.metric, self.window)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        if not self.window:
+            return f"Turned smoothing off on the {self.metric} chart."
+        return f"Smoothed the {self.metric} chart over {self.window} steps."
+
+
+@action
+class ShowFits(ChartAction):
+    """Shows or hides the fitted curves on a chart."""
+
+    type: ClassVar[str] = "show_fits"
+    visible: bool = True
+
+    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+        chart = self.chart(lab)
+        chart.fits_visible = self.visible
+        return {}, chart
+
+    def to_code(self) -> str:
+        return call("lab.show_fits", self.metric, visible=self.visible)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        verb = "Showed" if self.visible else "Hid"
+        return f"{verb} the fitted curves on the {self.metric} chart."

@@ -1,0 +1,332 @@
+"""The Lab: the one facade, and the single choke point for state changes.
+
+Every public verb builds an action and runs it through `Lab.apply`, which
+validates it, executes it, appends it to the log (the store's `actions` table)
+and notifies listeners (the panel, the cell recorder). A Lab is the fold of
+its log: opening a lab replays the stored actions, taking runs and fits from
+the store instead of computing them again, and before each new action a Lab
+folds in whatever other Labs on the same store appended, inside the same write
+transaction, so ids never collide and every Lab sees one linear history.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from featurelab.actions import ACTORS, Action, ActionError, action_from_dict
+from featurelab.actions import analysis as _analysis
+from featurelab.actions import experiments as _experiments
+from featurelab.actions import views as _views
+from featurelab.config import ExperimentConfig
+from featurelab.errors import ConfigError, FeaturelabError, FeaturelabWarning
+from featurelab.fit import FitTable
+from featurelab.log import ActionLog, LogEntry
+from featurelab.runs import Run
+from featurelab.stats import ACTIVATIONS, StatisticRegistry
+from featurelab.store import Store
+from featurelab.view import ViewState
+
+LAB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+MEMORY = ":memory:"
+Listener = Callable[[str, Any], None]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    id: str  # "exp_0", "exp_1", ... in creation order
+    config: ExperimentConfig
+    based_on: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def label(self) -> str:
+        return self.config.model.label
+
+    def __repr__(self) -> str:
+        name = f" {self.name!r}" if self.name else ""
+        return f"<Experiment {self.id}{name}: {self.config.label}>"
+
+
+@dataclass(frozen=True)
+class Fit:
+    id: str  # "fit_0", ...
+    experiment: str
+    metric: str
+    layer: str | None
+    table: FitTable
+
+
+class Lab:
+    """A lab bench: experiments, their runs, statistics, fits, notes and the log."""
+
+    def __init__(self, name: str = "lab", root: str | Path = ".featurelab") -> None:
+        if MEMORY in (name, str(root)):
+            self.name = "memory" if name == MEMORY else name
+            self.store = Store(MEMORY)
+        else:
+            if not isinstance(name, str) or not LAB_NAME.fullmatch(name):
+                raise ConfigError("name", name, "letters, digits, '_', '-' and '.', starting "
+                                  "with a letter or digit (it names the lab's file)")
+            self.name = name
+            self.store = Store(Path(root) / f"{name}.sqlite")
+        self._lock = threading.RLock()
+        self.experiments: dict[str, Experiment] = {}
+        self.runs: dict[str, Run] = {}  # run id -> run
+        self.latest: dict[str, str] = {}  # experiment id -> id of its latest run
+        self.statistics = StatisticRegistry()
+        self.neuron_stats: list[tuple[str, str]] = []  # (statistic, layer) added for viewing
+        self.fits: dict[str, Fit] = {}
+        self.notes: list[str] = []
+        self.view = ViewState()
+        self.log = ActionLog()
+        self.restore_errors: list[str] = []
+        self._listeners: list[Listener] = []
+        self._seq = 0
+        with self._lock, self.store.transaction():
+            self._sync()
+
+    def __repr__(self) -> str:
+        return (f"<Lab {self.name!r}: {len(self.experiments)} experiments, "
+                f"{len(self.log)} actions>")
+
+    # -- the choke point ----------------------------------------------------------------
+
+    def apply(self, action: Action | dict[str, Any], actor: str = "code") -> Any:
+        """Validates, executes and logs one action; returns the verb's value.
+
+        A JSON action (a dict, as an agent sends) that does not validate raises
+        ActionError listing the allowed fields; nothing is logged or changed.
+        """
+        if actor not in ACTORS:
+            raise ActionError(f"actor {actor!r}; allowed: {', '.join(ACTORS)}")
+        action = action_from_dict(action)
+        with self._lock:
+            with self.store.transaction() as db:
+                self._sync()
+                started = time.time()
+                summary, value = action.apply(self, None)
+                entry = LogEntry(id=uuid.uuid4().hex[:16], type=action.type,
+                                 version=action.version, params=action.params(), actor=actor,
+                                 time=started, duration=round(time.time() - started, 6),
+                                 result=summary)
+                entry.seq = Store.insert_action(db, entry.to_dict())
+                self._seq = entry.seq
+                self.log.append(entry)
+        self._notify("action", (entry, action))
+        after = action.after(self, entry)
+        return value if after is None else after
+
+    def _sync(self) -> None:
+        """Folds in the actions stored after the last one this Lab has seen."""
+        for row in self.store.actions_after(self._seq):
+            entry = LogEntry.from_dict(row)
+            try:
+                action_from_dict(entry.action_dict()).apply(self, entry.result or {})
+            except FeaturelabError as exc:  # keep the rest of the lab usable
+                message = f"action {entry.seq} ({entry.type}) could not be restored: {exc}"
+                self.restore_errors.append(message)
+                warnings.warn(message, FeaturelabWarning, stacklevel=3)
+            self.log.append(entry)
+            self._seq = entry.seq
+
+    def refresh(self) -> Lab:
+        """Picks up actions other Labs (threads, processes) stored since."""
+        with self._lock, self.store.transaction():
+            self._sync()
+        return self
+
+    def on_change(self, listener: Listener) -> Callable[[], None]:
+        """listener(kind, payload) after every action ("action", (entry, action)) and when
+        a run ends ("run_ended", run). Returns a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _notify(self, kind: str, payload: Any) -> None:
+        for listener in list(self._listeners):
+            listener(kind, payload)
+
+    def _run_ended(self, run: Run, summary: dict[str, Any]) -> None:
+        entry = next((e for e in self.log if e.type == "run" and e.result
+                      and e.result.get("run") == run.id), None)
+        if entry is not None:
+            duration = round(time.time() - entry.time, 3)
+            self.store.update_action_result(entry.id, summary, duration)
+            entry.result, entry.duration = summary, duration
+        self._notify("run_ended", run)
+
+    # -- lookups used by actions --------------------------------------------------------
+
+    def experiment(self, experiment: str) -> Experiment:
+        if experiment not in self.experiments:
+            known = ", ".join(self.experiments) or "none yet"
+            raise ConfigError("experiment", experiment, f"an existing experiment ({known})")
+        return self.experiments[experiment]
+
+    def results(self, experiment: str) -> Run:
+        """The latest run of an experiment."""
+        self.experiment(experiment)
+        if experiment not in self.latest:
+            raise FeaturelabError(f"{experiment} has not been run; lab.run({experiment!r})")
+        return self.runs[self.latest[experiment]]
+
+    def hook_points(self) -> dict[str, tuple[int, int]]:
+        """Hook points of every experiment, with their shapes on the training set."""
+        from featurelab.models import hook_shapes
+
+        points: dict[str, tuple[int, int]] = {}
+        for exp in self.experiments.values():
+            points.update(hook_shapes(exp.config))
+        return points
+
+    def cache_key(self, config: ExperimentConfig) -> str:
+        """Config, engine code and the source of every DIY statistic it records."""
+        from featurelab.version import engine_version
+
+        parts = [config.content_hash(), engine_version()]
+        for spec in config.observables:
+            name = spec.partition("@")[0]
+            if name in self.statistics:
+                parts += [self.statistics[link].source for link in self.statistics.chain(name)]
+        import hashlib
+
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
+
+    def metric_series(self, experiment: str, metric: str, layer: str | None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of a metric: recorded every step, or computed on the snapshots
+        for a statistic the run did not record."""
+        result = self.results(experiment).result()
+        key = f"{metric}@{layer}" if layer else metric
+        if key in result.arrays or metric not in self.statistics:
+            values = result.series(metric, layer)
+            return np.arange(len(values)), values
+        if layer is None:
+            raise ConfigError("layer", layer, "a hook point such as 'layers.1.pre'",
+                              hint=f"{metric!r} is computed per layer")
+        return result.statistic_on_snapshots(self.statistics, metric, layer)
+
+    # -- verbs: experiments -------------------------------------------------------------
+
+    def create_experiment(self, model: Any = None, data: Any = None, optimizer: Any = None,
+                          loss: str | None = None, observables: list[str] | None = None,
+                          seed: int | None = None, name: str | None = None,
+                          snapshots: Any = None, based_on: str | None = None,
+                          observables_add: list[str] | None = None,
+                          observables_remove: list[str] | None = None,
+                          config: ExperimentConfig | None = None) -> Experiment:
+        """A new experiment, from scratch or `based_on` another with some changes.
+        Typed configs (ModelConfig, ..., or a whole ExperimentConfig) are accepted."""
+        if config is not None:
+            fields = config.to_dict()
+            model, data, optimizer = fields["model"], fields["data"], fields["optimizer"]
+            loss, observables, seed = fields["loss"], fields["observables"], fields["seed"]
+            snapshots, name = fields["snapshots"], name or fields["name"] or None
+        return self.apply(_experiments.CreateExperiment(
+            model=_plain(model), data=_plain(data), optimizer=_plain(optimizer), loss=loss,
+            observables=_listed(observables), seed=seed, name=name, snapshots=_plain(snapshots),
+            based_on=based_on, observables_add=_listed(observables_add),
+            observables_remove=_listed(observables_remove)))
+
+    def select(self, *experiments: str | list[str]) -> list[str]:
+        ids = [e for item in experiments for e in ([item] if isinstance(item, str) else item)]
+        return self.apply(_experiments.SelectExperiments(experiments=ids))
+
+    def run(self, experiment: str, force: bool = False, background: bool = False) -> Run:
+        """Trains an experiment (blocking unless background=True). A finished run with
+        the same config and code is reused unless force=True."""
+        return self.apply(_experiments.RunExperiment(experiment=experiment, force=force,
+                                                     background=background))
+
+    def cancel(self, experiment: str) -> Run:
+        return self.apply(_experiments.CancelRun(experiment=experiment))
+
+    # -- verbs: views -------------------------------------------------------------------
+
+    def view_results(self, experiments: list[str] | None = None) -> dict[str, list[str]]:
+        return self.apply(_views.ViewResults(experiments=_listed(experiments)))
+
+    def open_chart(self, metric: str) -> Any:
+        return self.apply(_views.OpenChart(metric=metric))
+
+    def enlarge_chart(self, metric: str, enlarged: bool = True) -> Any:
+        return self.apply(_views.EnlargeChart(metric=metric, enlarged=enlarged))
+
+    def hide_chart(self, metric: str) -> Any:
+        return self.apply(_views.HideChart(metric=metric))
+
+    def choose_layer(self, metric: str, layer: str) -> Any:
+        return self.apply(_views.ChooseLayer(metric=metric, layer=layer))
+
+    def choose_method(self, metric: str, method: str) -> Any:
+        return self.apply(_views.ChooseMethod(metric=metric, method=method))
+
+    def zoom(self, metric: str, x_range: tuple[float, float] | None = None,
+             y_range: tuple[float, float] | None = None) -> Any:
+        return self.apply(_views.Zoom(metric=metric, x_range=x_range, y_range=y_range))
+
+    def set_axes(self, metric: str, log_x: bool | None = None, log_y: bool | None = None) -> Any:
+        return self.apply(_views.SetAxes(metric=metric, log_x=log_x, log_y=log_y))
+
+    def set_smoothing(self, metric: str, window: int) -> Any:
+        return self.apply(_views.SetSmoothing(metric=metric, window=window))
+
+    def show_fits(self, metric: str, visible: bool = True) -> Any:
+        return self.apply(_views.ShowFits(metric=metric, visible=visible))
+
+    # -- verbs: statistics, fits, notes -------------------------------------------------
+
+    def add_neuron_stat(self, stat: str, layer: str, chart: str = "hidden_activations") -> Any:
+        return self.apply(_analysis.AddNeuronStat(stat=stat, layer=layer, chart=chart))
+
+    def define_statistic(self, name: str, fn: Callable | None = None, on: str = ACTIVATIONS,
+                         source: str | None = None) -> Any:
+        """A DIY statistic `(tensor, dim, keepdim=False) -> tensor` from a function or its
+        source text. It must be self-contained: torch, np and math are available."""
+        if source is None:
+            if fn is None:
+                raise ConfigError("source", None, "a function or its source text")
+            source = _analysis.statistic_source(fn)
+        return self.apply(_analysis.DefineStatistic(name=name, source=source, on=on))
+
+    def statistic(self, name: str, on: str = ACTIVATIONS) -> Callable[[Callable], Callable]:
+        """Decorator form of define_statistic; returns the function unchanged."""
+        def decorate(fn: Callable) -> Callable:
+            self.define_statistic(name, fn, on=on)
+            return fn
+        return decorate
+
+    def fit(self, experiment: str, metric: str, layer: str | None = None,
+            x_range: tuple[float, float] | None = None,
+            families: list[str] | None = None) -> FitTable:
+        return self.apply(_analysis.FitCurves(experiment=experiment, metric=metric, layer=layer,
+                                              x_range=x_range, families=_listed(families)))
+
+    def note(self, text: str) -> str:
+        return self.apply(_analysis.Note(text=text))
+
+    def export_log(self, path: str | Path) -> Path:
+        return self.apply(_analysis.ExportLog(path=str(path)))
+
+
+def _plain(value: Any) -> Any:
+    """Typed configs become the dicts a JSON action holds."""
+    return value.to_dict() if hasattr(value, "to_dict") else value
+
+
+def _listed(value: Any) -> list | None:
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)

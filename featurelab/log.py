@@ -1,0 +1,96 @@
+"""The action log: every event with its actor, time, duration and result summary."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from featurelab.errors import FeaturelabError
+
+
+@dataclass
+class LogEntry:
+    id: str  # unique across processes; cells use it to avoid duplicates
+    type: str
+    version: int
+    params: dict[str, Any]
+    actor: str  # human | code | agent
+    time: float  # unix seconds
+    duration: float | None = None  # seconds; a run's lasts until it ends
+    result: dict[str, Any] | None = None
+    seq: int = 0  # position in the lab's store
+
+    def action_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "version": self.version, "params": self.params}
+
+    def describe(self) -> str:
+        from featurelab.actions import action_from_dict
+
+        return action_from_dict(self.action_dict()).describe(self.result)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LogEntry:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class ActionLog:
+    entries: list[LogEntry] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def append(self, entry: LogEntry) -> None:
+        with self._lock:
+            self.entries.append(entry)
+
+    def find(self, action_id: str) -> LogEntry | None:
+        with self._lock:
+            return next((e for e in self.entries if e.id == action_id), None)
+
+    def __iter__(self) -> Iterator[LogEntry]:
+        with self._lock:
+            return iter(list(self.entries))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int) -> LogEntry:
+        return self.entries[index]
+
+    def __repr__(self) -> str:
+        lines = [f"{i:3d} [{e.actor}] {e.describe()}" for i, e in enumerate(self)]
+        return "\n".join(lines) or "(empty log)"
+
+    def sentences(self) -> list[str]:
+        return [e.describe() for e in self]
+
+    def to_jsonl(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as f:
+            for entry in self:
+                f.write(json.dumps(entry.to_dict(), allow_nan=False) + "\n")
+        return path
+
+    @classmethod
+    def from_jsonl(cls, path: str | Path) -> ActionLog:
+        log = cls()
+        with Path(path).open(encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    log.append(LogEntry.from_dict(json.loads(line)))
+                except (json.JSONDecodeError, TypeError) as exc:
+                    raise FeaturelabError(
+                        f"{path}, line {number}: not a log entry ({exc})") from None
+        return log

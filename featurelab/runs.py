@@ -1,0 +1,184 @@
+"""Runs as the Lab sees them: a handle that trains (in the foreground or a
+background thread), streams every flushed chunk to the store, and afterwards
+reads its results back from there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from featurelab.config import ExperimentConfig
+from featurelab.errors import FeaturelabError, FeaturelabWarning
+from featurelab.results import RunResult
+from featurelab.snapshots import Snapshots
+from featurelab.stats import StatisticRegistry
+from featurelab.store import Store
+from featurelab.train import FINAL_STATUSES, Trainer
+
+ENDED = (*FINAL_STATUSES, "interrupted")
+
+
+def fingerprint(array: np.ndarray) -> dict[str, Any]:
+    """A digest for exact comparison and a few sampled values for comparison within
+    a tolerance, small enough to keep in a JSONL log."""
+    steps = len(array)
+    picks = sorted({round(v) for v in np.geomspace(1, max(steps, 1), 12) - 1} | {steps - 1})
+    values = array if array.ndim == 1 else np.nanmean(array, axis=1)
+    samples = {str(s): (None if not math.isfinite(float(values[s])) else float(values[s]))
+               for s in picks if 0 <= s < steps}
+    digest = hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+    return {"digest": digest, "steps": steps, "samples": samples}
+
+
+class Run:
+    """One run of an experiment. `series()` works while it trains and after."""
+
+    def __init__(self, run_id: str, experiment: str, store: Store,
+                 statistics: StatisticRegistry) -> None:
+        self.id = run_id
+        self.experiment = experiment
+        self.store = store
+        self.statistics = statistics
+        self.trainer: Trainer | None = None
+        self._thread: threading.Thread | None = None
+        self._done = threading.Event()
+        self._result: RunResult | None = None
+        self._snapshots: Snapshots | None = None  # in-memory labs keep them here
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id} of {self.experiment}: {self.status}, {self.steps_done} steps>"
+
+    # -- state --------------------------------------------------------------------------
+
+    def _row(self) -> dict[str, Any]:
+        row = self.store.run_row(self.id)
+        if row is None:  # logged, but its process has not created it yet
+            return {"status": "starting", "steps_done": 0, "n_steps": 0, "info": {},
+                    "error": "", "stat_errors": {}, "digests": {}, "config": None}
+        return row
+
+    @property
+    def status(self) -> str:
+        if self.trainer is not None and not self._done.is_set():
+            return "running" if self.trainer.status == "ready" else self.trainer.status
+        return self._row()["status"]
+
+    @property
+    def steps_done(self) -> int:
+        if self.trainer is not None and not self._done.is_set():
+            return self.trainer.step_count
+        return self._row()["steps_done"]
+
+    @property
+    def progress(self) -> float:
+        if self.trainer is not None:
+            return self.trainer.progress
+        row = self._row()
+        return row["steps_done"] / row["n_steps"] if row["n_steps"] else 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.status in ENDED
+
+    def wait(self, timeout: float | None = None) -> Run:
+        """Blocks until a background run ends (or the timeout passes)."""
+        if self.trainer is not None:
+            self._done.wait(timeout)
+        return self
+
+    def cancel(self) -> None:
+        if self.trainer is not None:
+            self.trainer.cancel()
+
+    # -- results ------------------------------------------------------------------------
+
+    def result(self) -> RunResult:
+        """What is recorded: complete once the run has ended, the flushed steps before."""
+        if self._result is not None:
+            return self._result
+        row = self._row()
+        config = ExperimentConfig.from_dict(row["config"]) if row["config"] else None
+        snapshots = self._snapshots
+        root = self.store.snapshot_root
+        if snapshots is None and root is not None and (root / self.id).exists():
+            snapshots = Snapshots.load(root / self.id)
+        result = RunResult(
+            config=config,  # type: ignore[arg-type]
+            status=self.status,
+            steps_done=row["steps_done"],
+            arrays=self.store.load_series(self.id, row["steps_done"]),
+            info=row["info"],
+            error=row["error"],
+            stat_errors=row["stat_errors"],
+            snapshots=snapshots,
+        )
+        if result.status in ENDED:
+            self._result = result
+        return result
+
+    def series(self, name: str, layer: str | None = None) -> np.ndarray:
+        return self.result().series(name, layer)
+
+    # -- training -----------------------------------------------------------------------
+
+    def train(self, config: ExperimentConfig, cache_key: str, background: bool,
+              on_end: Callable[[Run, dict[str, Any]], None]) -> Run:
+        """Trains `config`, persisting as it goes; on_end gets the result summary."""
+        root = self.store.snapshot_root
+        trainer = Trainer(config, self.statistics,
+                          snapshot_dir=None if root is None else Path(root) / self.id)
+        self.store.create_run(self.id, self.experiment, cache_key, config.to_dict(),
+                              trainer.n_steps)
+        trainer.events.subscribe("on_flush", lambda a, b, series: self.store.append_series(
+            self.id, a, b, {k: v[a:b] for k, v in series.items()}))
+        self.trainer = trainer
+        started = time.time()
+
+        def work() -> None:
+            try:
+                try:
+                    trainer.run()
+                except KeyboardInterrupt:  # the notebook's stop button: keep what ran
+                    trainer.cancel()
+                    trainer.run()
+            finally:
+                summary = self._finish(trainer, time.time() - started)
+                self._done.set()
+                on_end(self, summary)
+
+        if background:
+            self._thread = threading.Thread(target=work, name=f"featurelab-{self.id}",
+                                            daemon=True)
+            self._thread.start()
+        else:
+            work()
+            if trainer.status != "finished":
+                warnings.warn(f"{self.experiment} {trainer.status} after {trainer.step_count} "
+                              f"steps: {trainer.error or 'cancelled'}; the steps before are "
+                              "kept", FeaturelabWarning, stacklevel=4)
+        return self
+
+    def _finish(self, trainer: Trainer, seconds: float) -> dict[str, Any]:
+        result = trainer.result()
+        prints = {k: fingerprint(v) for k, v in result.arrays.items()}
+        self.store.finish_run(self.id, result.status, result.info, result.error,
+                              result.stat_errors, prints)
+        if self.store.snapshot_root is None:
+            self._snapshots = trainer.snapshots
+        return {"run": self.id, "status": result.status, "steps": result.steps_done,
+                "seconds": round(seconds, 3), "info": result.info, "error": result.error,
+                "stat_errors": result.stat_errors, "series": prints}
+
+
+def require_ended(run: Run) -> None:
+    if not run.done:
+        raise FeaturelabError(f"run {run.id} of {run.experiment} is still {run.status}")

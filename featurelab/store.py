@@ -1,0 +1,242 @@
+"""Persistence: one SQLite database per lab (WAL mode), snapshots as .npy beside it.
+
+The `actions` table is the lab's log and the source of truth: a Lab is the fold
+of its actions, so reopening a lab (or a second Lab on the same file) replays
+them, taking run results from the `runs` and `series` tables instead of
+training again. Series are appended in chunks, one transaction per trainer
+flush, so a process killed mid-run leaves every flushed step readable and the
+database consistent (SQLite's journal makes each commit atomic).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS actions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    type TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    params TEXT NOT NULL,      -- JSON
+    actor TEXT NOT NULL,       -- human | code | agent
+    time REAL NOT NULL,        -- unix seconds when it was applied
+    duration REAL,             -- seconds; for runs, until the run ended
+    result TEXT                -- JSON summary
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    experiment TEXT NOT NULL,
+    cache_key TEXT NOT NULL,
+    config TEXT NOT NULL,      -- JSON
+    status TEXT NOT NULL,      -- running | finished | cancelled | diverged | failed | interrupted
+    steps_done INTEGER NOT NULL DEFAULT 0,
+    n_steps INTEGER NOT NULL,
+    info TEXT NOT NULL DEFAULT '{}',
+    error TEXT NOT NULL DEFAULT '',
+    stat_errors TEXT NOT NULL DEFAULT '{}',
+    digests TEXT NOT NULL DEFAULT '{}',
+    pid INTEGER, host TEXT, started REAL, ended REAL
+);
+CREATE INDEX IF NOT EXISTS runs_by_key ON runs (cache_key, status);
+CREATE TABLE IF NOT EXISTS series (
+    run_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    start INTEGER NOT NULL,    -- first step of this chunk
+    data BLOB NOT NULL,        -- .npy bytes, (steps,) or (steps, neurons)
+    PRIMARY KEY (run_id, key, start)
+);
+"""
+LIVE = "running"
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _pid_alive(pid: int | None, host: str | None) -> bool:
+    if host != socket.gethostname():
+        return True  # another machine's process: it cannot be checked from here
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Store:
+    """A lab's database. Thread-safe: one connection per thread, writes serialised."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.memory = str(path) == ":memory:"
+        self.path = Path(path) if not self.memory else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.RLock()
+        self._shared: sqlite3.Connection | None = None
+        if self.memory:  # one connection: every thread must see the same in-memory database
+            self._shared = self._connect()
+        with self._write_lock:  # executescript commits by itself: no BEGIN around it
+            self.db.executescript(SCHEMA)
+        self.mark_interrupted_runs()
+
+    @property
+    def snapshot_root(self) -> Path | None:
+        return None if self.path is None else self.path.with_suffix(".snapshots")
+
+    def _connect(self) -> sqlite3.Connection:
+        target = ":memory:" if self.memory else str(self.path)
+        db = sqlite3.connect(target, timeout=60, isolation_level=None,
+                             check_same_thread=not self.memory)
+        if not self.memory:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: atomic, durable at checkpoints
+        db.execute("PRAGMA busy_timeout=60000")
+        return db
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._shared is not None:
+            return self._shared
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE: takes the write lock up front, so a read-then-write in the
+        block cannot interleave with another writer (thread or process)."""
+        with self._write_lock:
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def read(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._write_lock if self._shared is not None else nullcontext():
+            return self.db.execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # -- actions ------------------------------------------------------------------------
+
+    def actions_after(self, seq: int) -> list[dict[str, Any]]:
+        rows = self.read("SELECT seq, id, type, version, params, actor, time, duration, result "
+                         "FROM actions WHERE seq > ? ORDER BY seq", (seq,))
+        return [{"seq": r[0], "id": r[1], "type": r[2], "version": r[3],
+                 "params": json.loads(r[4]), "actor": r[5], "time": r[6], "duration": r[7],
+                 "result": json.loads(r[8]) if r[8] else None} for r in rows]
+
+    @staticmethod
+    def insert_action(db: sqlite3.Connection, entry: dict[str, Any]) -> int:
+        cur = db.execute(
+            "INSERT INTO actions (id, type, version, params, actor, time, duration, result) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry["id"], entry["type"], entry["version"], json.dumps(entry["params"]),
+             entry["actor"], entry["time"], entry["duration"], json.dumps(entry["result"])))
+        return int(cur.lastrowid)
+
+    def update_action_result(self, action_id: str, result: dict[str, Any],
+                             duration: float) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE actions SET result = ?, duration = ? WHERE id = ?",
+                       (json.dumps(result), duration, action_id))
+
+    # -- runs ---------------------------------------------------------------------------
+
+    def create_run(self, run_id: str, experiment: str, cache_key: str, config: dict,
+                   n_steps: int) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO runs (id, experiment, cache_key, config, status, n_steps, "
+                       "pid, host, started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (run_id, experiment, cache_key, json.dumps(config), LIVE, n_steps,
+                        os.getpid(), socket.gethostname(), time.time()))
+
+    def append_series(self, run_id: str, start: int, stop: int,
+                      chunks: dict[str, np.ndarray]) -> None:
+        """One trainer flush: the rows [start, stop) of every series, in one commit."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO series (run_id, key, start, data) "
+                           "VALUES (?, ?, ?, ?)",
+                           [(run_id, k, start, _npy(v)) for k, v in chunks.items()])
+            db.execute("UPDATE runs SET steps_done = ? WHERE id = ?", (stop, run_id))
+
+    def finish_run(self, run_id: str, status: str, info: dict, error: str,
+                   stat_errors: dict, digests: dict) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET status = ?, info = ?, error = ?, stat_errors = ?, "
+                       "digests = ?, ended = ? WHERE id = ?",
+                       (status, json.dumps(info), error, json.dumps(stat_errors),
+                        json.dumps(digests), time.time(), run_id))
+
+    def run_row(self, run_id: str) -> dict[str, Any] | None:
+        rows = self.read("SELECT id, experiment, cache_key, config, status, steps_done, n_steps, "
+                         "info, error, stat_errors, digests FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            return None
+        r = rows[0]
+        return {"id": r[0], "experiment": r[1], "cache_key": r[2], "config": json.loads(r[3]),
+                "status": r[4], "steps_done": r[5], "n_steps": r[6], "info": json.loads(r[7]),
+                "error": r[8], "stat_errors": json.loads(r[9]), "digests": json.loads(r[10])}
+
+    def finished_run(self, cache_key: str) -> str | None:
+        rows = self.read("SELECT id FROM runs WHERE cache_key = ? AND status = 'finished' "
+                         "ORDER BY started DESC LIMIT 1", (cache_key,))
+        return rows[0][0] if rows else None
+
+    def load_series(self, run_id: str, steps_done: int) -> dict[str, np.ndarray]:
+        """Every series of a run, cut to the steps known complete. A series that began
+        later in the run (a statistic added mid-way) is NaN before its first chunk."""
+        out: dict[str, np.ndarray] = {}
+        for key, start, data in self.read("SELECT key, start, data FROM series WHERE run_id = ? "
+                                          "ORDER BY key, start", (run_id,)):
+            chunk = np.load(io.BytesIO(data))
+            if key not in out:
+                out[key] = np.full((steps_done, *chunk.shape[1:]), np.nan, dtype=chunk.dtype)
+            stop = min(start + len(chunk), steps_done)
+            if stop > start:
+                out[key][start:stop] = chunk[: stop - start]
+        return out
+
+    def mark_interrupted_runs(self) -> None:
+        """Runs left 'running' by a process that no longer exists were interrupted."""
+        stale = [r[0] for r in self.read("SELECT id, pid, host FROM runs WHERE status = ?",
+                                         (LIVE,))
+                 if not _pid_alive(r[1], r[2])]
+        if stale:
+            with self.transaction() as db:
+                db.executemany("UPDATE runs SET status = 'interrupted', error = "
+                               "'the process running it stopped (kernel restart or kill)' "
+                               "WHERE id = ? AND status = ?", [(s, LIVE) for s in stale])
+
+    def integrity_check(self) -> str:
+        return self.read("PRAGMA integrity_check")[0][0]

@@ -1,0 +1,48 @@
+"""What the researcher is looking at: the selection and the open charts.
+
+Part of the lab's state like experiments and fits, changed only by view actions,
+so a replayed session comes back with the same charts at the same zoom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+METHODS = ("neuron_stats", "heatmap", "histogram")
+METHOD_LABELS = {"neuron_stats": "Neuron stats", "heatmap": "Heatmap", "histogram": "Histogram"}
+
+
+@dataclass
+class Chart:
+    metric: str  # the chart shows this metric of the selected experiments
+    enlarged: bool = False
+    layer: str | None = None  # hook point, for activations and statistics
+    method: str = "neuron_stats"  # for hidden_activations: one of METHODS
+    stats: list[str] = field(default_factory=list)  # neuron stats shown (neuron_stats method)
+    x_range: tuple[float, float] | None = None  # zoom; None shows everything
+    y_range: tuple[float, float] | None = None
+    log_x: bool = False
+    log_y: bool = False
+    smoothing: int = 0  # moving-average window in steps; 0 is raw
+    fits_visible: bool = True  # fitted curves drawn on the chart
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ViewState:
+    selected: list[str] = field(default_factory=list)  # experiment ids
+    viewed: list[str] = field(default_factory=list)  # experiments whose results are shown
+    charts: dict[str, Chart] = field(default_factory=dict)  # metric -> chart, in opening order
+
+    def chart(self, metric: str) -> Chart:
+        """The chart of a metric, opened if it was not."""
+        if metric not in self.charts:
+            self.charts[metric] = Chart(metric)
+        return self.charts[metric]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"selected": list(self.selected), "viewed": list(self.viewed),
+                "charts": {k: c.to_dict() for k, c in self.charts.items()}}
