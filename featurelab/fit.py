@@ -170,6 +170,11 @@ class FitRow:
     n_points: int
     reason: str | None = None
 
+    @property
+    def name(self) -> str:
+        """The family's name ("sigmoid"), as the public API calls it."""
+        return self.family
+
     def predict(self, x) -> np.ndarray:
         """The fitted curve at x (NaN everywhere for a failed row)."""
         fam = _family(self.family)

@@ -113,13 +113,18 @@ class Lab:
         if actor not in ACTORS:
             raise ActionError(f"actor {actor!r}; allowed: {', '.join(ACTORS)}")
         action = action_from_dict(action)
+        try:  # before anything changes: a value JSON cannot hold (a numpy array) is an error
+            params = action.params()
+        except (TypeError, ValueError) as exc:
+            raise ActionError(f"action {action.type!r}: parameters must be JSON values "
+                              f"(lists, not arrays): {exc}") from None
         with self._lock:
             with self.store.transaction() as db:
                 self._sync()
                 started = time.time()
                 summary, value = action.apply(self, None)
                 entry = LogEntry(id=uuid.uuid4().hex[:16], type=action.type,
-                                 version=action.version, params=action.params(), actor=actor,
+                                 version=action.version, params=params, actor=actor,
                                  time=started, duration=round(time.time() - started, 6),
                                  result=summary)
                 entry.seq = Store.insert_action(db, entry.to_dict())
@@ -155,8 +160,14 @@ class Lab:
         return lambda: self._listeners.remove(listener)
 
     def _notify(self, kind: str, payload: Any) -> None:
+        # A failing listener (a panel, a recorder) must not stop the action it hears
+        # about: the action is already logged, and a run would never start.
         for listener in list(self._listeners):
-            listener(kind, payload)
+            try:
+                listener(kind, payload)
+            except Exception as exc:
+                warnings.warn(f"listener {listener!r} failed on {kind!r}: "
+                              f"{type(exc).__name__}: {exc}", FeaturelabWarning, stacklevel=3)
 
     def _run_ended(self, run: Run, summary: dict[str, Any]) -> None:
         entry = next((e for e in self.log if e.type == "run" and e.result

@@ -134,10 +134,18 @@ class Run:
               on_end: Callable[[Run, dict[str, Any]], None]) -> Run:
         """Trains `config`, persisting as it goes; on_end gets the result summary."""
         root = self.store.snapshot_root
-        trainer = Trainer(config, self.statistics,
-                          snapshot_dir=None if root is None else Path(root) / self.id)
         self.store.create_run(self.id, self.experiment, cache_key, config.to_dict(),
-                              trainer.n_steps)
+                              config.optimizer.steps)
+        try:
+            trainer = Trainer(config, self.statistics,
+                              snapshot_dir=None if root is None else Path(root) / self.id)
+        except BaseException as exc:  # e.g. out of memory: end the run, do not leave it live
+            error = f"the run could not start: {type(exc).__name__}: {exc}"
+            self.store.finish_run(self.id, "failed", {}, error, {}, {})
+            self._done.set()
+            on_end(self, {"run": self.id, "status": "failed", "steps": 0, "seconds": 0.0,
+                          "info": {}, "error": error, "stat_errors": {}, "series": {}})
+            raise
         trainer.events.subscribe("on_flush", lambda a, b, series: self.store.append_series(
             self.id, a, b, {k: v[a:b] for k, v in series.items()}))
         self.trainer = trainer
@@ -152,8 +160,10 @@ class Run:
                     trainer.run()
             finally:
                 summary = self._finish(trainer, time.time() - started)
-                self._done.set()
-                on_end(self, summary)
+                try:  # before _done: wait() returns once the log and listeners know
+                    on_end(self, summary)
+                finally:
+                    self._done.set()
 
         if background:
             self._thread = threading.Thread(target=work, name=f"featurelab-{self.id}",

@@ -19,3 +19,49 @@ def tiny():
         return base.replace(**changes)
 
     return make
+
+
+def compute_nonlinear_rate(tensor, dim, keepdim=False):
+    t = tensor.float()
+    return ((t > 0) * (t < 1)).float().mean(dim=dim, keepdim=keepdim)
+
+
+REFERENCE_SOURCE = '''def compute_nonlinear_rate(tensor, dim, keepdim=False):
+    t = tensor.float()
+    return ((t > 0) * (t < 1)).float().mean(dim=dim, keepdim=keepdim)
+'''
+
+
+@pytest.fixture(scope="session")
+def reference_lab(tmp_path_factory):
+    """The reference session of DESIGN.md, through the public API (two 2000-step runs)."""
+    import featurelab as fl
+
+    lab = fl.Lab("feature-learning-1", root=tmp_path_factory.mktemp("labs"))
+    lab.create_experiment(
+        model={"kind": "mlp", "widths": [10, 100, 100, 1], "activation": "relu"},
+        data={"task": "sin2", "dim": 10, "freq": 10, "n_train": 500, "n_test": 200},
+        optimizer={"name": "adam", "lr": 1e-3, "steps": 2000},
+        loss="mse",
+        observables=["train_loss", "test_loss", "weight_l2_norm", "hidden_activations"],
+        seed=0,
+    )
+    lab.select("exp_0")
+    lab.run("exp_0")
+    lab.view_results(["exp_0"])
+    lab.open_chart("hidden_activations")
+    lab.enlarge_chart("hidden_activations")
+    lab.choose_layer("hidden_activations", "layers.1.pre")
+    lab.choose_method("hidden_activations", "neuron_stats")
+    lab.add_neuron_stat("active_rate", layer="layers.1.pre")
+    lab.define_statistic("nonlinear_rate", source=REFERENCE_SOURCE, on="active_rate")
+    lab.create_experiment(based_on="exp_0", observables_add=["nonlinear_rate"])
+    lab.select("exp_0", "exp_1")
+    lab.run("exp_1")
+    lab.view_results(["exp_1"])
+    lab.open_chart("nonlinear_rate")
+    lab.choose_layer("nonlinear_rate", "layers.1.pre")
+    lab.zoom("nonlinear_rate", x_range=(0, 100))
+    lab.fit("exp_1", "nonlinear_rate", layer="layers.1.pre", x_range=(0, 100))
+    lab.show_fits("nonlinear_rate", visible=False)
+    return lab

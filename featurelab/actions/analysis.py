@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from featurelab.actions.base import Action, action, call
+from featurelab.actions.views import chart_metrics
 from featurelab.errors import ConfigError, FeaturelabError
 from featurelab.fit import DEFAULT_FAMILIES, FAMILIES, FitTable, fit_curves
 from featurelab.stats import ACTIVATIONS
@@ -26,6 +27,15 @@ def statistic_source(fn: Callable) -> str:
         raise FeaturelabError(f"the source of {getattr(fn, '__name__', fn)!r} cannot be found; "
                               "pass source= as text") from None
     lines = source.splitlines(keepends=True)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # e.g. a lambda's line: strip one-line decorators only
+        tree = None
+    if tree is not None and tree.body and isinstance(tree.body[0], ast.FunctionDef):
+        # Decorators may span lines (@lab.statistic(\n "name")): drop up to where the
+        # last one ends, keeping any comment between it and `def`.
+        decorators = tree.body[0].decorator_list
+        return "".join(lines[decorators[-1].end_lineno:]) if decorators else source
     while lines and lines[0].lstrip().startswith("@"):
         lines.pop(0)
     return "".join(lines)
@@ -55,6 +65,8 @@ class AddNeuronStat(Action):
 
     def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
         lab.statistics[self.stat]  # raises naming the known statistics
+        if self.chart not in lab.view.charts and self.chart not in chart_metrics(lab):
+            raise ConfigError("chart", self.chart, "one of " + ", ".join(chart_metrics(lab)))
         points = lab.hook_points()
         if self.layer not in points:
             raise ConfigError("layer", self.layer, "one of " + ", ".join(points))
@@ -92,7 +104,8 @@ class DefineStatistic(Action):
     def to_code(self) -> str:
         on = None if self.on == ACTIVATIONS else self.on
         fn = _function_name(self.source)
-        if fn is None:  # not one plain function: keep it a string
+        if fn is None or fn == "lab":  # not one plain function (or one that would
+            # rebind `lab` for the cells after it): keep it a string
             return call("lab.define_statistic", self.name, source=self.source, on=on)
         # The researcher's own function, as they would write it in a cell.
         decorator = call("lab.statistic", self.name, on=on)

@@ -103,7 +103,7 @@ def action_from_dict(data: Any) -> Action:
     if extra:
         raise ActionError(f"unknown key {extra[0]!r}; an action has keys type, params, version")
     kind = data.get("type")
-    if kind not in ACTIONS:
+    if not isinstance(kind, str) or kind not in ACTIONS:  # a list or dict is unhashable
         raise ActionError(f"unknown action type {kind!r}; allowed: {', '.join(ACTIONS)}")
     cls = ACTIONS[kind]
     version = data.get("version", cls.version)

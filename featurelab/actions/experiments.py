@@ -129,10 +129,13 @@ class RunExperiment(Action):
                                   f"lab.cancel({self.experiment!r}) stops it")
         key = lab.cache_key(config)
         reuse = None if self.force else lab.store.finished_run(key)
-        run = Run(reuse or uuid.uuid4().hex[:16], self.experiment, lab.store, lab.statistics)
-        self._bind(lab, run)
-        if reuse:
+        if reuse:  # the same Run object: an in-memory lab keeps its snapshots on it
+            run = lab.runs.get(reuse) or Run(reuse, self.experiment, lab.store, lab.statistics)
+            lab.runs[run.id] = run
+            lab.latest[self.experiment] = run.id
             return {"run": reuse, "reused": True, **_ended_summary(run)}, run
+        run = Run(uuid.uuid4().hex[:16], self.experiment, lab.store, lab.statistics)
+        self._bind(lab, run)
         return {"run": run.id, "status": "running", "cache_key": key}, run
 
     @staticmethod
@@ -162,7 +165,8 @@ class RunExperiment(Action):
         if status == "finished":
             return f"Ran {self.experiment} ({steps} steps)."
         why = f": {result['error']}" if result.get("error") else ""
-        return f"Ran {self.experiment}: {status} after {steps} steps{why}."
+        plural = "" if steps == 1 else "s"
+        return f"Ran {self.experiment}: {status} after {steps} step{plural}{why}."
 
 
 def _ended_summary(run: Any) -> dict[str, Any]:
@@ -182,6 +186,9 @@ class CancelRun(Action):
         if recorded is None:
             if run.done:
                 raise FeaturelabError(f"{self.experiment} is not running ({run.status})")
+            if run.trainer is None:  # its trainer lives in another Lab or process
+                raise FeaturelabError(f"{self.experiment} is running in another lab session "
+                                      "(another kernel or Lab object); cancel it there")
             run.cancel()
         return {"run": run.id, "at_step": run.steps_done}, run
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from featurelab.lab import Lab
 
 
-def _metrics(lab: Lab) -> list[str]:
+def chart_metrics(lab: Lab) -> list[str]:
     names = [o.partition("@")[0] for e in lab.experiments.values() for o in e.config.observables]
     return list(dict.fromkeys(names + lab.statistics.names()))
 
@@ -26,8 +26,8 @@ class ChartAction(Action):
     metric: str
 
     def chart(self, lab: Lab) -> Chart:
-        if self.metric not in lab.view.charts and self.metric not in _metrics(lab):
-            raise ConfigError("metric", self.metric, "one of " + ", ".join(_metrics(lab)))
+        if self.metric not in lab.view.charts and self.metric not in chart_metrics(lab):
+            raise ConfigError("metric", self.metric, "one of " + ", ".join(chart_metrics(lab)))
         return lab.view.chart(self.metric)
 
     def coalesce_key(self) -> str | None:
@@ -49,7 +49,8 @@ class ViewResults(Action):
         return {"metrics": metrics}, metrics
 
     def to_code(self) -> str:
-        return call("lab.view_results", self.experiments)
+        listed = [] if self.experiments is None else [self.experiments]
+        return call("lab.view_results", *listed)
 
     def describe(self, result: dict[str, Any] | None = None) -> str:
         if not result or not result["metrics"]:
