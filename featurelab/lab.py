@@ -11,6 +11,7 @@ transaction, so ids never collide and every Lab sees one linear history.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -31,9 +32,11 @@ from featurelab.config import ExperimentConfig
 from featurelab.errors import ConfigError, FeaturelabError, FeaturelabWarning
 from featurelab.fit import FitTable
 from featurelab.log import ActionLog, LogEntry
+from featurelab.models import hook_shapes
 from featurelab.runs import Run
 from featurelab.stats import ACTIVATIONS, StatisticRegistry
 from featurelab.store import Store
+from featurelab.version import engine_version
 from featurelab.view import ViewState
 
 LAB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -195,8 +198,6 @@ class Lab:
 
     def hook_points(self) -> dict[str, tuple[int, int]]:
         """Hook points of every experiment, with their shapes on the training set."""
-        from featurelab.models import hook_shapes
-
         points: dict[str, tuple[int, int]] = {}
         for exp in self.experiments.values():
             points.update(hook_shapes(exp.config))
@@ -204,15 +205,11 @@ class Lab:
 
     def cache_key(self, config: ExperimentConfig) -> str:
         """Config, engine code and the source of every DIY statistic it records."""
-        from featurelab.version import engine_version
-
         parts = [config.content_hash(), engine_version()]
         for spec in config.observables:
             name = spec.partition("@")[0]
             if name in self.statistics:
                 parts += [self.statistics[link].source for link in self.statistics.chain(name)]
-        import hashlib
-
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
 
     def metric_series(self, experiment: str, metric: str, layer: str | None
