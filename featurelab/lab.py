@@ -97,6 +97,7 @@ class Lab:
         self.log = ActionLog()
         self.restore_errors: list[str] = []
         self._listeners: list[Listener] = []
+        self._panel: Any = None
         self._seq = 0
         with self._lock, self.store.transaction():
             self._sync()
@@ -104,6 +105,18 @@ class Lab:
     def __repr__(self) -> str:
         return (f"<Lab {self.name!r}: {len(self.experiments)} experiments, "
                 f"{len(self.log)} actions>")
+
+    @property
+    def panel(self) -> Any:
+        """The panel (an anywidget) of this lab; every display of it stays in sync."""
+        if self._panel is None:
+            from featurelab.widget import Panel  # the engine and the Lab never need it
+
+            self._panel = Panel(self)
+        return self._panel
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.panel._repr_mimebundle_(**kwargs)
 
     # -- the choke point ----------------------------------------------------------------
 
@@ -157,8 +170,9 @@ class Lab:
         return self
 
     def on_change(self, listener: Listener) -> Callable[[], None]:
-        """listener(kind, payload) after every action ("action", (entry, action)) and when
-        a run ends ("run_ended", run). Returns a function that unsubscribes."""
+        """listener(kind, payload) after every action ("action", (entry, action)), when a
+        run's trainer starts ("run_started", run: subscribe to run.trainer.events there)
+        and when a run ends ("run_ended", run). Returns a function that unsubscribes."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 

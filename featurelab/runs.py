@@ -131,8 +131,10 @@ class Run:
     # -- training -----------------------------------------------------------------------
 
     def train(self, config: ExperimentConfig, cache_key: str, background: bool,
-              on_end: Callable[[Run, dict[str, Any]], None]) -> Run:
-        """Trains `config`, persisting as it goes; on_end gets the result summary."""
+              on_end: Callable[[Run, dict[str, Any]], None],
+              on_start: Callable[[Run], None] | None = None) -> Run:
+        """Trains `config`, persisting as it goes. on_start gets the run once its trainer
+        exists (to subscribe to its events), on_end the result summary."""
         root = self.store.snapshot_root
         self.store.create_run(self.id, self.experiment, cache_key, config.to_dict(),
                               config.optimizer.steps)
@@ -149,6 +151,8 @@ class Run:
         trainer.events.subscribe("on_flush", lambda a, b, series: self.store.append_series(
             self.id, a, b, {k: v[a:b] for k, v in series.items()}))
         self.trainer = trainer
+        if on_start is not None:
+            on_start(self)
         started = time.time()
 
         def work() -> None:

@@ -148,7 +148,8 @@ class RunExperiment(Action):
         if entry.result.get("reused"):
             return run
         config = lab.experiment(self.experiment).config
-        return run.train(config, entry.result["cache_key"], self.background, lab._run_ended)
+        return run.train(config, entry.result["cache_key"], self.background, lab._run_ended,
+                         on_start=lambda r: lab._notify("run_started", r))
 
     def to_code(self) -> str:
         # A cell waits for its run, so Restart & Run All replays in order.

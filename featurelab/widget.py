@@ -1,0 +1,220 @@
+"""The panel: an anywidget that mirrors a Lab and turns clicks into Lab actions.
+
+It holds no logic of its own. Its JavaScript (js/src, bundled into
+featurelab/static) renders `state`, a JSON mirror of the lab, and sends:
+
+  {"kind": "action", "request": id, "action": {"type": ..., "params": {...}}}
+      -> lab.apply(action, actor="human"); answered by
+         {"kind": "ack", "request": id, "result": {...}} or
+         {"kind": "error", "request": id, "field": "model.widths[1]" | null, "message": ...}
+  {"kind": "series", "request": id, "experiments": [...], "metric": m, "layer": l | null}
+      -> {"kind": "series", "request": id, "metric": m, "layer": l,
+          "series": [{"experiment": e, "shape": [...], "error": str | null}, ...]}
+         with two binary buffers per series without an error: steps (float64) and values
+         (float32, row-major (steps,) or (steps, neurons)); arrays never travel as JSON.
+  {"kind": "activations", "request": id, "experiment": e, "layer": l, "step": s}
+      -> {"kind": "activations", "request": id, "step": nearest snapshot step,
+          "steps": [snapshot steps], "shape": [S, N]} + one float32 buffer (S, N)
+
+While a run trains, `state` is refreshed at most PUSH_HZ times a second (progress,
+status, final losses); the JavaScript re-requests the series it shows.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anywidget
+import numpy as np
+import traitlets
+
+from featurelab.config import (
+    ACTIVATIONS,
+    LOSSES,
+    MODULAR_OPS,
+    OPTIMIZERS,
+    SCHEDULES,
+    TASKS,
+    ExperimentConfig,
+)
+from featurelab.errors import FeaturelabError
+from featurelab.fit import FAMILIES
+from featurelab.models import hook_shapes, point_label
+from featurelab.observables import SCALAR_OBSERVABLES
+from featurelab.view import METHOD_LABELS
+
+if TYPE_CHECKING:
+    from featurelab.lab import Lab
+
+STATIC = Path(__file__).parent / "static"
+PUSH_HZ = 4  # live updates a second while a run trains
+
+
+NOT_BUILT = """
+export default { render({ el }) {
+  el.textContent = "featurelab: the panel's JavaScript is not built; run " +
+    "`npm ci --prefix js && npm run build --prefix js`, then restart the kernel.";
+} };
+"""
+
+
+def _bundle(name: str, missing: str) -> Path | str:
+    path = STATIC / name
+    return path if path.exists() else missing
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
+class Panel(anywidget.AnyWidget):
+    _esm = _bundle("widget.js", NOT_BUILT)
+    _css = _bundle("widget.css", "")
+    state = traitlets.Dict().tag(sync=True)
+
+    def __init__(self, lab: Lab, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lab = lab
+        self._last_push = 0.0
+        self._push_lock = threading.Lock()
+        self.unsubscribe = lab.on_change(self._on_lab_change)
+        self.on_msg(self._on_message)
+        self.refresh()
+
+    # -- lab -> panel -------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Mirrors the lab into `state` (one trait: the front end re-renders from it)."""
+        with self._push_lock:
+            self.state = lab_state(self.lab)
+            self._last_push = time.monotonic()
+
+    def _on_lab_change(self, kind: str, payload: Any) -> None:
+        if kind == "run_started":  # live progress: on the training thread, throttled
+            payload.trainer.events.subscribe("on_flush", lambda *_: self._throttled_refresh())
+        self.refresh()
+
+    def _throttled_refresh(self) -> None:
+        if time.monotonic() - self._last_push >= 1.0 / PUSH_HZ:
+            self.refresh()
+
+    # -- panel -> lab -------------------------------------------------------------------
+
+    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list) -> None:
+        kind = content.get("kind")
+        request = content.get("request")
+        try:
+            if kind == "action":
+                result = self._apply(content.get("action"))
+                self.send({"kind": "ack", "request": request, "result": result})
+            elif kind == "series":
+                reply, buffers = self._series(content)
+                self.send({"kind": "series", "request": request, **reply}, buffers)
+            elif kind == "activations":
+                reply, buffers = self._activations(content)
+                self.send({"kind": "activations", "request": request, **reply}, buffers)
+            else:
+                raise FeaturelabError(f"unknown panel message kind {kind!r}")
+        except FeaturelabError as exc:  # never a traceback in the panel: the engine's words
+            self.send({"kind": "error", "request": request,
+                       "field": getattr(exc, "field", None), "message": str(exc)})
+        except Exception as exc:  # a bug of ours: still a message, and the panel lives on
+            self.send({"kind": "error", "request": request, "field": None,
+                       "message": f"internal error: {type(exc).__name__}: {exc}"})
+
+    def _apply(self, action: Any) -> dict[str, Any]:
+        self.lab.apply(action, actor="human")
+        return self.lab.log[len(self.lab.log) - 1].result or {}
+
+    def _series(self, content: dict[str, Any]) -> tuple[dict, list]:
+        metric, layer = content.get("metric"), content.get("layer")
+        out, buffers = [], []
+        for experiment in content.get("experiments") or []:
+            try:
+                steps, values = self.lab.metric_series(experiment, metric, layer)
+            except FeaturelabError as exc:
+                out.append({"experiment": experiment, "shape": [], "error": str(exc)})
+                continue
+            values = np.ascontiguousarray(values, dtype=np.float32)
+            out.append({"experiment": experiment, "shape": list(values.shape), "error": None})
+            buffers += [np.ascontiguousarray(steps, dtype=np.float64).tobytes(),
+                        values.tobytes()]
+        return {"metric": metric, "layer": layer, "series": out}, buffers
+
+    def _activations(self, content: dict[str, Any]) -> tuple[dict, list]:
+        run = self.lab.results(content.get("experiment", ""))
+        snapshots = run.result().snapshots
+        layer = content.get("layer")
+        if snapshots is None or layer not in snapshots.points:
+            raise FeaturelabError(f"no activation snapshots of {layer!r} in "
+                                  f"{content.get('experiment')}; record hidden_activations")
+        steps = snapshots.steps
+        step = int(content.get("step") or 0)
+        nearest = int(steps[max(0, int(np.searchsorted(steps, step, side="right")) - 1)])
+        values = np.ascontiguousarray(snapshots.at(layer, step), dtype=np.float32)
+        return ({"step": nearest, "steps": steps.tolist(), "shape": list(values.shape),
+                 "experiment": content.get("experiment"), "layer": layer},
+                [values.tobytes()])
+
+
+def lab_state(lab: Lab) -> dict[str, Any]:
+    """Everything the panel shows, as JSON."""
+    experiments = []
+    for exp in lab.experiments.values():
+        shapes = hook_shapes(exp.config)
+        row: dict[str, Any] = {
+            "id": exp.id, "name": exp.name, "based_on": exp.based_on,
+            "label": exp.config.model.label, "data_label": exp.config.data.label,
+            "optimizer_label": exp.config.optimizer.label, "config": exp.config.to_dict(),
+            "observables": list(exp.config.observables),
+            "hook_points": {p: list(s) for p, s in shapes.items()},
+            "point_labels": {p: point_label(p, s) for p, s in shapes.items()},
+            "status": "new", "progress": 0.0, "steps_done": 0, "final": {}, "error": "",
+        }
+        if exp.id in lab.latest:
+            run = lab.runs[lab.latest[exp.id]]
+            row.update(status=run.status, progress=run.progress, steps_done=run.steps_done)
+            if run.done:
+                result = run.result()
+                row["error"] = result.error
+                row["stat_errors"] = result.stat_errors
+                for name in ("train_loss", "test_loss"):
+                    if name in result.arrays and len(result.arrays[name]):
+                        row["final"][name] = _finite(result.arrays[name][-1])
+        experiments.append(row)
+    return {
+        "lab": lab.name,
+        "experiments": experiments,
+        "view": lab.view.to_dict(),
+        "statistics": [{"name": s, "on": lab.statistics[s].on, "level": lab.statistics.level(s),
+                        "builtin": lab.statistics[s].builtin, "source": lab.statistics[s].source,
+                        "description": lab.statistics[s].description}
+                       for s in lab.statistics.names()],
+        "neuron_stats": [list(p) for p in lab.neuron_stats],
+        "fits": [{"id": f.id, "experiment": f.experiment, "metric": f.metric, "layer": f.layer,
+                  "table": f.table.to_dict()} for f in lab.fits.values()],
+        "families": [{"name": f.name, "label": f.label, "equation": f.equation,
+                      "latex": f.latex} for f in FAMILIES.values()],
+        "options": {"activations": list(ACTIVATIONS), "tasks": list(TASKS),
+                    "optimizers": list(OPTIMIZERS), "losses": list(LOSSES),
+                    "schedules": list(SCHEDULES), "modular_ops": list(MODULAR_OPS),
+                    "observables": list(SCALAR_OBSERVABLES), "methods": METHOD_LABELS},
+        "defaults": ExperimentConfig().to_dict(),
+        "cells": [{"action_id": e.id, "actor": e.actor, "sentence": e.describe(),
+                   "code": _code(e)} for e in lab.log],
+        "notes": list(lab.notes),
+    }
+
+
+def _code(entry: Any) -> str:
+    from featurelab.actions import action_from_dict
+
+    try:
+        return action_from_dict(entry.action_dict()).to_code()
+    except FeaturelabError:
+        return ""
+
