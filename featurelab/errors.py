@@ -29,6 +29,8 @@ class ConfigError(FeaturelabError, ValueError):
 class StatisticError(FeaturelabError):
     """A statistic raised, returned the wrong shape, or returned NaN/inf."""
 
+    field = "source"  # what the panel marks: the function's source is what must change
+
     def __init__(self, name: str, problem: str) -> None:
         self.name = name
         self.problem = problem

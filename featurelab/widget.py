@@ -13,8 +13,9 @@ featurelab/static) renders `state`, a JSON mirror of the lab, and sends:
          with two binary buffers per series without an error: steps (float64) and values
          (float32, row-major (steps,) or (steps, neurons)); arrays never travel as JSON.
   {"kind": "activations", "request": id, "experiment": e, "layer": l, "step": s}
-      -> {"kind": "activations", "request": id, "step": nearest snapshot step,
-          "steps": [snapshot steps], "shape": [S, N]} + one float32 buffer (S, N)
+      -> {"kind": "activations", "request": id, "experiment": e, "layer": l,
+          "step": nearest snapshot step, "steps": [snapshot steps], "shape": [S, N]}
+         + one float32 buffer (S, N)
 
 While a run trains, `state` is refreshed at most PUSH_HZ times a second (progress,
 status, final losses); the JavaScript re-requests the series it shows.
@@ -22,6 +23,8 @@ status, final losses); the JavaScript re-requests the series it shows.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import threading
 import time
@@ -147,11 +150,14 @@ class Panel(anywidget.AnyWidget):
 
     def _activations(self, content: dict[str, Any]) -> tuple[dict, list]:
         run = self.lab.results(content.get("experiment", ""))
-        snapshots = run.result().snapshots
+        live = run.trainer is not None and not run.done
+        snapshots = run.trainer.snapshots if live else run.result().snapshots
         layer = content.get("layer")
         if snapshots is None or layer not in snapshots.points:
             raise FeaturelabError(f"no activation snapshots of {layer!r} in "
                                   f"{content.get('experiment')}; record hidden_activations")
+        if not snapshots.count:
+            raise FeaturelabError(f"{content.get('experiment')} has taken no snapshot yet")
         steps = snapshots.steps
         step = int(content.get("step") or 0)
         nearest = int(steps[max(0, int(np.searchsorted(steps, step, side="right")) - 1)])
@@ -178,7 +184,12 @@ def lab_state(lab: Lab) -> dict[str, Any]:
         if exp.id in lab.latest:
             run = lab.runs[lab.latest[exp.id]]
             row.update(status=run.status, progress=run.progress, steps_done=run.steps_done)
-            if run.done:
+            if run.trainer is not None and not run.done:  # live losses, from the trainer
+                series, last = run.trainer.recorder.series, run.trainer.step_count - 1
+                for name in ("train_loss", "test_loss"):
+                    if name in series and last >= 0:
+                        row["final"][name] = _finite(series[name][last])
+            elif run.done:
                 result = run.result()
                 row["error"] = result.error
                 row["stat_errors"] = result.stat_errors
@@ -204,17 +215,23 @@ def lab_state(lab: Lab) -> dict[str, Any]:
                     "schedules": list(SCHEDULES), "modular_ops": list(MODULAR_OPS),
                     "observables": list(SCALAR_OBSERVABLES), "methods": METHOD_LABELS},
         "defaults": ExperimentConfig().to_dict(),
-        "cells": [{"action_id": e.id, "actor": e.actor, "sentence": e.describe(),
-                   "code": _code(e)} for e in lab.log],
+        "cells": [_cell(e) for e in lab.log],
         "notes": list(lab.notes),
     }
 
 
-def _code(entry: Any) -> str:
+@functools.lru_cache(maxsize=4096)
+def _cell_of(action_id: str, actor: str, action: str, result: str) -> dict[str, Any]:
     from featurelab.actions import action_from_dict
 
-    try:
-        return action_from_dict(entry.action_dict()).to_code()
-    except FeaturelabError:
-        return ""
+    act = action_from_dict(json.loads(action))
+    return {"action_id": action_id, "actor": actor, "sentence": act.describe(json.loads(result)),
+            "code": act.to_code()}
+
+
+def _cell(entry: Any) -> dict[str, Any]:
+    """A log entry as the panel's Code section shows it; cached, because the state is
+    rebuilt several times a second while a run trains (a run's result changes once)."""
+    return dict(_cell_of(entry.id, entry.actor, json.dumps(entry.action_dict()),
+                         json.dumps(entry.result)))
 

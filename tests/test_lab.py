@@ -417,24 +417,25 @@ def test_on_change_gets_actions_and_run_ends(tmp_path):
     run = lab.run(exp.id, background=True)
     run.wait(timeout=60)
     kinds = [k for k, _ in events]
-    assert kinds == ["action", "action", "action", "run_ended"]
+    assert kinds == ["action", "action", "action", "run_started", "run_ended"]
     for (kind, payload), want in zip(events[:3], ["create_experiment", "note", "run"]):
         entry, action = payload
         assert entry.type == action.type == want
         assert isinstance(action, fl.actions.Action)
     assert all(p[0] is e for (_, p), e in zip(events[:3], lab.log))
-    assert events[3][1] is run
+    assert events[3][1] is run and events[4][1] is run
+    assert events[3][1].trainer is not None  # run_started: its trainer's events are there
     assert f"featurelab-{run.id}" in threads  # the run ended in its own thread
 
-    lab.run(exp.id)  # reused: one action, no run_ended
-    assert [k for k, _ in events[4:]] == ["action"]
+    lab.run(exp.id)  # reused: one action, no run_started or run_ended
+    assert [k for k, _ in events[5:]] == ["action"]
     foreground = lab.run(exp.id, force=True)
-    assert [k for k, _ in events[5:]] == ["action", "run_ended"]
+    assert [k for k, _ in events[6:]] == ["action", "run_started", "run_ended"]
     assert events[-1][1] is foreground
 
     unsubscribe()
     lab.note("unheard")
-    assert len(events) == 7
+    assert len(events) == 9  # nothing after unsubscribing
 
 
 def test_a_failing_listener_does_not_stop_the_action(tmp_path):
@@ -453,9 +454,11 @@ def test_a_failing_listener_does_not_stop_the_action(tmp_path):
     with pytest.warns(FeaturelabWarning) as record:
         run = lab.run(exp.id)
     assert [str(w.message).split(" failed on ")[1] for w in record] == [
-        "'action': ValueError: a bug in the panel", "'run_ended': ValueError: a bug in the panel"]
+        "'action': ValueError: a bug in the panel",
+        "'run_started': ValueError: a bug in the panel",
+        "'run_ended': ValueError: a bug in the panel"]
     assert run.status == "finished"
-    assert heard == ["action", "run_ended"]
+    assert heard == ["action", "run_started", "run_ended"]
     assert lab.log[-1].describe() == f"Ran {exp.id} (120 steps)."
 
 

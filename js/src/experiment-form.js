@@ -1,0 +1,263 @@
+// The "New experiment" form: pre-filled from the selected experiment's config (or the
+// defaults); creating sends create_experiment with based_on and only what changed, or a
+// full config when nothing is selected.
+import { fillSelect, h } from "./dom.js";
+import { clearErrors, errorSlot, placeError } from "./errors.js";
+
+const REGRESSION = ["sin2", "formula", "teacher"];
+
+/** The config fields the form edits: path, label, kind, and the tasks it applies to. */
+export const FIELDS = [
+  { path: "model.kind", label: "Model", kind: "select", options: () => ["mlp", "embed_mlp"] },
+  { path: "model.widths", label: "Widths", kind: "list", hint: "input, hidden…, output" },
+  { path: "model.activation", label: "Activation", kind: "select", options: (s) => s.options?.activations },
+  { path: "data.task", label: "Task", kind: "select", options: (s) => s.options?.tasks },
+  { path: "data.dim", label: "Input dim", kind: "number", tasks: REGRESSION },
+  { path: "data.freq", label: "Frequency", kind: "number", tasks: ["sin2"] },
+  { path: "data.formula", label: "Formula", kind: "text", tasks: ["formula"], hint: "e.g. sum(sin(10*x)**2)" },
+  { path: "data.n_train", label: "Train samples", kind: "number", tasks: REGRESSION },
+  { path: "data.n_test", label: "Test samples", kind: "number", tasks: REGRESSION },
+  { path: "data.p", label: "Modulus p", kind: "number", tasks: ["modular"] },
+  { path: "data.op", label: "Operation", kind: "select", options: (s) => s.options?.modular_ops, tasks: ["modular"] },
+  { path: "data.train_frac", label: "Train fraction", kind: "number", tasks: ["modular"] },
+  { path: "optimizer.name", label: "Optimizer", kind: "select", options: (s) => s.options?.optimizers },
+  { path: "optimizer.lr", label: "Learning rate", kind: "number" },
+  { path: "optimizer.steps", label: "Steps", kind: "number" },
+  { path: "optimizer.weight_decay", label: "Weight decay", kind: "number", optional: true },
+  { path: "optimizer.batch_size", label: "Batch size", kind: "number", optional: true, hint: "0 = full batch" },
+  { path: "loss", label: "Loss", kind: "select", options: (s) => s.options?.losses },
+  { path: "seed", label: "Seed", kind: "number" },
+  { path: "name", label: "Name", kind: "text", hint: "optional" },
+];
+
+const GROUPS = [["Model", "model."], ["Data", "data."], ["Optimizer", "optimizer."],
+  ["Training", ""]];
+
+export const testidOf = (path) => `cfg-${path.replace(/\./g, "-")}`;
+
+function getPath(obj, path) {
+  return path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), obj);
+}
+
+/** Text typed into a number box as a number; text that is not one is kept as text so the
+ *  engine's error names the field ("optimizer.lr: got 'abc'; allowed: ..."). */
+export function parseNumber(text) {
+  const t = String(text).trim();
+  if (t === "") return null;
+  if (/^[-+]?\d+$/.test(t)) return parseInt(t, 10);
+  const n = Number(t);
+  return Number.isFinite(n) ? n : t;
+}
+
+export function parseList(text) {
+  return String(text).split(",").map((s) => s.trim()).filter((s) => s !== "").map(parseNumber);
+}
+
+export function formatValue(field, value) {
+  if (value == null) return "";
+  if (field.kind === "list") return (value || []).join(", ");
+  return String(value);
+}
+
+function equal(a, b) {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Scalar observables, then every statistic, then any other entry of the base config
+ *  (e.g. "active_rate@layers.1.post"). */
+export function observableChoices(state, base = []) {
+  const names = [...(state.options?.observables || []), ...(state.statistics || []).map((s) => s.name)];
+  for (const o of base) if (!names.includes(o)) names.push(o);
+  return [...new Set(names)];
+}
+
+/** Which fields the form shows for a task. */
+export function fieldApplies(field, task) {
+  return !field.tasks || field.tasks.includes(task);
+}
+
+/**
+ * The create_experiment params for the form's values.
+ * values: {"model.widths": [...], ..., observables: [...]}; base: the config it started
+ * from, or null for a full config (defaults: state.defaults, to leave out optional fields
+ * that keep their default).
+ */
+export function createParams(values, { base = null, basedOn = null, defaults = {} } = {}) {
+  const task = values["data.task"];
+  const shown = FIELDS.filter((f) => fieldApplies(f, task));
+  const params = {};
+  const put = (path, value) => {
+    const parts = path.split(".");
+    if (parts.length === 1) params[path] = value;
+    else (params[parts[0]] ||= {})[parts[1]] = value;
+  };
+  if (basedOn) {
+    params.based_on = basedOn;
+    for (const f of shown) {
+      const value = values[f.path];
+      if (f.path === "name") continue;
+      if (!equal(value, getPath(base, f.path))) put(f.path, value);
+    }
+    if (values.name) params.name = values.name;
+    const before = base.observables || [];
+    const added = values.observables.filter((o) => !before.includes(o));
+    const removed = before.filter((o) => !values.observables.includes(o));
+    if (added.length) params.observables_add = added;
+    if (removed.length) params.observables_remove = removed;
+    return params;
+  }
+  for (const f of shown) {
+    const value = values[f.path];
+    if (f.path === "name") continue;
+    if (f.optional && equal(value, getPath(defaults, f.path))) continue;
+    put(f.path, value);
+  }
+  params.observables = values.observables;
+  if (values.name) params.name = values.name;
+  // A readable order: model, data, optimizer, loss, observables, seed, name.
+  const order = ["model", "data", "optimizer", "loss", "observables", "seed", "name"];
+  return Object.fromEntries(order.filter((k) => k in params).map((k) => [k, params[k]]));
+}
+
+export function createExperimentForm(ctx) {
+  const inputs = {};
+  const wrappers = {};
+  const obsBox = h("div", { class: "fl-checks", role: "group", "aria-label": "Observables" });
+  const obsField = h("div", { class: "fl-field fl-field-wide", dataset: { field: "observables" } },
+    h("span", { class: "fl-label" }, "Observables"), obsBox, errorSlot());
+  const baseNote = h("span", { class: "fl-muted" });
+  const basedOn = h("input", { type: "checkbox", testid: "based-on" });
+  const basedOnLabel = h("label", { class: "fl-inline" }, basedOn, " ", baseNote);
+  const formError = errorSlot("form-error");
+  let baseId = null;
+  let base = null;
+  let dirty = false;
+  let state = {};
+
+  const fieldsets = GROUPS.map(([title, prefix]) => {
+    const members = FIELDS.filter((f) => (prefix ? f.path.startsWith(prefix) : !f.path.includes(".")));
+    return h("fieldset", { class: "fl-fieldset" }, h("legend", {}, title), members.map((f) => {
+      const id = `fl-${Math.random().toString(36).slice(2, 8)}-${f.path}`;
+      const input = f.kind === "select"
+        ? h("select", { id, testid: testidOf(f.path) })
+        : h("input", { id, type: "text", testid: testidOf(f.path), spellcheck: "false",
+          inputmode: f.kind === "number" ? "decimal" : null, placeholder: f.hint || null,
+          autocomplete: "off" });
+      inputs[f.path] = input;
+      wrappers[f.path] = h("div", { class: "fl-field", dataset: { field: f.path } },
+        h("label", { class: "fl-label", for: id }, f.label), input, errorSlot());
+      return wrappers[f.path];
+    }));
+  });
+
+  const create = h("button", { type: "submit", class: "fl-button fl-primary", testid: "create" }, "Create");
+  const close = h("button", { type: "button", class: "fl-button", testid: "close-form" }, "Close");
+  const form = h("form", { class: "fl-form", testid: "experiment-form", "aria-label": "New experiment", novalidate: true },
+    h("div", { class: "fl-form-head" }, h("strong", {}, "New experiment"), basedOnLabel),
+    h("div", { class: "fl-fieldsets" }, fieldsets), obsField,
+    h("div", { class: "fl-actions" }, create, close, formError));
+  form.hidden = true;
+
+  const showTaskFields = () => {
+    const task = inputs["data.task"].value;
+    for (const f of FIELDS) wrappers[f.path].hidden = !fieldApplies(f, task);
+  };
+
+  function renderObservables(checked) {
+    const names = observableChoices(state, base?.observables || []);
+    // live updates (a run's progress) must not rebuild the boxes under the person's focus
+    if (!checked && obsBox.dataset.names === JSON.stringify(names)) return;
+    obsBox.dataset.names = JSON.stringify(names);
+    const current = checked ?? readObservables();
+    obsBox.textContent = "";
+    for (const name of names) {
+      const box = h("input", { type: "checkbox", value: name, testid: `obs-${name}`,
+        checked: current.includes(name) });
+      const stat = (state.statistics || []).find((s) => s.name === name);
+      const title = stat ? (stat.description || `statistic on ${stat.on}`) : null;
+      obsBox.append(h("label", { class: "fl-check", title }, box, " ", name));
+    }
+  }
+
+  function readObservables() {
+    return [...obsBox.querySelectorAll("input[type=checkbox]")].filter((b) => b.checked).map((b) => b.value);
+  }
+
+  function values() {
+    const out = {};
+    for (const f of FIELDS) {
+      const raw = inputs[f.path].value;
+      out[f.path] = f.kind === "number" ? parseNumber(raw) : f.kind === "list" ? parseList(raw) : raw;
+    }
+    out.name = inputs.name.value.trim();
+    out.observables = readObservables();
+    return out;
+  }
+
+  function prefill() {
+    const selected = state.view?.selected || [];
+    const exp = (state.experiments || []).find((e) => e.id === selected[0]);
+    baseId = exp ? exp.id : null;
+    base = exp ? exp.config : state.defaults || {};
+    for (const f of FIELDS) {
+      if (f.kind === "select") fillSelect(inputs[f.path], (f.options(state) || []).map(String));
+      inputs[f.path].value = f.path === "name" ? "" : formatValue(f, getPath(base, f.path));
+    }
+    basedOn.checked = !!baseId;
+    basedOn.disabled = !baseId;
+    baseNote.textContent = baseId
+      ? `Based on ${baseId}: only the changes are sent`
+      : "From the defaults (select an experiment to start from its config)";
+    renderObservables(base.observables || []);
+    showTaskFields();
+    clearErrors(form);
+    dirty = false;
+  }
+
+  form.addEventListener("input", (e) => {
+    dirty = true;
+    const wrapper = e.target.closest("[data-field]");
+    if (wrapper) {
+      wrapper.classList.remove("fl-invalid");
+      const slot = wrapper.querySelector(".fl-error");
+      if (slot) slot.textContent = "";
+      e.target.removeAttribute("aria-invalid");
+    }
+  });
+  inputs["data.task"].addEventListener("change", showTaskFields);
+  basedOn.addEventListener("change", () => { dirty = true; });
+  close.addEventListener("click", () => setOpen(false));
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const params = createParams(values(), {
+      base, basedOn: basedOn.checked ? baseId : null, defaults: state.defaults || {} });
+    create.disabled = true;
+    const reply = await ctx.act("create_experiment", params, { root: form, fallback: formError });
+    create.disabled = false;
+    if (reply.kind !== "error") setOpen(false);
+  });
+
+  let onToggle = () => {};
+  function setOpen(open) {
+    if (open && form.hidden) prefill();
+    form.hidden = !open;
+    onToggle(open);
+    if (open) inputs["model.widths"].focus?.();
+  }
+
+  return {
+    el: form,
+    setOpen,
+    isOpen: () => !form.hidden,
+    onToggle(fn) { onToggle = fn; },
+    values,
+    update(next) {
+      state = next;
+      if (form.hidden) return;
+      const selected = state.view?.selected?.[0] ?? null;
+      if (!dirty && selected !== baseId) prefill();
+      else renderObservables();
+    },
+  };
+}

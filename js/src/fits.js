@@ -1,0 +1,186 @@
+// Fits: choose families and an x range (the chart's zoom by default), send `fit`, show the
+// table ranked by R^2 with each equation as MathML, and show / hide the fitted curves.
+import { fillSelect, h, replaceChildren, setPressed, setValueUnlessFocused } from "./dom.js";
+import { clearErrors, errorSlot } from "./errors.js";
+import { fmtBound, fmtCoef, fmtG, fmtR2 } from "./format.js";
+import { parseNumber } from "./experiment-form.js";
+import { familyColor } from "./theme.js";
+
+export const DEFAULT_FAMILIES = ["sigmoid", "exponential", "power", "log_power"];
+const MATHML = "http://www.w3.org/1998/Math/MathML";
+
+/** Rows ranked as the engine ranks them: fitted rows by R^2, best first; failed rows last. */
+export function sortRows(rows) {
+  return [...rows].sort((a, b) => {
+    if (a.ok !== b.ok) return a.ok ? -1 : 1;
+    if (!a.ok) return 0;
+    return (b.r2 ?? -Infinity) - (a.r2 ?? -Infinity);
+  });
+}
+
+/** One table row as text: [type, R^2, coefficients, RMSE]. */
+export function formatRow(row) {
+  if (!row.ok) return [row.label, "failed", row.reason || "", "–"];
+  return [row.label, fmtR2(row.r2), (row.coefficients || []).map(fmtCoef).join(", "),
+    row.rmse == null ? "–" : fmtG(row.rmse, 3)];
+}
+
+/** The latest fit of (metric, layer) for each viewed experiment, oldest experiment first. */
+export function chartFits(state, metric, layer) {
+  const viewed = state.view?.viewed || [];
+  const latest = new Map();
+  for (const fit of state.fits || []) {
+    if (fit.metric !== metric || (fit.layer ?? null) !== (layer ?? null)) continue;
+    if (!viewed.includes(fit.experiment)) continue;
+    latest.set(fit.experiment, fit);
+  }
+  return viewed.filter((e) => latest.has(e)).map((e) => latest.get(e));
+}
+
+function m(tag, ...children) {
+  const el = document.createElementNS(MATHML, tag);
+  for (const c of children.flat()) el.append(typeof c === "string" ? document.createTextNode(c) : c);
+  return el;
+}
+const mi = (t) => m("mi", t);
+const mn = (t) => m("mn", t);
+const mo = (t) => m("mo", t);
+const c = (i) => m("msub", mi("c"), mn(String(i)));
+const mrow = (...xs) => m("mrow", ...xs);
+const ft = () => [mi("f"), mo("("), mi("t"), mo(")"), mo("=")];
+
+/** Hand-written MathML of each family's equation (null for an unknown family). */
+export function equationMathML(family) {
+  let body;
+  switch (family) {
+    case "sigmoid":
+      body = [m("mfrac", c(1), mrow(mn("1"), mo("+"), m("msup", mi("e"), mrow(c(2), mi("t"), mo("+"), c(3))))), mo("+"), c(4)];
+      break;
+    case "exponential":
+      body = [c(1), mo("·"), m("msup", mi("e"), mrow(mo("−"), c(2), mi("t"))), mo("+"), c(3)];
+      break;
+    case "power":
+      body = [c(1), mo("·"), m("msup", mrow(mo("("), mi("t"), mo("+"), mn("1"), mo(")")), c(2)), mo("+"), c(3)];
+      break;
+    case "log_power":
+      body = [c(1), mo("·"), m("msup", mrow(mi("log"), mo("("), mi("t"), mo("+"), mn("1"), mo(")")), c(2)), mo("+"), c(3)];
+      break;
+    case "linear":
+      body = [c(1), mi("t"), mo("+"), c(2)];
+      break;
+    default:
+      return null;
+  }
+  const math = m("math", mrow(...ft(), ...body));
+  math.setAttribute("displaystyle", "true");
+  return math;
+}
+
+/** A fit table as a <table>: Type, R^2, Equation, Coefficients, RMSE. */
+export function fitTable(fit, families = []) {
+  const rows = sortRows(fit.table?.rows || []);
+  const byName = Object.fromEntries(families.map((f) => [f.name, f]));
+  const xr = fit.table?.x_range;
+  const caption = `${fit.id}: ${fit.metric}${fit.layer ? ` (${fit.layer})` : ""} of ${fit.experiment}` +
+    (xr ? `, steps ${fmtG(xr[0], 6)} to ${fmtG(xr[1], 6)}` : "");
+  return h("table", { class: "fl-table fl-fit-table", testid: "fit-table", dataset: { fit: fit.id } },
+    h("caption", {}, caption),
+    h("thead", {}, h("tr", {}, ["Type", "R²", "Equation", "Coefficients", "RMSE"].map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, rows.map((row) => {
+      const [label, r2, coefs, rmse] = formatRow(row);
+      const math = equationMathML(row.family);
+      const text = row.equation || byName[row.family]?.equation || "";
+      const eq = math ? h("span", { class: "fl-eq", title: text }, math) : h("span", { class: "fl-mono" }, text);
+      return h("tr", { class: row.ok ? null : "fl-failed", dataset: { family: row.family } },
+        h("td", {}, h("span", { class: "fl-swatch fl-dash", style: { borderColor: familyColor(row.family) } }), " ", label),
+        h("td", { class: "fl-num" }, r2), h("td", {}, eq),
+        h("td", { class: row.ok ? "fl-mono" : "fl-muted" }, coefs), h("td", { class: "fl-num" }, rmse));
+    })));
+}
+
+/** The fit params for the panel's choices (families left out when they are the default). */
+export function fitParams({ experiment, metric, layer, xRange, families }) {
+  const params = { experiment, metric, layer: layer ?? null, x_range: xRange };
+  const same = families.length === DEFAULT_FAMILIES.length && DEFAULT_FAMILIES.every((f) => families.includes(f));
+  if (!same) params.families = families;
+  return params;
+}
+
+export function createFitPanel(ctx, metric) {
+  const familyBox = h("span", { class: "fl-checks", role: "group", "aria-label": "Families", dataset: { field: "families" } });
+  const lo = h("input", { type: "text", class: "fl-input fl-short", testid: "fit-x-lo", placeholder: "start", inputmode: "decimal", "aria-label": "Fit from step" });
+  const hi = h("input", { type: "text", class: "fl-input fl-short", testid: "fit-x-hi", placeholder: "end", inputmode: "decimal", "aria-label": "Fit to step" });
+  const expSelect = h("select", { class: "fl-select", testid: "fit-experiment", "aria-label": "Experiment to fit" });
+  const fitButton = h("button", { type: "button", class: "fl-button fl-primary", testid: "fit" }, "Fit");
+  const toggle = h("button", { type: "button", class: "fl-button", testid: "hide-fits" }, "Hide fits");
+  const slot = errorSlot("fit-error");
+  const tables = h("div", { class: "fl-fit-tables" });
+  const controls = h("div", { class: "fl-toolbar" }, h("strong", {}, "Fit"), familyBox,
+    h("span", { class: "fl-inline", dataset: { field: "x_range" } }, "steps ", lo, " to ", hi),
+    expSelect, fitButton, toggle);
+  const el = h("div", { class: "fl-fits", testid: "fits" }, controls, slot, tables);
+  let view = {};
+  let state = {};
+  let layer = null;
+  let lastZoom;
+  let familiesKey = "";
+  let visible = true;
+
+  fitButton.addEventListener("click", async () => {
+    const families = [...familyBox.querySelectorAll("input:checked")].map((b) => b.value);
+    const a = parseNumber(lo.value);
+    const b = parseNumber(hi.value);
+    const xRange = a == null && b == null ? null : [a, b];
+    clearErrors(el);
+    const params = fitParams({ experiment: expSelect.value, metric, layer, xRange, families });
+    fitButton.disabled = true;
+    await ctx.act("fit", params, { root: el, fallback: slot });
+    fitButton.disabled = false;
+  });
+  toggle.addEventListener("click", () => ctx.act("show_fits", { metric, visible: !visible }, slot));
+  expSelect.addEventListener("change", () => { expSelect.dataset.touched = "1"; });
+
+  return {
+    el,
+    update(nextView, nextState, nextLayer, experiments) {
+      view = nextView;
+      state = nextState;
+      layer = nextLayer;
+      const families = state.families || [];
+      const key = families.map((f) => f.name).join(",");
+      if (key !== familiesKey) {
+        familiesKey = key;
+        const checked = new Set([...familyBox.querySelectorAll("input:checked")].map((b) => b.value));
+        const first = !familyBox.children.length;
+        replaceChildren(familyBox, families.map((f) => h("label", { class: "fl-check", title: f.equation },
+          h("input", { type: "checkbox", value: f.name, testid: `fit-family-${f.name}`,
+            checked: first ? DEFAULT_FAMILIES.includes(f.name) : checked.has(f.name) }), " ", f.label)));
+      }
+      const zoom = JSON.stringify(view.x_range ?? null);
+      if (zoom !== lastZoom) {
+        lastZoom = zoom;
+        setValueUnlessFocused(lo, fmtBound(view.x_range?.[0]));
+        setValueUnlessFocused(hi, fmtBound(view.x_range?.[1]));
+      }
+      const exps = (state.experiments || []).filter((e) => experiments.includes(e.id));
+      const records = (e) => e.observables.some((o) => o.split("@")[0] === metric);
+      const prefer = exps.find((e) => records(e) && e.status === "finished")?.id || exps.find(records)?.id || exps[0]?.id || "";
+      fillSelect(expSelect, exps.map((e) => ({ value: e.id, label: e.name ? `${e.id} ${e.name}` : e.id })),
+        experiments.includes(expSelect.value) && expSelect.dataset.touched ? expSelect.value : prefer);
+      expSelect.hidden = exps.length < 2;
+      fitButton.disabled = !exps.length;
+      visible = view.fits_visible !== false;
+      toggle.textContent = visible ? "Hide fits" : "Show fits";
+      toggle.dataset.testid = visible ? "hide-fits" : "show-fits";
+      setPressed(toggle, !visible);
+      const fits = chartFits(state, metric, layer);
+      toggle.disabled = !fits.length;
+      const sig = JSON.stringify(fits.map((f) => f.id));
+      if (tables.dataset.sig !== sig) {
+        tables.dataset.sig = sig;
+        replaceChildren(tables, [...fits].reverse().map((f) => fitTable(f, families)));
+      }
+    },
+    destroy() {},
+  };
+}

@@ -1,0 +1,303 @@
+// The uPlot wrapper. uPlot is constructed through a factory that tests replace
+// (jsdom has no canvas): setPlotFactory(fn) with fn(opts, data, target) -> plot.
+import uPlot from "uplot";
+import { h, replaceChildren } from "./dom.js";
+import { fmtG } from "./format.js";
+import { buildPlot, hasPoints } from "./series.js";
+import { experimentColor, withAlpha } from "./theme.js";
+
+const defaultFactory = (opts, data, target) => new uPlot(opts, data, target);
+let factory = defaultFactory;
+
+/** Replaces how plots are constructed (tests); null restores uPlot. Returns the old one. */
+export function setPlotFactory(fn) {
+  const old = factory;
+  factory = fn || defaultFactory;
+  return old;
+}
+
+/** A drag-zoom range rounded for people and logs: whole steps on wide ranges. */
+export function niceRange(lo, hi, log = false) {
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return null;
+  if (lo > hi) [lo, hi] = [hi, lo];
+  const round = (v) => Number(fmtG(v, 4));
+  let out;
+  if (!log && hi - lo >= 20) out = [Math.round(lo), Math.round(hi)];
+  else out = [round(lo), round(hi)];
+  return out[0] < out[1] ? out : null;
+}
+
+/** The zoom action for an x range (null resets the zoom). */
+export function zoomAction(metric, xRange, yRange = null) {
+  const params = { metric, x_range: xRange ? [xRange[0], xRange[1]] : null };
+  if (yRange) params.y_range = [yRange[0], yRange[1]];
+  return { type: "zoom", params };
+}
+
+const isDecade = (v) => v > 0 && Math.abs(Math.log10(v) - Math.round(Math.log10(v))) < 1e-9;
+const decadesOnly = (u, splits) => splits.map((v) => (v != null && isDecade(v) ? v : null));
+
+/** Log axes: grid lines and ticks at powers of ten, labels as 1e-04, 0.01, 100. */
+function withLogAxis(base) {
+  return {
+    ...base,
+    grid: { ...base.grid, filter: decadesOnly },
+    ticks: { ...base.ticks, filter: decadesOnly },
+    values: (u, splits) => splits.map((v) => (v == null ? null : fmtG(v, 3))),
+  };
+}
+
+function plotOptions({ width, height, specs, logX, logY, theme, onSelect, onReset, readout }) {
+  const font = `11px ${theme.font}`;
+  const axis = (label) => ({
+    stroke: theme.fg2,
+    grid: { stroke: withAlpha(theme.axis, 0.5), width: 1 },
+    ticks: { stroke: withAlpha(theme.axis, 0.8), width: 1, size: 4 },
+    font,
+    labelFont: font,
+    label,
+    labelSize: 14,
+    labelGap: 0,
+  });
+  return {
+    width,
+    height,
+    pxAlign: 0,
+    legend: { show: false },
+    scales: {
+      x: { time: false, distr: logX ? 3 : 1, log: 10 },
+      y: { distr: logY ? 3 : 1, log: 10 },
+    },
+    axes: [
+      (logX ? withLogAxis : (a) => a)({ ...axis("step"), space: 60, size: 30 }),
+      (logY ? withLogAxis : (a) => a)({ ...axis(null), size: 56, space: 30 }),
+    ],
+    series: [
+      { label: "step" },
+      ...specs.map((s) => ({
+        label: s.label,
+        stroke: s.alpha < 1 ? withAlpha(s.color, s.alpha) : s.color,
+        width: s.width,
+        dash: s.dash || undefined,
+        spanGaps: true,
+        points: { show: false },
+      })),
+    ],
+    cursor: {
+      drag: { x: true, y: false, setScale: false },
+      points: { show: false },
+      bind: { dblclick: () => () => { onReset(); return null; } },
+    },
+    select: { show: true },
+    hooks: {
+      setSelect: [(u) => {
+        const { left, width: w } = u.select;
+        if (w > 3) onSelect(u.posToVal(left, "x"), u.posToVal(left + w, "x"));
+        u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+      }],
+      setCursor: [(u) => readout(u.cursor.idx)],
+    },
+  };
+}
+
+/**
+ * One plot in a fixed-height box. draw(built, view) redraws: setData when the series are
+ * the same as before, a new uPlot when they or the axes' kind changed.
+ */
+export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plot" }) {
+  const box = h("div", { class: "fl-plot", testid, style: { height: `${height}px` } });
+  const readout = h("div", { class: "fl-readout", "aria-hidden": "true" });
+  const el = h("div", { class: "fl-plot-wrap" }, box, readout);
+  let plot = null;
+  let signature = null;
+  let built = null;
+  let current = { logX: false, logY: false };
+  let themeNow = theme;
+  let observer = null;
+
+  const width = () => Math.max(240, Math.floor(box.clientWidth || box.parentElement?.clientWidth || 600));
+
+  // Under the plot: which colour is which experiment, or the values under the cursor.
+  const showLegend = () => {
+    readout.textContent = "";
+    if (!built) return;
+    const seen = new Set();
+    for (const s of built.specs) {
+      if (s.kind === "fit" || seen.has(s.experiment)) continue;
+      seen.add(s.experiment);
+      readout.append(h("span", { class: "fl-key" }, h("span", { class: "fl-swatch", style: { background: s.color } }), ` ${s.experiment}`));
+    }
+  };
+  const showReadout = (idx) => {
+    if (idx == null || !built) {
+      showLegend();
+      return;
+    }
+    const x = built.data[0][idx];
+    const parts = [];
+    built.specs.forEach((s, i) => {
+      if (s.kind === "neuron" || s.kind === "raw" || parts.length >= 6) return;
+      const v = built.data[i + 1][idx];
+      if (v != null) parts.push(`${s.label} ${fmtG(v, 4)}`);
+    });
+    readout.textContent = `step ${fmtG(x, 6)}${parts.length ? " · " + parts.join(" · ") : ""}`;
+  };
+
+  function destroyPlot() {
+    if (plot) plot.destroy();
+    plot = null;
+    signature = null;
+  }
+
+  function draw(next, view = {}) {
+    built = next;
+    const { xRange = null, yRange = null, logX = false, logY = false } = view;
+    current = { logX, logY };
+    if (view.theme) themeNow = view.theme;
+    if (!next || !hasPoints(next)) {
+      destroyPlot();
+      replaceChildren(box, h("div", { class: "fl-plot-empty" }, view.emptyText || "No data yet"));
+      return;
+    }
+    const sig = JSON.stringify([next.specs.map((s) => [s.label, s.color, s.alpha, s.width, s.dash]),
+      logX, logY, height, themeNow]);
+    showLegend();
+    if (plot && sig === signature) {
+      plot.setData(next.data, true);
+    } else {
+      destroyPlot();
+      box.textContent = "";
+      const opts = plotOptions({ width: width(), height, specs: next.specs, logX, logY,
+        theme: themeNow, readout: showReadout,
+        onSelect: (lo, hi) => onZoom && onZoom(lo, hi, current.logX),
+        onReset: () => onReset && onReset() });
+      plot = factory(opts, next.data, box);
+      signature = sig;
+    }
+    if (xRange && (!logX || xRange[0] > 0)) plot.setScale("x", { min: xRange[0], max: xRange[1] });
+    if (yRange && (!logY || yRange[0] > 0)) plot.setScale("y", { min: yRange[0], max: yRange[1] });
+    if (!observer && typeof ResizeObserver !== "undefined") {
+      observer = new ResizeObserver(() => {
+        if (plot && box.clientWidth && Math.abs(plot.width - width()) > 2) {
+          plot.setSize({ width: width(), height });
+        }
+      });
+      observer.observe(box);
+    }
+  }
+
+  return {
+    el,
+    draw,
+    get plot() { return plot; },
+    destroy() {
+      destroyPlot();
+      if (observer) observer.disconnect();
+      observer = null;
+    },
+  };
+}
+
+/**
+ * A plot of one metric (and layer) of several experiments, fed by series requests:
+ * update() refetches when the request or a viewed experiment's progress changed, and
+ * redraws from the last reply when only the view (smoothing, axes, zoom, fits) changed.
+ */
+export function createSeriesPlot(ctx, { metric, chartMetric = metric, height, testid, zoomSlot }) {
+  const note = h("div", { class: "fl-note", "aria-live": "polite" });
+  let args = null;
+  let reply = null;
+  let requestKey = null;
+  let liveKey = null;
+  let inFlight = false;
+  let again = false;
+  let destroyed = false;
+
+  const plot = createPlot({
+    height,
+    theme: ctx.theme(),
+    testid,
+    onZoom: (lo, hi, log) => {
+      const range = niceRange(lo, hi, log);
+      if (range) ctx.act("zoom", zoomAction(chartMetric, range).params, zoomSlot);
+    },
+    onReset: () => ctx.act("zoom", zoomAction(chartMetric, null).params, zoomSlot),
+  });
+  const el = h("div", { class: "fl-series-plot" }, plot.el, note);
+
+  async function fetch() {
+    if (inFlight) {
+      again = true;
+      return;
+    }
+    inFlight = true;
+    const { experiments, layer } = args;
+    const r = await ctx.proto.series(experiments, metric, layer);
+    inFlight = false;
+    if (destroyed) return;
+    if (again) {
+      again = false;
+      fetch();
+      return;
+    }
+    reply = r;
+    redraw();
+  }
+
+  function redraw() {
+    if (!args) return;
+    const { state, view, fits = [], layer } = args;
+    if (!reply) {
+      plot.draw(null, { emptyText: "Loading…" });
+      return;
+    }
+    if (reply.kind === "error") {
+      note.textContent = reply.message;
+      plot.draw(null, { emptyText: "No data" });
+      return;
+    }
+    const ok = reply.series.filter((s) => !s.error);
+    note.textContent = reply.series.filter((s) => s.error)
+      .map((s) => `${s.experiment}: ${s.error}`).join("\n");
+    const traces = ok.map((s) => ({ ...s, color: experimentColor(state, s.experiment) }));
+    const built = buildPlot(traces, {
+      smoothing: view.smoothing || 0, logX: !!view.log_x, logY: !!view.log_y,
+      fits, fitsVisible: view.fits_visible !== false,
+    });
+    plot.draw(built, { xRange: view.x_range, yRange: view.y_range, logX: !!view.log_x,
+      logY: !!view.log_y, theme: ctx.theme(),
+      emptyText: layer ? "No data yet for this layer" : "No data yet" });
+  }
+
+  return {
+    el,
+    note,
+    plot,
+    /** {experiments, layer, view, state, fits} */
+    update(next) {
+      args = next;
+      const key = JSON.stringify([next.experiments, metric, next.layer ?? null]);
+      const live = JSON.stringify((next.state.experiments || [])
+        .filter((e) => next.experiments.includes(e.id)).map((e) => [e.id, e.status, e.steps_done]));
+      if (!next.experiments.length) {
+        requestKey = key;
+        reply = null;
+        note.textContent = "";
+        plot.draw(null, { emptyText: "Nothing to plot" });
+        return;
+      }
+      if (key !== requestKey || live !== liveKey) {
+        if (key !== requestKey) reply = null;
+        requestKey = key;
+        liveKey = live;
+        fetch();
+      }
+      redraw();
+    },
+    redraw,
+    destroy() {
+      destroyed = true;
+      plot.destroy();
+    },
+  };
+}

@@ -1,0 +1,209 @@
+// Data shaping for the charts (no DOM): columns of a series reply, smoothing, aligning
+// several experiments on one x axis, log-axis filtering, fitted curves.
+import { familyColor } from "./theme.js";
+
+/** Trailing moving average over a window in x units (steps): point i averages the
+ *  finite values with x in (x_i - window, x_i]. For one point a step it is the mean of
+ *  the last `window` values. NaN stays NaN; window <= 1 returns the values. */
+export function movingAverage(x, y, window) {
+  const n = y.length;
+  const out = new Float64Array(n);
+  if (!(window > 1)) {
+    for (let i = 0; i < n; i++) out[i] = y[i];
+    return out;
+  }
+  let lo = 0;
+  let sum = 0;
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    if (Number.isFinite(y[i])) {
+      sum += y[i];
+      count += 1;
+    }
+    while (x[lo] <= x[i] - window) {
+      if (Number.isFinite(y[lo])) {
+        sum -= y[lo];
+        count -= 1;
+      }
+      lo += 1;
+    }
+    out[i] = Number.isFinite(y[i]) && count ? sum / count : NaN;
+  }
+  return out;
+}
+
+/** Number of leading rows up to and including the last row holding a finite value
+ *  (a running experiment's series end in NaN rows that are not filled in yet). */
+export function filledRows(values, rows, cols) {
+  for (let r = rows - 1; r >= 0; r--) {
+    for (let c = 0; c < cols; c++) if (Number.isFinite(values[r * cols + c])) return r + 1;
+  }
+  return 0;
+}
+
+/** Column c of a row-major (rows, cols) array, as Float64Array. */
+export function column(values, rows, cols, c) {
+  const out = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) out[r] = values[r * cols + c];
+  return out;
+}
+
+/** Mean over the columns of each row (finite values only). */
+export function rowMean(values, rows, cols) {
+  const out = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let sum = 0;
+    let count = 0;
+    for (let c = 0; c < cols; c++) {
+      const v = values[r * cols + c];
+      if (Number.isFinite(v)) {
+        sum += v;
+        count += 1;
+      }
+    }
+    out[r] = count ? sum / count : NaN;
+  }
+  return out;
+}
+
+function sameX(a, b) {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** One x axis for several (x, [y...]) groups: the sorted union of their x; each y gets
+ *  null where its group has no point. Returns {x, ys} with ys as plain arrays. */
+export function align(groups) {
+  if (!groups.length) return { x: new Float64Array(0), ys: [] };
+  const first = groups[0].x;
+  let x;
+  if (groups.every((g) => sameX(g.x, first))) {
+    x = Float64Array.from(first);
+  } else {
+    const all = Float64Array.from(groups.flatMap((g) => Array.from(g.x))).sort();
+    const unique = [];
+    for (let i = 0; i < all.length; i++) if (i === 0 || all[i] !== all[i - 1]) unique.push(all[i]);
+    x = Float64Array.from(unique);
+  }
+  const ys = [];
+  for (const g of groups) {
+    const shared = g.x.length === x.length && sameX(g.x, x);
+    let index = null;
+    if (!shared) {
+      index = new Int32Array(g.x.length);
+      let j = 0;
+      for (let i = 0; i < g.x.length; i++) {
+        while (x[j] < g.x[i]) j++;
+        index[i] = j;
+      }
+    }
+    for (const y of g.ys) {
+      const out = new Array(x.length).fill(null);
+      for (let i = 0; i < g.x.length; i++) {
+        const v = y[i];
+        out[shared ? i : index[i]] = Number.isFinite(v) ? v : null;
+      }
+      ys.push(out);
+    }
+  }
+  return { x, ys };
+}
+
+/** A fitted family's curve at t (the formulas of featurelab/fit.py). */
+export function familyValue(family, c, t) {
+  switch (family) {
+    case "sigmoid": return c[0] / (1 + Math.exp(c[1] * t + c[2])) + c[3];
+    case "exponential": return c[0] * Math.exp(-c[1] * t) + c[2];
+    case "power": return c[0] * (t + 1) ** c[1] + c[2];
+    case "log_power": return c[0] * Math.log(t + 1) ** c[1] + c[2];
+    case "linear": return c[0] * t + c[1];
+    default: return NaN;
+  }
+}
+
+/** Values of a fitted row on x, null outside the fitted x range. */
+export function fittedCurve(row, x, xRange) {
+  const [lo, hi] = xRange || [-Infinity, Infinity];
+  const c = (row.coefficients || []).map((v) => (v == null ? NaN : v));
+  const out = new Array(x.length).fill(null);
+  for (let i = 0; i < x.length; i++) {
+    if (x[i] < lo || x[i] > hi) continue;
+    const v = familyValue(row.family, c, x[i]);
+    out[i] = Number.isFinite(v) ? v : null;
+  }
+  return out;
+}
+
+/** Everything one plot draws.
+ *  traces: [{experiment, color, steps, values, shape}] (decoded series replies)
+ *  options: {smoothing, logX, logY, fits: [{experiment, table}], fitsVisible}
+ *  -> {data: [x, ...ys], specs: [{label, color, alpha, width, dash, kind, experiment}]} */
+export function buildPlot(traces, options = {}) {
+  const { smoothing = 0, logX = false, logY = false, fits = [], fitsVisible = true } = options;
+  const groups = [];
+  const specs = [];
+  for (const t of traces) {
+    const rows = t.steps.length;
+    const cols = t.shape && t.shape.length === 2 ? t.shape[1] : 1;
+    const n = filledRows(t.values, rows, cols);
+    const x = t.steps.subarray(0, n);
+    const ys = [];
+    const push = (y, spec) => {
+      ys.push(y);
+      specs.push({ experiment: t.experiment, color: t.color, width: 1.5, alpha: 1, dash: null, ...spec });
+    };
+    if (cols === 1) {
+      const y = t.values.subarray(0, n);
+      if (smoothing > 1) {
+        push(y, { label: `${t.experiment} (raw)`, kind: "raw", alpha: 0.25, width: 1 });
+        push(movingAverage(x, y, smoothing), { label: t.experiment, kind: "smooth", width: 2 });
+      } else {
+        push(y, { label: t.experiment, kind: "line", width: 1.75 });
+      }
+    } else {
+      const alpha = cols > 50 ? 0.12 : 0.22;
+      for (let c = 0; c < cols; c++) {
+        push(column(t.values, n, cols, c), { label: `${t.experiment} neuron ${c}`, kind: "neuron", alpha, width: 1 });
+      }
+      const mean = rowMean(t.values, n, cols);
+      if (smoothing > 1) {
+        push(mean, { label: `${t.experiment} mean (raw)`, kind: "raw", alpha: 0.35, width: 1 });
+        push(movingAverage(x, mean, smoothing), { label: `${t.experiment} mean`, kind: "mean", width: 2.5 });
+      } else {
+        push(mean, { label: `${t.experiment} mean`, kind: "mean", width: 2.5 });
+      }
+    }
+    groups.push({ x, ys });
+  }
+  let { x, ys } = align(groups);
+  if (logX) {
+    const keep = [];
+    for (let i = 0; i < x.length; i++) if (x[i] > 0) keep.push(i);
+    if (keep.length !== x.length) {
+      x = Float64Array.from(keep, (i) => x[i]);
+      ys = ys.map((y) => keep.map((i) => y[i]));
+    }
+  }
+  if (fitsVisible) {
+    for (const fit of fits) {
+      const table = fit.table || {};
+      for (const row of table.rows || []) {
+        if (!row.ok) continue;
+        ys.push(fittedCurve(row, x, table.x_range));
+        specs.push({ experiment: fit.experiment, color: familyColor(row.family), alpha: 1,
+          width: 1.5, dash: [6, 4], kind: "fit", family: row.family,
+          label: `${fit.experiment} ${row.label} fit` });
+      }
+    }
+  }
+  if (logY) {
+    for (const y of ys) for (let i = 0; i < y.length; i++) if (y[i] != null && y[i] <= 0) y[i] = null;
+  }
+  return { data: [x, ...ys], specs };
+}
+
+/** True when a plot built by buildPlot has at least one finite point. */
+export function hasPoints(built) {
+  return built.data.slice(1).some((y) => y.some((v) => v != null));
+}

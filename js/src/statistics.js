@@ -1,0 +1,93 @@
+// Statistics: the DIY statistic editor (name, on, source) and the list of statistics.
+import { fillSelect, h, replaceChildren } from "./dom.js";
+import { clearErrors, errorSlot, showError } from "./errors.js";
+
+/** The source a new statistic starts from. */
+export function sourceTemplate(name) {
+  const fn = /^[A-Za-z_][A-Za-z0-9_]*$/.test(name || "") ? name : "NAME";
+  return `def compute_${fn}(tensor, dim, keepdim=False):\n` +
+    "    t = tensor.float()\n" +
+    "    return t.mean(dim=dim, keepdim=keepdim)\n";
+}
+
+/** What a statistic can be defined on: activations, or a statistic with one value per neuron. */
+export function onChoices(state) {
+  return [{ value: "activations", label: "activations (one value per neuron)" },
+    ...(state.statistics || []).filter((s) => s.level === 1)
+      .map((s) => ({ value: s.name, label: `${s.name} (one value per layer)` }))];
+}
+
+export function createStatistics(ctx) {
+  const uid = Math.random().toString(36).slice(2, 8);
+  const name = h("input", { type: "text", class: "fl-input", testid: "diy-name", id: `fl-diy-name-${uid}`,
+    placeholder: "e.g. nonlinear_rate", spellcheck: "false", autocomplete: "off" });
+  const on = h("select", { class: "fl-select", testid: "diy-on", id: `fl-diy-on-${uid}` });
+  const source = h("textarea", { class: "fl-code-input", testid: "diy-source", id: `fl-diy-source-${uid}`,
+    rows: "7", spellcheck: "false", "aria-label": "Statistic source" });
+  const submit = h("button", { type: "submit", class: "fl-button fl-primary", testid: "diy-submit" }, "Define statistic");
+  const done = h("span", { class: "fl-ok", "aria-live": "polite", testid: "diy-done" });
+  const sourceError = errorSlot("diy-error");
+  const field = (path, label, input, err = errorSlot()) =>
+    h("div", { class: "fl-field", dataset: { field: path } }, h("label", { class: "fl-label", for: input.id }, label), input, err);
+  const form = h("form", { class: "fl-form fl-diy", testid: "diy-form", "aria-label": "DIY statistic", novalidate: true },
+    h("div", { class: "fl-row-fields" }, field("statistic.name", "Name", name), field("statistic.on", "On", on)),
+    field("source", "Source: (tensor, dim, keepdim=False) -> tensor; torch, np and math are available", source, sourceError),
+    h("div", { class: "fl-actions" }, submit, done));
+  const list = h("tbody");
+  const table = h("table", { class: "fl-table fl-stat-table", testid: "stat-list" },
+    h("thead", {}, h("tr", {}, ["statistic", "on", "values", "kind"].map((t) => h("th", { scope: "col" }, t)))), list);
+  const el = h("section", { class: "fl-section", testid: "statistics-section", "aria-label": "Statistics" },
+    h("div", { class: "fl-section-head" }, h("h3", {}, "Statistics")),
+    h("div", { class: "fl-stats-layout" }, form, h("div", { class: "fl-table-wrap" }, table)));
+
+  let template = sourceTemplate("");
+  source.value = template;
+
+  name.addEventListener("input", () => {
+    // the template follows the name until the person edits the source
+    if (source.value === template) {
+      template = sourceTemplate(name.value.trim());
+      source.value = template;
+    } else {
+      template = sourceTemplate(name.value.trim());
+    }
+  });
+  form.addEventListener("input", (e) => {
+    done.textContent = "";
+    const wrapper = e.target.closest("[data-field]");
+    if (wrapper) {
+      wrapper.classList.remove("fl-invalid");
+      showError(wrapper.querySelector(".fl-error"), "");
+    }
+  });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    clearErrors(form);
+    done.textContent = "";
+    const params = { name: name.value.trim(), source: source.value, on: on.value || "activations" };
+    submit.disabled = true;
+    const reply = await ctx.act("define_statistic", params, { root: form, fallback: sourceError });
+    submit.disabled = false;
+    if (reply.kind !== "error") {
+      done.textContent = `Defined ${params.name}: it can now be recorded as an observable.`;
+      name.value = "";
+      template = sourceTemplate("");
+      source.value = template;
+    }
+  });
+
+  return {
+    el,
+    update(state) {
+      fillSelect(on, onChoices(state), on.value || "activations");
+      const sig = JSON.stringify((state.statistics || []).map((s) => [s.name, s.on, s.level]));
+      if (list.dataset.sig === sig) return;
+      list.dataset.sig = sig;
+      replaceChildren(list, (state.statistics || []).map((s) => h("tr", { title: s.description || s.source || "" },
+        h("td", { class: "fl-mono" }, s.name), h("td", { class: "fl-mono" }, s.on),
+        h("td", {}, s.level === 1 ? "per neuron" : "per layer"),
+        h("td", {}, s.builtin ? "built-in" : "DIY"))));
+    },
+    destroy() {},
+  };
+}
