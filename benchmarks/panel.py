@@ -87,16 +87,15 @@ def chart_redraw() -> None:
         subprocess.run([str(ROOT / "js" / "node_modules" / ".bin" / "esbuild"), str(entry),
                         "--bundle", "--format=esm", f"--outfile={bundle}"], check=True,
                        capture_output=True)
-        page_file = Path(tmp) / "bench.html"
-        page_file.write_text('<html><body><div id="root" style="width:900px"></div>'
-                             '<script type="module" src="bench.js"></script></body></html>')
         with sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path="/usr/bin/chromium", headless=True,
                 args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                       "--disable-component-update", "--disable-sync", "--no-first-run"])
-            page = browser.new_page()
-            page.goto(page_file.as_uri())
+            page = browser.new_page(viewport={"width": 1000, "height": 700})
+            page.set_content('<html><body><div id="root" style="width:900px"></div></body></html>')
+            # inline: Chromium refuses ES modules from file:// URLs
+            page.add_script_tag(content=bundle.read_text(), type="module")
             page.wait_for_function("() => window.benchResult !== undefined", timeout=60_000)
             result = page.evaluate("() => window.benchResult")
             browser.close()
