@@ -173,6 +173,16 @@ export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plo
         onReset: () => onReset && onReset() });
       plot = factory(opts, next.data, box);
       signature = sig;
+      // Built while the box was being re-laid out (a theme switch re-renders with every
+      // box 0 px wide for a moment): measure again once layout has settled.
+      if (typeof requestAnimationFrame !== "undefined") {
+        const built = plot;
+        requestAnimationFrame(() => {
+          if (plot === built && box.clientWidth && Math.abs(plot.width - width()) > 2) {
+            plot.setSize({ width: width(), height });
+          }
+        });
+      }
     }
     if (xRange && (!logX || xRange[0] > 0)) plot.setScale("x", { min: xRange[0], max: xRange[1] });
     if (yRange && (!logY || yRange[0] > 0)) plot.setScale("y", { min: yRange[0], max: yRange[1] });

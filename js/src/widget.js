@@ -18,6 +18,12 @@ function render({ model, el }) {
   const panel = h("div", { class: "fl-panel", testid: "featurelab-panel" },
     h("header", { class: "fl-header" }, title, labName), globalError);
   el.append(panel);
+  // JupyterLab handles keys on `document` as they bubble: notebook shortcuts (Shift+Enter
+  // re-runs the cell, arrows move between cells) and an input guard that cancels Enter's
+  // line break inside a cell. Keys typed into the panel's fields stay in them.
+  panel.addEventListener("keydown", (e) => {
+    if (e.target instanceof Element && e.target.matches("input, textarea, select")) e.stopPropagation();
+  });
 
   let theme = null;
   const ctx = {

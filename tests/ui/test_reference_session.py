@@ -71,6 +71,13 @@ print(_json.dumps({
 }))"""
 
 
+# Every uPlot canvas is as wide as its box (give or take a pixel of rounding).
+PLOTS_FIT = """() => [...document.querySelectorAll('.fl-plot')].every(box => {
+    const u = box.querySelector('.uplot');
+    return !u || Math.abs(u.getBoundingClientRect().width - box.clientWidth) <= 2;
+})"""
+
+
 @pytest.fixture(autouse=True)
 def _patient_expect():
     """expect() waits 5 s by default: a kernel round trip under load may take longer."""
@@ -82,7 +89,11 @@ def _patient_expect():
 def shoot(screenshot, target, name: str) -> None:
     """Scrolls `target` (a section or card of the panel) to the top of the notebook, lets the
     charts repaint, and saves the page."""
-    target.evaluate("el => el.scrollIntoView({block: 'start'})")
+    target.evaluate("""el => {
+      el.scrollIntoView({block: 'start'});
+      const scroller = el.closest('.jp-WindowedPanel-outer');
+      if (scroller) scroller.scrollTop -= 8;  // the card's top border stays in the picture
+    }""")
     target.page.evaluate(
         "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     screenshot(name)
@@ -142,7 +153,7 @@ def test_reference_session_clicked_through_the_panel(jupyter, page, screenshot, 
     boxes = form.locator('input[type="checkbox"][data-testid^="obs-"]')
     for name in [b.get_attribute("value") for b in boxes.all()]:
         form.get_by_test_id(f"obs-{name}").set_checked(name in REFERENCE_OBSERVABLES)
-    shoot(screenshot, panel.get_by_test_id("experiments-section"), "01-new-experiment-form")
+    shoot(screenshot, panel, "01-new-experiment-form")
     form.get_by_test_id("create").click()
     row0 = panel.get_by_test_id("exp-row-exp_0")
     expect(row0).to_contain_text("MLP 10, 100, 100, 1, relu")
@@ -152,7 +163,7 @@ def test_reference_session_clicked_through_the_panel(jupyter, page, screenshot, 
     select_row(panel, "exp_0")
     run_selected(panel, "exp_0")
     stopwatch("exp_0 finished")
-    shoot(screenshot, panel.get_by_test_id("experiments-section"), "02-exp0-finished")
+    shoot(screenshot, panel, "02-exp0-finished")
     view_results(panel, "exp_0")
     metrics = panel.get_by_test_id("metric-list")
     for name in REFERENCE_OBSERVABLES:
@@ -232,6 +243,13 @@ def test_reference_session_clicked_through_the_panel(jupyter, page, screenshot, 
     expect(fit_rows.first).to_have_attribute("data-family", "sigmoid")
     stopwatch("fitted")
     shoot(screenshot, card, "07-nonlinear-rate-fits")
+    # the card alone, its whole fit table: a viewport tall enough for it (README picture)
+    page.set_viewport_size({"width": 1280, "height": 1600})
+    try:
+        shoot(screenshot, card, "07-nonlinear-rate-fits-tall")  # let the layout settle
+        screenshot("07-nonlinear-rate-fits-card", card)
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 900})
     card.get_by_test_id("hide-fits").click()
     expect(card.get_by_test_id("show-fits")).to_be_visible()
     expect(table).to_be_visible()  # the table stays; only the curves go
@@ -270,6 +288,8 @@ def test_reference_session_clicked_through_the_panel(jupyter, page, screenshot, 
     # The final panel in the dark theme, section by section.
     jlab.set_theme(page, jlab.DARK)
     try:
+        # A theme switch re-renders every chart: each must still fit its card.
+        page.wait_for_function(PLOTS_FIT, timeout=10_000)
         shoot(screenshot, panel.get_by_test_id("experiments-section"), "10-dark-experiments")
         shoot(screenshot, acts, "11-dark-hidden-activations")
         shoot(screenshot, card, "12-dark-nonlinear-rate-fits-hidden")
