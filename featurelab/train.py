@@ -205,6 +205,7 @@ class Trainer:
 
     def run(self, n: int | None = None) -> str:
         """Steps until the end of the run, or n more steps; returns the status."""
+        self.info["threads"] = torch.get_num_threads()  # of the thread that trains
         stop = self.n_steps if n is None else min(self.n_steps, self.step_count + n)
         while self.step_count < stop and self.step():
             pass
