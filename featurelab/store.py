@@ -83,6 +83,24 @@ def _pid_alive(pid: int | None, host: str | None) -> bool:
     return True
 
 
+def _retry_locked(do: Any, seconds: float = 60.0) -> Any:
+    """Runs `do`, retrying while the database is locked. Switching a new file to WAL,
+    and creating the schema, can fail with SQLITE_BUSY at once, without the busy
+    handler, when another process opens the same new lab at the same moment."""
+    deadline = time.monotonic() + seconds
+    pause = 0.01
+    while True:
+        try:
+            return do()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+
 class Store:
     """A lab's database. Thread-safe: one connection per thread, writes serialised."""
 
@@ -97,7 +115,7 @@ class Store:
         if self.memory:  # one connection: every thread must see the same in-memory database
             self._shared = self._connect()
         with self._write_lock:  # executescript commits by itself: no BEGIN around it
-            self.db.executescript(SCHEMA)
+            _retry_locked(lambda: self.db.executescript(SCHEMA))
         self.mark_interrupted_runs()
 
     @property
@@ -108,10 +126,10 @@ class Store:
         target = ":memory:" if self.memory else str(self.path)
         db = sqlite3.connect(target, timeout=60, isolation_level=None,
                              check_same_thread=not self.memory)
-        if not self.memory:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: atomic, durable at checkpoints
         db.execute("PRAGMA busy_timeout=60000")
+        if not self.memory:
+            _retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: atomic, durable at checkpoints
         return db
 
     @property

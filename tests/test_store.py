@@ -50,6 +50,10 @@ def _read_line(proc: subprocess.Popen, timeout: float) -> str:
         proc.kill()
         proc.wait()
         raise AssertionError(f"no line from the child in {timeout} s: {proc.stderr.read()}")
+    if not box[0]:  # end of output: the child died; say how
+        proc.wait()
+        raise AssertionError(f"the child exited ({proc.returncode}) without a line: "
+                             f"{proc.stderr.read()}")
     return box[0].strip()
 
 
