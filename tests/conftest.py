@@ -21,6 +21,17 @@ def tiny():
     return make
 
 
+# A lab experiment that trains in a fraction of a second, with snapshots every 10 steps.
+TINY_LAB = {
+    "model": {"widths": [4, 8, 8, 1]},
+    "data": {"dim": 4, "freq": 2.0, "n_train": 32, "n_test": 16},
+    "optimizer": {"lr": 1e-2, "steps": 120},
+    "observables": ["train_loss", "test_loss", "weight_l2_norm", "hidden_activations",
+                    "active_rate"],
+    "snapshots": {"schedule": [[0, 10]]},
+}
+
+
 def compute_nonlinear_rate(tensor, dim, keepdim=False):
     t = tensor.float()
     return ((t > 0) * (t < 1)).float().mean(dim=dim, keepdim=keepdim)

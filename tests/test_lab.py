@@ -13,19 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_LAB as TINY
 
 import featurelab as fl
 import featurelab.runs
 from featurelab.errors import ConfigError, FeaturelabError, FeaturelabWarning
 
-TINY = {
-    "model": {"widths": [4, 8, 8, 1]},
-    "data": {"dim": 4, "freq": 2.0, "n_train": 32, "n_test": 16},
-    "optimizer": {"lr": 1e-2, "steps": 120},
-    "observables": ["train_loss", "test_loss", "weight_l2_norm", "hidden_activations",
-                    "active_rate"],
-    "snapshots": {"schedule": [[0, 10]]},
-}
 # Long enough to be watched and cancelled; no snapshots (nothing big on disk).
 LONG = {
     "model": {"widths": [4, 64, 64, 1]},
