@@ -52,10 +52,6 @@ class ActionLog:
         with self._lock:
             self.entries.append(entry)
 
-    def find(self, action_id: str) -> LogEntry | None:
-        with self._lock:
-            return next((e for e in self.entries if e.id == action_id), None)
-
     def __iter__(self) -> Iterator[LogEntry]:
         with self._lock:
             return iter(list(self.entries))

@@ -23,7 +23,6 @@ class RunResult:
     error: str = ""  # why the run stopped early, if it did
     stat_errors: dict[str, str] = field(default_factory=dict)  # series key -> error
     snapshots: Snapshots | None = None
-    hook_shapes: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def names(self) -> list[str]:
         return sorted(self.arrays)

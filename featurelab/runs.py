@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from featurelab.config import ExperimentConfig
-from featurelab.errors import FeaturelabError, FeaturelabWarning
+from featurelab.errors import FeaturelabWarning
 from featurelab.results import RunResult
 from featurelab.snapshots import Snapshots
 from featurelab.stats import StatisticRegistry
@@ -199,7 +199,3 @@ class Run:
                 "seconds": round(seconds, 3), "info": result.info, "error": result.error,
                 "stat_errors": result.stat_errors, "series": prints}
 
-
-def require_ended(run: Run) -> None:
-    if not run.done:
-        raise FeaturelabError(f"run {run.id} of {run.experiment} is still {run.status}")

@@ -217,8 +217,11 @@ def compute_statistics(registry: StatisticRegistry, names: Iterable[str], acts: 
                 continue
             stat = registry[link]
             source = acts if stat.on == ACTIVATIONS else values.get(stat.on)
-            if source is None:  # what it depends on failed
-                failed[link] = f"statistic {link!r}: depends on {stat.on!r}, which failed"
+            if source is None:  # what it depends on failed (or is not among `known`)
+                error = StatisticError(link, f"depends on {stat.on!r}, which has no values")
+                if failed is None:
+                    raise error
+                failed[link] = str(error)
                 continue
             try:
                 values[link] = apply_statistic(stat, source)

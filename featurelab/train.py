@@ -245,5 +245,4 @@ class Trainer:
             error=self.error,
             stat_errors=dict(self.recorder.stat_errors),
             snapshots=self.snapshots,
-            hook_shapes=self.model.hook_shapes(len(self.data.x_train)),
         )

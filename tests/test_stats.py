@@ -162,3 +162,12 @@ def test_apply_statistic_reduces_axis_one():
     stat = BUILTIN_STATISTICS["mean"]
     assert apply_statistic(stat, torch.ones(4, 7, 3)).shape == (4, 3)
     assert apply_statistic(stat, torch.ones(4, 3)).shape == (4,)
+
+
+def test_a_statistic_whose_input_is_missing_is_named(registry):
+    with pytest.raises(StatisticError, match="'nonlinear_rate': depends on 'active_rate', "
+                                             "which has no values"):
+        compute_statistics(registry, ["nonlinear_rate"], None)
+    failed = {}
+    assert compute_statistics(registry, ["nonlinear_rate"], None, failed) == {}
+    assert "which has no values" in failed["nonlinear_rate"]

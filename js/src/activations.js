@@ -79,21 +79,24 @@ function context2d(canvas) {
   }
 }
 
-function sizeCanvas(canvas, cssHeight) {
+/** A cleared canvas sized for the device's pixel ratio: {g, width, height}, or null. */
+function blankCanvas(canvas, cssHeight) {
+  const g = context2d(canvas);
+  if (!g) return null;
   const dpr = (typeof window !== "undefined" && window.devicePixelRatio) || 1;
   const width = Math.max(240, canvas.clientWidth || canvas.parentElement?.clientWidth || 600);
   canvas.width = Math.round(width * dpr);
   canvas.height = Math.round(cssHeight * dpr);
-  return { width, height: cssHeight, dpr };
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  g.clearRect(0, 0, width, cssHeight);
+  return { g, width, height: cssHeight };
 }
 
 /** Heatmap of a (rows = samples, cols = neurons) array; false when there is no canvas. */
 export function drawHeatmap(canvas, values, rows, cols, theme, cssHeight = 260) {
-  const g = context2d(canvas);
-  if (!g) return false;
-  const { width, height, dpr } = sizeCanvas(canvas, cssHeight);
-  g.setTransform(dpr, 0, 0, dpr, 0, 0);
-  g.clearRect(0, 0, width, height);
+  const blank = blankCanvas(canvas, cssHeight);
+  if (!blank) return false;
+  const { g, width, height } = blank;
   let maxAbs = 0;
   for (const v of values) if (Number.isFinite(v) && Math.abs(v) > maxAbs) maxAbs = Math.abs(v);
   maxAbs = maxAbs || 1;
@@ -161,11 +164,9 @@ export function drawHeatmap(canvas, values, rows, cols, theme, cssHeight = 260) 
 
 /** Histogram bars of the activations; false when there is no canvas. */
 export function drawHistogram(canvas, hist, theme, cssHeight = 260) {
-  const g = context2d(canvas);
-  if (!g) return false;
-  const { width, height, dpr } = sizeCanvas(canvas, cssHeight);
-  g.setTransform(dpr, 0, 0, dpr, 0, 0);
-  g.clearRect(0, 0, width, height);
+  const blank = blankCanvas(canvas, cssHeight);
+  if (!blank) return false;
+  const { g, width, height } = blank;
   const left = 56;
   const right = 12;
   const top = 8;
