@@ -28,6 +28,7 @@ from featurelab.actions import ACTORS, Action, ActionError, action_from_dict
 from featurelab.actions import analysis as _analysis
 from featurelab.actions import experiments as _experiments
 from featurelab.actions import views as _views
+from featurelab.cells import ActionCell, action_cells, executing_cell, write_notebook
 from featurelab.config import ExperimentConfig
 from featurelab.errors import ConfigError, FeaturelabError, FeaturelabWarning
 from featurelab.fit import FitTable
@@ -75,7 +76,15 @@ class Fit:
 class Lab:
     """A lab bench: experiments, their runs, statistics, fits, notes and the log."""
 
-    def __init__(self, name: str = "lab", root: str | Path = ".featurelab") -> None:
+    def __init__(self, name: str = "lab", root: str | Path = ".featurelab",
+                 fresh: bool = False) -> None:
+        """Opens (or creates) the lab `name` stored under `root`, with its whole history.
+
+        fresh=True starts an empty log instead: the earlier log is archived in the store
+        (`store.archived_logs()`) and finished runs stay in the run cache. A notebook
+        opens its lab fresh, because its cells are the log: Restart & Run All then
+        rebuilds the same lab from them, reusing the runs instead of training again.
+        """
         if MEMORY in (name, str(root)):
             self.name = "memory" if name == MEMORY else name
             self.store = Store(MEMORY)
@@ -99,7 +108,9 @@ class Lab:
         self._listeners: list[Listener] = []
         self._panel: Any = None
         self._seq = 0
-        with self._lock, self.store.transaction():
+        with self._lock, self.store.transaction() as db:
+            if fresh:
+                self._seq = Store.archive_actions(db)
             self._sync()
 
     def __repr__(self) -> str:
@@ -142,7 +153,8 @@ class Lab:
                 entry = LogEntry(id=uuid.uuid4().hex[:16], type=action.type,
                                  version=action.version, params=params, actor=actor,
                                  time=started, duration=round(time.time() - started, 6),
-                                 result=summary)
+                                 result=summary,
+                                 cell=executing_cell() if actor == "code" else None)
                 entry.seq = Store.insert_action(db, entry.to_dict())
                 self._seq = entry.seq
                 self.log.append(entry)
@@ -341,6 +353,28 @@ class Lab:
 
     def export_log(self, path: str | Path) -> Path:
         return self.apply(_analysis.ExportLog(path=str(path)))
+
+    # -- the session as notebook cells --------------------------------------------------
+
+    def cells(self) -> list[ActionCell]:
+        """The log as action cells: the code of every action, one cell each, view actions
+        on one chart merged into one cell, as the panel inserts them."""
+        return action_cells(self.log)
+
+    def to_notebook(self, path: str | Path) -> Path:
+        """Writes a notebook that opens this lab fresh, shows the panel and holds
+        `cells()`: running it rebuilds the session (reusing finished runs)."""
+        return write_notebook(path, self.opening_code(), self.cells())
+
+    def opening_code(self) -> str:
+        """The code that opens this lab fresh in a notebook and shows its panel."""
+        root = self.store.path.parent if self.store.path is not None else None
+        args = [repr(self.name if root is not None else MEMORY)]
+        if root is not None and root != Path(".featurelab"):
+            args.append(f"root={str(root)!r}")
+        if root is not None:
+            args.append("fresh=True")
+        return f"import featurelab as fl\n\nlab = fl.Lab({', '.join(args)})\nlab"
 
 
 def _plain(value: Any) -> Any:

@@ -23,6 +23,7 @@ class LogEntry:
     duration: float | None = None  # seconds; a run's lasts until it ends
     result: dict[str, Any] | None = None
     seq: int = 0  # position in the lab's store
+    cell: str | None = None  # the notebook cell that executed it (actor "code" in a kernel)
 
     def action_dict(self) -> dict[str, Any]:
         return {"type": self.type, "version": self.version, "params": self.params}

@@ -35,7 +35,23 @@ CREATE TABLE IF NOT EXISTS actions (
     actor TEXT NOT NULL,       -- human | code | agent
     time REAL NOT NULL,        -- unix seconds when it was applied
     duration REAL,             -- seconds; for runs, until the run ended
-    result TEXT                -- JSON summary
+    result TEXT,               -- JSON summary
+    cell TEXT                  -- id of the notebook cell that executed it, if any
+);
+-- Logs set aside by Lab(fresh=True): a notebook rebuilds its lab from its cells, and
+-- the earlier history is kept here rather than deleted.
+CREATE TABLE IF NOT EXISTS archived_actions (
+    archive INTEGER NOT NULL,  -- one number per fresh start
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    params TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    time REAL NOT NULL,
+    duration REAL,
+    result TEXT,
+    cell TEXT
 );
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -116,7 +132,14 @@ class Store:
             self._shared = self._connect()
         with self._write_lock:  # executescript commits by itself: no BEGIN around it
             _retry_locked(lambda: self.db.executescript(SCHEMA))
+            _retry_locked(self._add_cell_column)
         self.mark_interrupted_runs()
+
+    def _add_cell_column(self) -> None:
+        # Stores written before actions knew their notebook cell lack the column.
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(actions)")}
+        if "cell" not in columns:
+            self.db.execute("ALTER TABLE actions ADD COLUMN cell TEXT")
 
     @property
     def snapshot_root(self) -> Path | None:
@@ -168,20 +191,45 @@ class Store:
     # -- actions ------------------------------------------------------------------------
 
     def actions_after(self, seq: int) -> list[dict[str, Any]]:
-        rows = self.read("SELECT seq, id, type, version, params, actor, time, duration, result "
-                         "FROM actions WHERE seq > ? ORDER BY seq", (seq,))
+        rows = self.read("SELECT seq, id, type, version, params, actor, time, duration, result, "
+                         "cell FROM actions WHERE seq > ? ORDER BY seq", (seq,))
         return [{"seq": r[0], "id": r[1], "type": r[2], "version": r[3],
                  "params": json.loads(r[4]), "actor": r[5], "time": r[6], "duration": r[7],
-                 "result": json.loads(r[8]) if r[8] else None} for r in rows]
+                 "result": json.loads(r[8]) if r[8] else None, "cell": r[9]} for r in rows]
 
     @staticmethod
     def insert_action(db: sqlite3.Connection, entry: dict[str, Any]) -> int:
         cur = db.execute(
-            "INSERT INTO actions (id, type, version, params, actor, time, duration, result) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO actions (id, type, version, params, actor, time, duration, result, "
+            "cell) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (entry["id"], entry["type"], entry["version"], json.dumps(entry["params"]),
-             entry["actor"], entry["time"], entry["duration"], json.dumps(entry["result"])))
+             entry["actor"], entry["time"], entry["duration"], json.dumps(entry["result"]),
+             entry.get("cell")))
         return int(cur.lastrowid)
+
+    @staticmethod
+    def archive_actions(db: sqlite3.Connection) -> int:
+        """Moves the log into archived_actions; returns the last seq it held (new actions
+        continue after it: seq is AUTOINCREMENT, never reused)."""
+        last = db.execute("SELECT COALESCE(MAX(seq), 0) FROM actions").fetchone()[0]
+        if last:
+            number = db.execute("SELECT COALESCE(MAX(archive), 0) + 1 "
+                                "FROM archived_actions").fetchone()[0]
+            db.execute("INSERT INTO archived_actions SELECT ?, seq, id, type, version, params, "
+                       "actor, time, duration, result, cell FROM actions", (number,))
+            db.execute("DELETE FROM actions")
+        return int(last)
+
+    def archived_logs(self) -> dict[int, list[dict[str, Any]]]:
+        """Every log set aside by a fresh start, by archive number."""
+        logs: dict[int, list[dict[str, Any]]] = {}
+        for r in self.read("SELECT archive, seq, id, type, version, params, actor, time, "
+                           "duration, result, cell FROM archived_actions ORDER BY archive, seq"):
+            logs.setdefault(r[0], []).append(
+                {"seq": r[1], "id": r[2], "type": r[3], "version": r[4],
+                 "params": json.loads(r[5]), "actor": r[6], "time": r[7], "duration": r[8],
+                 "result": json.loads(r[9]) if r[9] else None, "cell": r[10]})
+        return logs
 
     def update_action_result(self, action_id: str, result: dict[str, Any],
                              duration: float) -> None:

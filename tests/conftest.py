@@ -1,3 +1,7 @@
+import itertools
+import linecache
+from typing import Any
+
 import pytest
 
 from featurelab import ExperimentConfig
@@ -76,3 +80,15 @@ def reference_lab(tmp_path_factory):
     lab.fit("exp_1", "nonlinear_rate", layer="layers.1.pre", x_range=(0, 100))
     lab.show_fits("nonlinear_rate", visible=False)
     return lab
+
+
+_cell_numbers = itertools.count()
+
+
+def exec_cell(code: str, namespace: dict[str, Any]) -> None:
+    """Runs code as IPython runs a cell: its source is in linecache under a unique name,
+    so inspect.getsource works on the functions it defines (the decorator form of
+    define_statistic needs it)."""
+    filename = f"<cell-{next(_cell_numbers)}>"
+    linecache.cache[filename] = (len(code), None, code.splitlines(keepends=True), filename)
+    exec(compile(code, filename, "exec"), namespace)

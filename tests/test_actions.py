@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import itertools
 import json
-import linecache
 import math
 import time
 from collections.abc import Callable
@@ -20,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import exec_cell
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,18 +42,6 @@ METRICS = "train_loss, test_loss, hidden_activations"
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-_cell_numbers = itertools.count()
-
-
-def exec_cell(code: str, namespace: dict[str, Any]) -> None:
-    """Runs code as IPython runs a cell: its source is in linecache under a unique name,
-    so inspect.getsource works on the functions it defines (the decorator form of
-    define_statistic needs it)."""
-    filename = f"<cell-{next(_cell_numbers)}>"
-    linecache.cache[filename] = (len(code), None, code.splitlines(keepends=True), filename)
-    exec(compile(code, filename, "exec"), namespace)
-
 
 def logged_code(lab: fl.Lab, index: int = -1) -> str:
     return action_from_dict(lab.log[index].action_dict()).to_code()

@@ -180,6 +180,7 @@ class CancelRun(Action):
     """Stops a running experiment; the steps it recorded are kept."""
 
     type: ClassVar[str] = "cancel"
+    replayable: ClassVar[bool] = False
     experiment: str
 
     def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
