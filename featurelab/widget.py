@@ -35,6 +35,7 @@ import anywidget
 import numpy as np
 import traitlets
 
+from featurelab.cell_bridge import CellBridge, CellRecorder, kernel_bridge
 from featurelab.config import (
     ACTIVATIONS,
     LOSSES,
@@ -78,15 +79,26 @@ class Panel(anywidget.AnyWidget):
     _esm = _bundle("widget.js", NOT_BUILT)
     _css = _bundle("widget.css", "")
     state = traitlets.Dict().tag(sync=True)
+    # Whether clicks become notebook cells: "extension", "none" (the panel says so and
+    # points to its Code section) or "unknown" (no client has answered yet).
+    cells = traitlets.Unicode("unknown").tag(sync=True)
 
-    def __init__(self, lab: Lab, **kwargs: Any) -> None:
+    def __init__(self, lab: Lab, bridge: CellBridge | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.lab = lab
         self._last_push = 0.0
         self._push_lock = threading.Lock()
         self.unsubscribe = lab.on_change(self._on_lab_change)
         self.on_msg(self._on_message)
+        self.bridge = bridge or kernel_bridge()
+        self.recorder = CellRecorder(lab, self.model_id, self.bridge)
+        self.bridge.on_status(self._on_cells_status)
+        self.bridge.start()
+        self.cells = self.bridge.status
         self.refresh()
+
+    def _on_cells_status(self, status: str) -> None:
+        self.cells = status
 
     # -- lab -> panel -------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import { createExperiments } from "./experiments.js";
 import { createResults } from "./results.js";
 import { createStatistics } from "./statistics.js";
 import { createCode } from "./code.js";
+import { createCellsNotice } from "./cells-notice.js";
 import { readTheme } from "./theme.js";
 
 function render({ model, el }) {
@@ -17,6 +18,8 @@ function render({ model, el }) {
   const labName = h("span", { class: "fl-muted fl-mono", testid: "lab-name" });
   const panel = h("div", { class: "fl-panel", testid: "featurelab-panel" },
     h("header", { class: "fl-header" }, title, labName), globalError);
+  const notice = createCellsNotice(model);
+  panel.append(notice.el);
   el.append(panel);
   // JupyterLab handles keys on `document` as they bubble: notebook shortcuts (Shift+Enter
   // re-runs the cell, arrows move between cells) and an input guard that cancels Enter's
@@ -75,6 +78,7 @@ function render({ model, el }) {
 
   return () => {
     model.off("change:state", onState);
+    notice.destroy();
     proto.destroy();
     if (observer) observer.disconnect();
     for (const section of sections) section.destroy();

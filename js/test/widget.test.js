@@ -441,3 +441,31 @@ describe("live updates", () => {
     expect($("zoom-x-hi", nr).value).toBe("50");
   });
 });
+
+describe("cells notice", () => {
+  it("appears when no front end can insert cells, and stays dismissed", () => {
+    const model = createFakeModel({ state: loadState("empty-state"), cells: "unknown" });
+    const el = document.createElement("div");
+    const cleanup = widget.render({ model, el });
+    const notice = el.querySelector('[data-testid="cells-notice"]');
+    expect(notice.hidden).toBe(true);
+    model.set("cells", "none");
+    expect(notice.hidden).toBe(false);
+    expect(notice.textContent).toContain("lab.to_notebook(path)");
+    notice.querySelector('[data-testid="cells-notice-close"]').click();
+    expect(notice.hidden).toBe(true);
+    model.set("cells", "unknown");
+    model.set("cells", "none");
+    expect(notice.hidden).toBe(true);
+    model.set("cells", "extension");
+    expect(notice.hidden).toBe(true);
+    cleanup();
+  });
+
+  it("stays hidden where the extension answered", () => {
+    const model = createFakeModel({ state: loadState("empty-state"), cells: "extension" });
+    const el = document.createElement("div");
+    widget.render({ model, el });
+    expect(el.querySelector('[data-testid="cells-notice"]').hidden).toBe(true);
+  });
+});

@@ -17,6 +17,7 @@ import pytest
 from .labserver import CHROMIUM, CHROMIUM_ARGS, REPO, LabServer
 
 BUNDLE = REPO / "featurelab" / "static" / "widget.js"
+EXTENSION = REPO / "featurelab" / "labextension" / "package.json"
 SCREENSHOTS = Path(os.environ.get("FEATURELAB_SCREENSHOTS", "/tmp/featurelab-screenshots"))
 
 
@@ -24,9 +25,9 @@ def _missing() -> str | None:
     if not Path(CHROMIUM).exists():
         return (f"{CHROMIUM} is missing (apt-get install -y --no-install-recommends chromium "
                 "fonts-liberation; .ci/run does this)")
-    if not BUNDLE.exists():
-        return (f"the panel bundle {BUNDLE.relative_to(REPO)} is not built "
-                "(npm ci --prefix js && npm run build --prefix js; scripts/test does this)")
+    if not BUNDLE.exists() or not EXTENSION.exists():
+        return ("the panel bundle or the labextension is not built "
+                "(npm ci --prefix js && npm run build:all --prefix js; scripts/test does this)")
     try:
         import jupyterlab  # noqa: F401
         import playwright.sync_api  # noqa: F401
@@ -51,6 +52,14 @@ def jupyter(tmp_path_factory):
     """A JupyterLab server whose root is an empty temporary folder (tests write notebooks there)."""
     server = LabServer(tmp_path_factory.mktemp("jupyter-root")).start()
     print(f"\n[ui] jupyter lab answered after {server.startup_s:.1f} s")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def jupyter_without_extension(tmp_path_factory):
+    """A JupyterLab where featurelab's labextension is not active (the fallback)."""
+    server = LabServer(tmp_path_factory.mktemp("jupyter-plain"), extension=False).start()
     yield server
     server.stop()
 

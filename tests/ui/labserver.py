@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+LABEXTENSION = "featurelab-cells"  # the name in js/labextension/package.json
 CHROMIUM = "/usr/bin/chromium"
 # Browser downloads (`playwright install`) do not work here: the system Chromium, headless.
 CHROMIUM_ARGS = [
@@ -42,10 +43,16 @@ def free_port() -> int:
 
 
 class LabServer:
-    """`jupyter lab` on a free port, serving `root_dir`; start() waits until it answers."""
+    """`jupyter lab` on a free port, serving `root_dir`; start() waits until it answers.
 
-    def __init__(self, root_dir: str | Path) -> None:
+    With `extension` (the default) it loads featurelab's labextension as built in this
+    checkout (featurelab/labextension, through JUPYTER_PATH); without, it disables it,
+    as in a JupyterLab where it is not installed.
+    """
+
+    def __init__(self, root_dir: str | Path, extension: bool = True) -> None:
         self.root_dir = Path(root_dir)
+        self.extension = extension
         self.token = secrets.token_hex(16)
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
@@ -68,6 +75,7 @@ class LabServer:
             JUPYTERLAB_WORKSPACES_DIR=str(self.home / "workspaces"),
             JUPYTER_RUNTIME_DIR=str(self.home / "runtime"),
             IPYTHONDIR=str(self.home / "ipython"),
+            JUPYTER_PATH=str(self.home / "data"),
             JUPYTER_PLATFORM_DIRS="1",
             PYTHONPATH=os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p),
             PATH=os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", ""))),
@@ -79,6 +87,14 @@ class LabServer:
             path = self.home / "settings" / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(value))
+        if self.extension:  # this checkout's build, ahead of any installed copy
+            extensions = self.home / "data" / "labextensions"
+            extensions.mkdir(parents=True)
+            (extensions / LABEXTENSION).symlink_to(REPO / "featurelab" / "labextension")
+        else:  # also when an installed copy exists (pip install -e puts one in sys.prefix)
+            page_config = self.home / "config" / "labconfig" / "page_config.json"
+            page_config.parent.mkdir(parents=True)
+            page_config.write_text(json.dumps({"disabledExtensions": {LABEXTENSION: True}}))
         cmd = [
             sys.executable, "-m", "jupyterlab", "--no-browser",
             "--ip=127.0.0.1", f"--port={self.port}", "--ServerApp.port_retries=0",

@@ -17,8 +17,13 @@ def open_panel(page, jupyter, lab_name: str) -> object:
     """Opens a notebook whose one cell shows a fresh Lab, runs it; returns the panel's root."""
     name = f"{lab_name}-{uuid.uuid4().hex[:6]}.ipynb"
     root = f"labs/{uuid.uuid4().hex[:8]}"
-    jlab.write_notebook(jupyter.root_dir / name,
-                        f"import featurelab as fl\nlab = fl.Lab({lab_name!r}, root={root!r})\nlab")
+    opening = f"import featurelab as fl\nlab = fl.Lab({lab_name!r}, root={root!r}, fresh=True)\nlab"
+    jlab.write_notebook(jupyter.root_dir / name, opening)
+    return show_panel(page, jupyter, name)
+
+
+def show_panel(page, jupyter, name: str) -> object:
+    """Opens notebook `name` and runs its first cell, which shows a panel."""
     jlab.open_notebook(page, jupyter, name)
     page.evaluate("() => window.jupyterapp.shell.collapseLeft()")  # room for the panel
     jlab.run_cell(page, 0)
