@@ -376,6 +376,39 @@ class Lab:
             args.append("fresh=True")
         return f"import featurelab as fl\n\nlab = fl.Lab({', '.join(args)})\nlab"
 
+    # -- publishing (reads the lab; changes nothing) ------------------------------------
+    # Not actions: nothing in the lab changes. featurelab.export pulls in matplotlib and
+    # networkx, so it is imported here, on first use, not with the engine.
+
+    def export_blog(self, path: str | Path, detail: str = "full", title: str | None = None,
+                    notebook: Any = None) -> Path:
+        """Writes the session as a blog draft: `.md` (Jekyll front matter, pictures in
+        `<stem>_files/` beside it) or `.html` (one standalone page). detail="full" tells
+        every event, "condensed" merges consecutive view events; `notebook` (a .ipynb
+        path) adds its markdown cells where they were written, as the researcher's notes."""
+        from featurelab.export.blog import export_blog
+
+        return export_blog(self, path, detail=detail, title=title, notebook=notebook)
+
+    def graph(self) -> Any:
+        """The knowledge graph (a networkx DiGraph): experiments, runs, statistics, fits,
+        notes; relations based_on, run_of, measured_by, defined_on, fitted_to, about."""
+        from featurelab.export.graph import build_graph
+
+        return build_graph(self)
+
+    def export_graph(self, path: str | Path) -> Path:
+        """Writes the knowledge graph as `<path>.json` (node-link) and `<path>.png`."""
+        from featurelab.export.graph import export_graph
+
+        return export_graph(self, path)
+
+    def export_script(self, path: str | Path) -> Path:
+        """Writes a standalone .py that reruns the session and prints the fit tables."""
+        from featurelab.export.script import export_script
+
+        return export_script(self, path)
+
 
 def _plain(value: Any) -> Any:
     """Typed configs become the dicts a JSON action holds."""

@@ -1,0 +1,351 @@
+"""The blog draft as a document: a list of blocks built from the log in session order.
+
+Every action gives its `describe()` sentence; a created experiment adds its config
+table, a DIY statistic its source, a fit its table. Chart pictures come where a chart
+was looked at: the log's view actions are replayed onto a fresh ViewState, so each
+picture shows the chart as it was then (zoom, layer, axes, smoothing, fits shown).
+In "full" detail every event is a sentence and a run of view events on one chart ends
+in one picture; in "condensed" detail a run of view events is one sentence and one
+picture per chart it changed. The researcher's words (`lab.note`, and markdown cells of
+the notebook anchored after the actions of the code cells above them) are Note blocks,
+never run through describe().
+
+`markdown.py` writes a Document as Markdown, `html_page.py` as a standalone page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from featurelab.actions import Action, action_from_dict
+from featurelab.errors import ConfigError, FeaturelabError
+from featurelab.export.charts import Picture, draw_chart
+from featurelab.export.graph import build_graph, graph_png, graph_summary
+from featurelab.export.notebook import NotebookNotes, notebook_notes, read_notebook
+from featurelab.fit import FitRow, FitTable
+from featurelab.formula import parse_formula
+from featurelab.view import ViewState
+
+if TYPE_CHECKING:
+    from featurelab.lab import Experiment, Lab
+    from featurelab.log import LogEntry
+
+DETAILS = ("full", "condensed")
+# Actions that change what one chart shows; a picture follows a run of them.
+CHART_ACTIONS = ("open_chart", "enlarge_chart", "choose_layer", "choose_method", "zoom",
+                 "set_axes", "set_smoothing", "add_neuron_stat", "show_fits", "hide_chart")
+
+
+# -- blocks -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Sentence:
+    text: str
+    entries: tuple[str, ...]  # the log entries it tells of (several when condensed)
+
+
+@dataclass(frozen=True)
+class Note:
+    text: str  # the researcher's own Markdown
+    origin: str  # "notebook" (a markdown cell) or "lab.note"
+
+
+@dataclass(frozen=True)
+class ConfigTable:
+    experiment: str
+    rows: tuple[tuple[str, str, str | None], ...]  # (key, text, LaTeX shown after the text)
+
+
+@dataclass(frozen=True)
+class Code:
+    title: str
+    source: str
+    language: str = "python"
+
+
+@dataclass(frozen=True)
+class FitTableBlock:
+    fit: str
+    caption: str
+    rows: tuple[FitRow, ...]
+
+
+@dataclass(frozen=True)
+class ChartBlock:
+    name: str  # file stem of the picture: "chart-1"
+    picture: Picture
+
+
+@dataclass(frozen=True)
+class GraphBlock:
+    png: bytes
+    summary: str
+
+
+Block = Sentence | Note | ConfigTable | Code | FitTableBlock | ChartBlock | GraphBlock
+
+
+@dataclass
+class Document:
+    title: str
+    date: str  # ISO date of the session's first action
+    lab: str
+    detail: str
+    blocks: list[Block] = field(default_factory=list)
+
+    def sentences(self) -> list[str]:
+        return [b.text for b in self.blocks if isinstance(b, Sentence)]
+
+    def charts(self) -> list[ChartBlock]:
+        return [b for b in self.blocks if isinstance(b, ChartBlock)]
+
+
+# -- the lab at a moment of the session -------------------------------------------------
+
+class _ViewReplay:
+    """The lab as a view action sees it, with a ViewState of its own: replaying the log's
+    view actions onto it gives the charts as they were at each moment, and the Lab's own
+    view is never touched."""
+
+    def __init__(self, lab: Lab) -> None:
+        self._lab = lab
+        self.view = ViewState()
+        self.neuron_stats: list[tuple[str, str]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._lab, name)
+
+
+class _Moment:
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.replay = _ViewReplay(lab)
+        self.fit_ids: list[str] = []  # fits made so far
+
+    def apply(self, entry: LogEntry, action: Action) -> None:
+        if action.view:
+            try:
+                action.apply(self.replay, entry.result)  # type: ignore[arg-type]
+            except FeaturelabError:  # an action that raises has changed nothing
+                pass
+        elif entry.type == "fit" and entry.result and entry.result.get("fit"):
+            self.fit_ids.append(entry.result["fit"])
+
+    def shows_fit(self, entry: LogEntry) -> bool:
+        """Whether the panel drew this fit's curves on an open chart right away."""
+        chart = self.replay.view.charts.get(entry.params["metric"])
+        return (chart is not None and chart.fits_visible
+                and entry.params["experiment"] in self.replay.view.viewed
+                and (entry.params.get("layer") is None or chart.layer == entry.params["layer"]))
+
+    def picture(self, metric: str) -> Picture | None:
+        chart = self.replay.view.charts.get(metric)
+        if chart is None:  # closed again
+            return None
+        fits = [self.lab.fits[f] for f in self.fit_ids if f in self.lab.fits]
+        return draw_chart(self.lab, chart, list(self.replay.view.viewed), fits)
+
+
+# -- building ---------------------------------------------------------------------------
+
+def _chart_of(action: Action) -> str | None:
+    if action.type not in CHART_ACTIONS:
+        return None
+    # add_neuron_stat names its chart; every other chart action has the chart's metric
+    return action.chart if action.type == "add_neuron_stat" else action.metric  # type: ignore
+
+
+def config_table(experiment: Experiment) -> ConfigTable:
+    config = experiment.config
+    data = config.data
+    if data.task in ("sin2", "formula"):
+        text = f"{data.task}, train={data.n_train}, test={data.n_test}"
+        if data.noise:
+            text += f", noise={data.noise:g}"
+        try:
+            latex: str | None = "y = " + parse_formula(data.target_formula, data.dim).to_latex()
+        except ConfigError:  # validated at creation; an older formula grammar may differ
+            latex, text = None, f"{text}, y = {data.target_formula}"
+    else:
+        text, latex = data.label, None
+    rows: list[tuple[str, str, str | None]] = []
+    if config.name:
+        rows.append(("Name", config.name, None))
+    rows += [("Model", config.model.label, None), ("Data", text, latex),
+             ("Optimizer", config.optimizer.label, None), ("Loss", config.loss, None),
+             ("Observables", ", ".join(config.observables), None),
+             ("Seed", str(config.seed), None)]
+    return ConfigTable(experiment.id, tuple(rows))
+
+
+def fit_block(entry: LogEntry) -> FitTableBlock | None:
+    result = entry.result or {}
+    if "table" not in result:
+        return None
+    table = FitTable.from_dict(result["table"])
+    params = entry.params
+    layer = f" ({params['layer']})" if params.get("layer") else ""
+    span = (f", steps {table.x_range[0]:g}–{table.x_range[1]:g}"
+            if table.x_range is not None else "")
+    fit = result.get("fit", "fit")
+    caption = f"{fit}: {params['metric']}{layer} of {params['experiment']}{span}"
+    return FitTableBlock(fit, caption, table.rows)
+
+
+class _Builder:
+    def __init__(self, lab: Lab, detail: str, notes: NotebookNotes) -> None:
+        self.lab = lab
+        self.detail = detail
+        self.notes = notes
+        self.moment = _Moment(lab)
+        self.blocks: list[Block] = []
+        self.pending: list[str] = []  # charts changed since their last picture
+
+    def picture(self, metric: str) -> None:
+        picture = self.moment.picture(metric)
+        charts = [b for b in self.blocks if isinstance(b, ChartBlock)]
+        if picture is None or (charts and charts[-1].picture.png == picture.png):
+            return  # nothing to draw, or the same picture as the one just shown
+        self.blocks.append(ChartBlock(f"chart-{len(charts) + 1}", picture))
+
+    def flush(self) -> None:
+        for metric in self.pending:
+            self.picture(metric)
+        self.pending = []
+
+    def entry(self, entry: LogEntry, action: Action) -> None:
+        """One non-view action (or any action in full detail) and what it adds."""
+        if entry.type == "note":
+            self.blocks.append(Note(entry.params.get("text", ""), "lab.note"))
+            self.moment.apply(entry, action)
+            return
+        self.blocks.append(Sentence(action.describe(entry.result), (entry.id,)))
+        self.moment.apply(entry, action)
+        if entry.type == "create_experiment" and entry.result:
+            experiment = self.lab.experiments.get(entry.result.get("experiment", ""))
+            if experiment is not None:
+                self.blocks.append(config_table(experiment))
+        elif entry.type == "define_statistic":
+            self.blocks.append(Code(f"DIY statistic {entry.params['name']}",
+                                    entry.params["source"].rstrip("\n")))
+        elif entry.type == "fit":
+            block = fit_block(entry)
+            if block is not None:
+                self.blocks.append(block)
+                if self.moment.shows_fit(entry):  # the chart with its fitted curves
+                    self.picture(entry.params["metric"])
+
+    def view_group(self, group: list[tuple[LogEntry, Action]]) -> None:
+        """Condensed: consecutive view events as one sentence, then their charts."""
+        sentences = [action.describe(entry.result) for entry, action in group]
+        self.blocks.append(Sentence(merge_sentences(sentences),
+                                    tuple(entry.id for entry, _ in group)))
+        for entry, action in group:
+            self.moment.apply(entry, action)
+            chart = _chart_of(action)
+            if chart is not None and chart not in self.pending:
+                self.pending.append(chart)
+        self.flush()
+
+    def add_notes(self, texts: list[str]) -> None:
+        if texts:
+            self.flush()  # the note speaks of what was just looked at
+            self.blocks += [Note(text, "notebook") for text in texts]
+
+    def build(self, entries: list[LogEntry]) -> list[Block]:
+        self.add_notes(self.notes.start)
+        for group in _groups(entries, self.detail, self.notes):
+            entry, action = group[0]
+            if self.detail == "condensed" and action.view:
+                self.view_group(group)
+            else:  # full detail keeps a run of events on one chart pending
+                chart = _chart_of(action)
+                if self.pending and chart not in self.pending:
+                    self.flush()
+                self.entry(entry, action)
+                if chart is not None and chart not in self.pending:
+                    self.pending.append(chart)
+            self.add_notes(self.notes.after.get(group[-1][0].id, []))
+        self.flush()
+        return self.blocks
+
+
+def _groups(entries: list[LogEntry], detail: str, notes: NotebookNotes
+            ) -> Iterator[list[tuple[LogEntry, Action]]]:
+    """Full: one entry each. Condensed: runs of view entries, broken by notes."""
+    group: list[tuple[LogEntry, Action]] = []
+    for entry in entries:
+        action = action_from_dict(entry.action_dict())
+        if detail == "condensed" and action.view:
+            group.append((entry, action))
+            if entry.id in notes.after:
+                yield group
+                group = []
+            continue
+        if group:
+            yield group
+            group = []
+        yield [(entry, action)]
+    if group:
+        yield group
+
+
+def merge_sentences(sentences: list[str]) -> str:
+    """"Opened the x chart." + "Zoomed ..." -> "Opened the x chart; zoomed ..."."""
+    parts = [s.strip().rstrip(".") for s in sentences if s.strip()]
+    if not parts:
+        return ""
+    parts = [parts[0]] + [p[:1].lower() + p[1:] if p[1:2].islower() else p for p in parts[1:]]
+    return "; ".join(parts) + "."
+
+
+def session_date(entries: list[LogEntry]) -> str:
+    when = entries[0].time if entries else dt.datetime.now(dt.timezone.utc).timestamp()
+    return dt.datetime.fromtimestamp(when, dt.timezone.utc).date().isoformat()
+
+
+def build_document(lab: Lab, detail: str = "full", title: str | None = None,
+                   notebook: Any = None) -> Document:
+    """The blog draft of a lab's session, with the markdown cells of `notebook` (a path
+    or a notebook dict) as the researcher's notes."""
+    if detail not in DETAILS:
+        raise ConfigError("detail", detail, " or ".join(repr(d) for d in DETAILS))
+    entries = list(lab.log)
+    notes = notebook_notes(read_notebook(notebook), entries, take_title=title is None) \
+        if notebook is not None else NotebookNotes()
+    graph = build_graph(lab)
+    document = Document(title or notes.title or lab.name, session_date(entries), lab.name,
+                        detail)
+    document.blocks.append(GraphBlock(graph_png(graph), graph_summary(graph)))
+    document.blocks += _Builder(lab, detail, notes).build(entries)
+    return document
+
+
+def export_blog(lab: Lab, path: str | Path, detail: str = "full", title: str | None = None,
+                notebook: Any = None) -> Path:
+    """Writes the draft: `.md` (Jekyll front matter, pictures in `<stem>_files/` beside
+    it) or `.html` (one standalone page, pictures and math inside)."""
+    from featurelab.export.markdown import render_markdown
+
+    path = Path(path)
+    if path.suffix.lower() not in (".md", ".markdown", ".html", ".htm"):
+        raise ConfigError("path", str(path), "a .md or .html file")
+    document = build_document(lab, detail=detail, title=title, notebook=notebook)
+    files_dir = f"{path.stem}_files"
+    text, files = render_markdown(document, files_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in (".html", ".htm"):
+        from featurelab.export.html_page import render_html
+
+        path.write_text(render_html(document, text, files), encoding="utf-8")
+        return path
+    for name, data in files.items():
+        target = path.parent / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    path.write_text(text, encoding="utf-8")
+    return path

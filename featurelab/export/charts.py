@@ -1,0 +1,337 @@
+"""Chart pictures for the blog: a chart as the panel showed it, drawn with matplotlib
+from the stored series at the recorded zoom, layer, axes, smoothing and fitted curves.
+
+It draws what js/src/chart.js and js/src/activations.js draw: a scalar metric as one
+line per experiment; a per-neuron statistic as faint per-neuron lines and their mean;
+hidden_activations as one plot per added neuron statistic, or as a heatmap or histogram
+of one activation snapshot. It uses matplotlib's object API on an Agg canvas, never
+pyplot, so exporting from a notebook leaves the notebook's own plotting alone.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+
+from featurelab.errors import FeaturelabError
+from featurelab.models import point_label
+from featurelab.view import METHOD_LABELS, Chart
+
+if TYPE_CHECKING:
+    from featurelab.lab import Fit, Lab
+
+ACTIVATIONS_METRIC = "hidden_activations"
+# The panel's colours (js/src/theme.js), so a picture matches what was on screen.
+EXPERIMENT_COLORS = ("#3b82f6", "#f97316", "#10b981", "#ef4444", "#a855f7", "#eab308",
+                     "#06b6d4", "#ec4899", "#84cc16", "#64748b")
+FAMILY_COLORS = {"sigmoid": "#d946ef", "exponential": "#14b8a6", "power": "#f59e0b",
+                 "log_power": "#8b5cf6", "linear": "#78716c"}
+DPI = 100
+HISTOGRAM_BINS = 60
+
+
+@dataclass(frozen=True)
+class AxesInfo:
+    """What one drawn plot shows: tests and captions read it instead of the pixels."""
+
+    title: str
+    xlim: tuple[float, float]
+    ylim: tuple[float, float]
+    xscale: str
+    yscale: str
+
+
+@dataclass(frozen=True)
+class Picture:
+    png: bytes
+    axes: tuple[AxesInfo, ...]
+    caption: str  # one line under the picture: what, which layer, which experiments, range
+    alt: str
+
+
+@dataclass
+class _Trace:
+    experiment: str
+    color: str
+    steps: np.ndarray  # (T,)
+    values: np.ndarray  # (T,) or (T, neurons)
+
+
+def metric_kind(lab: Lab, metric: str) -> str:
+    """"activations", "per_neuron", "per_layer" or "scalar", as the panel decides."""
+    if metric == ACTIVATIONS_METRIC:
+        return "activations"
+    if metric in lab.statistics:
+        return "per_neuron" if lab.statistics.level(metric) == 1 else "per_layer"
+    return "scalar"
+
+
+def moving_average(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over x in (x_i - window, x_i] of the finite values (the panel's)."""
+    if window <= 1:
+        return y.astype(float)
+    finite = np.isfinite(y)
+    sums = np.concatenate([[0.0], np.cumsum(np.where(finite, y, 0.0))])
+    counts = np.concatenate([[0], np.cumsum(finite)])
+    lo = np.searchsorted(x, x - window, side="right")
+    hi = np.arange(1, len(y) + 1)
+    n = counts[hi] - counts[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (sums[hi] - sums[lo]) / n
+    return np.where(finite & (n > 0), out, np.nan)
+
+
+def experiment_color(lab: Lab, experiment: str) -> str:
+    ids = list(lab.experiments)
+    index = ids.index(experiment) if experiment in ids else 0
+    return EXPERIMENT_COLORS[index % len(EXPERIMENT_COLORS)]
+
+
+def draw_chart(lab: Lab, chart: Chart, experiments: list[str],
+               fits: list[Fit] | tuple[Fit, ...] = ()) -> Picture | None:
+    """The chart of `chart.metric` for `experiments`, with the latest of `fits` per
+    experiment when fits are visible; None when there is nothing to draw (no viewed
+    experiment has the data, or a statistic has no layer chosen)."""
+    kind = metric_kind(lab, chart.metric)
+    if kind == "activations":
+        if chart.method == "neuron_stats":
+            return _draw_neuron_stats(lab, chart, experiments)
+        return _draw_snapshot(lab, chart, experiments)
+    layer = chart.layer if kind != "scalar" else None
+    if kind != "scalar" and layer is None:
+        return None
+    traces = _traces(lab, chart.metric, layer, experiments)
+    if not traces:
+        return None
+    shown = _chart_fits(fits, chart.metric, layer, experiments) if chart.fits_visible else []
+    fig = _figure(chart, 1)
+    ax = fig.add_subplot(1, 1, 1)
+    info = _plot_series(ax, chart, traces, shown, chart.metric, chart.metric)
+    caption = _caption(lab, chart, traces, layer, fitted=bool(shown))
+    return _picture(fig, (info,), caption)
+
+
+def _traces(lab: Lab, metric: str, layer: str | None, experiments: list[str]) -> list[_Trace]:
+    traces = []
+    for experiment in experiments:
+        try:
+            steps, values = lab.metric_series(experiment, metric, layer)
+        except FeaturelabError:  # not run, or no such series: the panel leaves it out too
+            continue
+        values = np.asarray(values, dtype=float)
+        rows = values if values.ndim == 1 else values.reshape(len(values), -1)
+        filled = np.flatnonzero(np.isfinite(rows).any(axis=1) if rows.ndim == 2
+                                else np.isfinite(rows))
+        if not len(filled):
+            continue
+        n = int(filled[-1]) + 1  # a running experiment ends in rows not filled in yet
+        traces.append(_Trace(experiment, experiment_color(lab, experiment),
+                             np.asarray(steps[:n], dtype=float), values[:n]))
+    return traces
+
+
+def _chart_fits(fits: Any, metric: str, layer: str | None, experiments: list[str]) -> list:
+    """The latest fit of (metric, layer) for each shown experiment (js/src/fits.js)."""
+    latest = {f.experiment: f for f in fits
+              if f.metric == metric and f.layer == layer and f.experiment in experiments}
+    return [latest[e] for e in experiments if e in latest]
+
+
+def _figure(chart: Chart, plots: int) -> Figure:
+    width, height = (9.0, 4.6) if chart.enlarged else (7.0, 3.6)
+    fig = Figure(figsize=(width, height * plots if plots > 1 else height), dpi=DPI,
+                 layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _masked(x: np.ndarray, y: np.ndarray, chart: Chart) -> tuple[np.ndarray, np.ndarray]:
+    """Log axes cannot show x <= 0 or y <= 0: those points are left out, as uPlot does."""
+    keep = x > 0 if chart.log_x else np.ones(len(x), dtype=bool)
+    y = y[keep]
+    if chart.log_y:
+        y = np.where(y > 0, y, np.nan)
+    return x[keep], y
+
+
+def _plot_series(ax: Any, chart: Chart, traces: list[_Trace], fits: list, metric: str,
+                 title: str) -> AxesInfo:
+    visible: list[tuple[np.ndarray, np.ndarray]] = []  # (x, y) drawn, for the y range
+    for t in traces:
+        x, values = t.steps, t.values
+        if values.ndim == 2:
+            alpha = 0.12 if values.shape[1] > 50 else 0.22
+            xs, cols = _masked(x, values, chart)
+            segments = [np.column_stack([xs, cols[:, c]]) for c in range(cols.shape[1])]
+            ax.add_collection(LineCollection(segments, colors=t.color, alpha=alpha,
+                                             linewidths=0.7))
+            visible.append((xs, cols))
+            with np.errstate(all="ignore"):
+                y = np.nanmean(np.where(np.isfinite(values), values, np.nan), axis=1)
+            label, width = f"{t.experiment} mean", 2.4
+        else:
+            y, label, width = values, t.experiment, 1.8
+        if chart.smoothing > 1:
+            xs, raw = _masked(x, y, chart)
+            ax.plot(xs, raw, color=t.color, alpha=0.3, linewidth=1.0,
+                    label=f"{label} (raw)")
+            y = moving_average(x, y, chart.smoothing)
+            label = f"{label}, smoothed over {chart.smoothing} steps"
+        xs, ys = _masked(x, y, chart)
+        ax.plot(xs, ys, color=t.color, linewidth=width, label=label)
+        visible.append((xs, ys))
+    for fit in fits:
+        lo, hi = fit.table.x_range if fit.table.x_range is not None else (
+            float(traces[0].steps.min()), float(traces[0].steps.max()))
+        grid = np.linspace(lo, hi, 400)
+        for row in fit.table.rows:
+            if not row.ok:
+                continue
+            xs, ys = _masked(grid, row.predict(grid), chart)
+            ax.plot(xs, ys, color=FAMILY_COLORS.get(row.family, "#78716c"), linewidth=1.5,
+                    linestyle=(0, (6, 4)),
+                    label=f"{fit.experiment} {row.label} fit, R² = {row.r2:.4f}")
+            visible.append((xs, ys))
+    ax.set_xscale("log" if chart.log_x else "linear")
+    ax.set_yscale("log" if chart.log_y else "linear")
+    xlim = _x_limits(chart, visible)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*_y_limits(chart, visible, xlim))
+    ax.set_xlabel("step")
+    ax.set_ylabel(metric)
+    ax.set_title(title, loc="left", fontsize=11)
+    ax.grid(True, color="#e0e0e0", linewidth=0.6)
+    ax.set_axisbelow(True)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="best", frameon=False)
+    return _info(ax, title)
+
+
+def _x_limits(chart: Chart, visible: list) -> tuple[float, float]:
+    if chart.x_range is not None:
+        return float(chart.x_range[0]), float(chart.x_range[1])
+    xs = np.concatenate([x for x, _ in visible]) if visible else np.array([0.0, 1.0])
+    lo, hi = float(np.nanmin(xs)), float(np.nanmax(xs))
+    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+
+
+def _y_limits(chart: Chart, visible: list, xlim: tuple[float, float]) -> tuple[float, float]:
+    """The recorded y range, or the range of what is visible in the x range, padded."""
+    if chart.y_range is not None:
+        return float(chart.y_range[0]), float(chart.y_range[1])
+    shown = []
+    for x, y in visible:
+        inside = (x >= xlim[0]) & (x <= xlim[1])
+        values = y[inside] if y.ndim == 1 else y[inside].ravel()
+        shown.append(values[np.isfinite(values)])
+    values = np.concatenate(shown) if shown else np.array([])
+    if not len(values):
+        return (1.0, 10.0) if chart.log_y else (0.0, 1.0)
+    lo, hi = float(values.min()), float(values.max())
+    if chart.log_y:
+        return lo / 1.15, hi * 1.15
+    pad = 0.05 * (hi - lo) if hi > lo else max(abs(hi) * 0.05, 0.5)
+    return lo - pad, hi + pad
+
+
+def _draw_neuron_stats(lab: Lab, chart: Chart, experiments: list[str]) -> Picture | None:
+    """One plot per added neuron statistic of the chosen layer, as the panel stacks them."""
+    if chart.layer is None:
+        return None
+    plots = [(stat, _traces(lab, stat, chart.layer, experiments)) for stat in chart.stats]
+    plots = [(stat, traces) for stat, traces in plots if traces]
+    if not plots:
+        return None
+    fig = _figure(chart, len(plots))
+    infos = []
+    for i, (stat, traces) in enumerate(plots, 1):
+        ax = fig.add_subplot(len(plots), 1, i)
+        per = "per neuron (faint) and their mean" if traces[0].values.ndim == 2 else "per layer"
+        infos.append(_plot_series(ax, chart, traces, [], stat, f"{stat}, {per}"))
+    traces = [t for _, ts in plots for t in ts]
+    return _picture(fig, tuple(infos), _caption(lab, chart, traces, chart.layer, fitted=False))
+
+
+def _draw_snapshot(lab: Lab, chart: Chart, experiments: list[str]) -> Picture | None:
+    """Heatmap or histogram of one activation snapshot. The panel's step slider is not
+    part of the recorded view, so the picture shows the last snapshot (the trained
+    network) and says so."""
+    if chart.layer is None:
+        return None
+    ordered = sorted(experiments, key=lambda e: ACTIVATIONS_METRIC not in
+                     lab.experiments[e].config.observables if e in lab.experiments else True)
+    for experiment in ordered:
+        try:
+            snapshots = lab.results(experiment).result().snapshots
+        except FeaturelabError:
+            continue
+        if snapshots is None or chart.layer not in snapshots.points or not snapshots.count:
+            continue
+        step = int(snapshots.steps[-1])
+        values = np.asarray(snapshots.at(chart.layer, step), dtype=float)  # (S, N)
+        fig = _figure(chart, 1)
+        ax = fig.add_subplot(1, 1, 1)
+        title = f"{chart.layer} of {experiment} at step {step}"
+        if chart.method == "heatmap":
+            vmax = float(np.nanmax(np.abs(values))) or 1.0
+            image = ax.imshow(values, aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax,
+                              interpolation="nearest")
+            fig.colorbar(image, ax=ax, label="activation")
+            ax.set_xlabel(f"neuron ({values.shape[1]})")
+            ax.set_ylabel(f"sample ({values.shape[0]})")
+        else:
+            finite = values[np.isfinite(values)]
+            ax.hist(finite, bins=HISTOGRAM_BINS, color=experiment_color(lab, experiment),
+                    alpha=0.85)
+            if len(finite) and finite.min() < 0 < finite.max():
+                ax.axvline(0.0, color="#616161", linestyle=(0, (3, 3)), linewidth=1)
+            ax.set_xlabel("activation")
+            ax.set_ylabel("count")
+        ax.set_title(title, loc="left", fontsize=11)
+        shape = lab.hook_points().get(chart.layer)
+        where = point_label(chart.layer, shape) if shape else chart.layer
+        caption = (f"{ACTIVATIONS_METRIC}, {where}, {experiment}: "
+                   f"{METHOD_LABELS[chart.method].lower()} at step {step} (the last snapshot)")
+        return _picture(fig, (_info(ax, title),), caption)
+    return None
+
+
+def _caption(lab: Lab, chart: Chart, traces: list[_Trace], layer: str | None,
+             fitted: bool) -> str:
+    parts = [chart.metric]
+    if layer is not None:
+        shape = lab.hook_points().get(layer)
+        parts.append(point_label(layer, shape) if shape else layer)
+    parts.append(", ".join(dict.fromkeys(t.experiment for t in traces)))
+    if chart.metric == ACTIVATIONS_METRIC:
+        parts.append("neuron stats: " + ", ".join(chart.stats))
+    if chart.x_range is not None:
+        parts.append(f"steps {chart.x_range[0]:g}–{chart.x_range[1]:g}")
+    if chart.y_range is not None:
+        parts.append(f"values {chart.y_range[0]:g} to {chart.y_range[1]:g}")
+    scales = [f"log {axis}" for axis, on in (("x", chart.log_x), ("y", chart.log_y)) if on]
+    parts += scales
+    if chart.smoothing > 1:
+        parts.append(f"smoothed over {chart.smoothing} steps")
+    if fitted:
+        parts.append("fitted curves dashed")
+    return "; ".join(parts)
+
+
+def _info(ax: Any, title: str) -> AxesInfo:
+    xlim, ylim = ax.get_xlim(), ax.get_ylim()
+    return AxesInfo(title, (float(xlim[0]), float(xlim[1])), (float(ylim[0]), float(ylim[1])),
+                    ax.get_xscale(), ax.get_yscale())
+
+
+def _picture(fig: Figure, axes: tuple[AxesInfo, ...], caption: str) -> Picture:
+    buffer = io.BytesIO()
+    # No "Software" stamp: the same session gives byte-identical pictures.
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return Picture(buffer.getvalue(), axes, caption, alt=caption)

@@ -1,0 +1,148 @@
+"""A Document as Markdown for a Jekyll blog: front matter, then the blocks.
+
+Text from the session (sentences, names, config values, fit failure reasons) is
+escaped, so nothing a researcher or agent typed becomes markup: `<`, `>` and `&` as
+entities, Markdown punctuation with backslashes. Notes are the researcher's own
+Markdown and are kept as written, inside a blockquote marked as theirs. Math is
+`$...$` inline and `$$...$$` in fit tables, as the reference post writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from featurelab.export.blog import (
+    Block,
+    ChartBlock,
+    Code,
+    ConfigTable,
+    Document,
+    FitTableBlock,
+    GraphBlock,
+    Note,
+    Sentence,
+)
+from featurelab.fit import _fmt_coef
+
+NOTE_MARK = "**Researcher's note**"
+_PUNCTUATION = re.compile(r"([\\`*\[\]|~$])")  # what makes markup anywhere in a line
+# "_" makes emphasis only at a word's edge; "exp_0" stays readable.
+_EDGE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+_CODE_SPAN = re.compile(r"(`+).+?\1")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+# "<" opening a tag, a comment or a declaration; not an autolink such as <https://...>
+_HTML_TAG = re.compile(r"<(?![A-Za-z][A-Za-z0-9+.-]{1,31}:[^<>\s]*>)(?=[A-Za-z/!?])")
+_LINE_START = re.compile(r"^(\s*)([-=>#+]|\d+(?=[.)]))")  # and at its start
+
+
+def escape(text: str) -> str:
+    """Plain text as Markdown that shows exactly that text, on one line."""
+    text = " ".join(str(text).split())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _PUNCTUATION.sub(r"\\\1", text)
+    text = _EDGE_UNDERSCORE.sub(r"\\_", text)
+    return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
+
+
+def cell_math(latex: str) -> str:
+    """LaTeX for a table cell: a bare "|" would end the cell."""
+    return latex.replace(r"\left|", r"\left\lvert ").replace(r"\right|", r"\right\rvert ") \
+        .replace("|", r"\vert ")
+
+
+def _front_matter(doc: Document) -> str:
+    # JSON strings are YAML double-quoted scalars: any title is safe there.
+    return "\n".join(["---", "layout: post", f"title: {json.dumps(doc.title)}",
+                      f"date: {doc.date}", "tags: [featurelab]",
+                      f"featurelab: {json.dumps({'lab': doc.lab, 'detail': doc.detail})}",
+                      "---"])
+
+
+def _fence(source: str) -> str:
+    longest = max((len(run) for run in re.findall(r"`+", source)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def _config(block: ConfigTable) -> str:
+    lines = [f"*Config of {escape(block.experiment)}*", "", "| Config | Value |", "|---|---|"]
+    for key, text, latex in block.rows:
+        value = escape(text) + (f", ${cell_math(latex)}$" if latex else "")
+        lines.append(f"| {escape(key)} | {value} |")
+    return "\n".join(lines)
+
+
+def _fit_table(block: FitTableBlock) -> str:
+    lines = [f"*Fit {escape(block.caption)}*", "",
+             "| Type | R^2 | Equation | Coefficients |", "|---|---|---|---|"]
+    for row in block.rows:
+        r2 = f"{row.r2:.4f}" if row.ok else "failed"
+        coefficients = (", ".join(map(_fmt_coef, row.coefficients)) if row.ok
+                        else escape(row.reason or ""))
+        lines.append(f"| {escape(row.label)} | {r2} | $${cell_math(row.latex)}$$ | "
+                     f"{coefficients} |")
+    return "\n".join(lines)
+
+
+def _code_spans(line: str) -> list[tuple[bool, str]]:
+    """A line split into (is_code, text) pieces at its backtick code spans."""
+    pieces, last = [], 0
+    for match in _CODE_SPAN.finditer(line):
+        pieces += [(False, line[last:match.start()]), (True, match.group(0))]
+        last = match.end()
+    return [*pieces, (False, line[last:])]
+
+
+def escape_html(markdown: str) -> str:
+    """Markdown with its raw HTML tags turned to text (code and autolinks kept): a note
+    may come from an agent, and a Jekyll site renders the HTML in a Markdown post."""
+    out, fence = [], None
+    for line in markdown.splitlines():
+        opener = _FENCE.match(line)
+        if fence is not None or opener:
+            if opener and (fence is None or opener.group(1).startswith(fence)):
+                fence = opener.group(1) if fence is None else None
+            out.append(line)
+            continue
+        out.append("".join(text if code else _HTML_TAG.sub("&lt;", text)
+                           for code, text in _code_spans(line)))
+    return "\n".join(out)
+
+
+def _note(block: Note) -> str:
+    body = escape_html(block.text.strip("\n")).splitlines()
+    return "\n".join([f"> {NOTE_MARK}", ">"] + [f"> {line}".rstrip() for line in body])
+
+
+def _block(block: Block, files_dir: str, files: dict[str, bytes]) -> str:
+    if isinstance(block, Sentence):
+        return escape(block.text)
+    if isinstance(block, Note):
+        return _note(block)
+    if isinstance(block, ConfigTable):
+        return _config(block)
+    if isinstance(block, Code):
+        fence = _fence(block.source)
+        return f"*{escape(block.title)}*\n\n{fence}{block.language}\n{block.source}\n{fence}"
+    if isinstance(block, FitTableBlock):
+        return _fit_table(block)
+    if isinstance(block, ChartBlock):
+        name = f"{files_dir}/{block.name}.png"
+        files[name] = block.picture.png
+        return f"![{escape(block.picture.alt)}]({name})\n*{escape(block.picture.caption)}*"
+    if isinstance(block, GraphBlock):
+        name = f"{files_dir}/knowledge-graph.png"
+        files[name] = block.png
+        return (f"## Knowledge graph\n\n![Knowledge graph: {escape(block.summary)}]({name})\n"
+                f"*{escape(block.summary)}*\n\n## Session")
+    raise TypeError(f"unknown block {block!r}")
+
+
+def render_markdown(doc: Document, files_dir: str) -> tuple[str, dict[str, bytes]]:
+    """(Markdown text, {relative path: PNG bytes}) with pictures under `files_dir`."""
+    files: dict[str, bytes] = {}
+    intro = (f"*The session of the featurelab lab {escape(doc.lab)} on {doc.date}, written up "
+             f"from its action log ({doc.detail} detail). Quoted notes are the researcher's "
+             "own words; every other sentence tells one recorded action.*")
+    parts = [_front_matter(doc), intro] + [_block(b, files_dir, files) for b in doc.blocks]
+    return "\n\n".join(parts) + "\n", files

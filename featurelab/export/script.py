@@ -1,0 +1,61 @@
+"""A session as a standalone Python script: every action's code in log order, each under
+its sentence as a comment, in a fresh in-memory lab, then the fit tables printed.
+
+Actions a rerun cannot repeat (a cancel depends on when it came; an export writes a
+file) are kept as comments, as `featurelab replay` skips them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from featurelab.actions import action_from_dict
+
+if TYPE_CHECKING:
+    from featurelab.lab import Lab
+
+NOT_RERUN = {"cancel": "a rerun trains to the end", "export_log": "it writes a file"}
+
+PRINT_FITS = '''
+# The fit tables, as `print(table)` shows them.
+for fit in lab.fits.values():
+    layer = f" ({fit.layer})" if fit.layer else ""
+    print(f"{fit.id}: {fit.metric}{layer} of {fit.experiment}")
+    print(fit.table)
+    print()
+'''
+
+
+def _comment(text: str) -> str:
+    return "\n".join(f"# {line}".rstrip() for line in text.splitlines() or [""])
+
+
+def script_source(lab: Lab) -> str:
+    entries = list(lab.log)
+    lines = [
+        "#!/usr/bin/env python",
+        _comment(f"Reruns the featurelab session of lab {lab.name!r} ({len(entries)} actions) "
+                 "in a fresh in-memory lab\nand prints its fit tables. Written by "
+                 "lab.export_script(); run it with `python <this file>`."),
+        "",
+        "import featurelab as fl",
+        "",
+        'lab = fl.Lab(":memory:")',
+    ]
+    for entry in entries:
+        action = action_from_dict(entry.action_dict())
+        lines += ["", _comment(action.describe(entry.result))]
+        code = action.to_code()  # every user string in it went through repr
+        why = NOT_RERUN.get(entry.type)
+        if why is None and not getattr(action, "replayable", True):
+            why = "it cannot be repeated"
+        lines.append(code if why is None else _comment(f"{code}  (not rerun: {why})"))
+    return "\n".join(lines) + "\n" + PRINT_FITS
+
+
+def export_script(lab: Lab, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(script_source(lab), encoding="utf-8")
+    return path
