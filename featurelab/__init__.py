@@ -45,3 +45,9 @@ __all__ = [
     "fit_curves",
     "replay",
 ]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where `jupyter labextension develop .` finds the built labextension (a wheel
+    installs it into share/jupyter/labextensions instead)."""
+    return [{"src": "labextension", "dest": "featurelab-cells"}]

@@ -33,11 +33,19 @@ TINY: dict[str, Any] = {
     "observables": ["train_loss", "test_loss", "hidden_activations"],
     "snapshots": {"schedule": [[0, 1]]},
 }
-TINY_ARGS = ("model={'widths': [4, 8, 1]}, data={'dim': 4, 'freq': 2.0, 'n_train': 32, "
-             "'n_test': 16}, optimizer={'lr': 0.01, 'steps': 30}, "
-             "observables=['train_loss', 'test_loss', 'hidden_activations']")
+TINY_ARGS = ["model={'widths': [4, 8, 1]}",
+             "data={'dim': 4, 'freq': 2.0, 'n_train': 32, 'n_test': 16}",
+             "optimizer={'lr': 0.01, 'steps': 30}",
+             "observables=['train_loss', 'test_loss', 'hidden_activations']"]
 TINY_SNAPSHOTS = "snapshots={'schedule': [[0, 1]]}"
-TINY_CODE = f"lab.create_experiment({TINY_ARGS}, {TINY_SNAPSHOTS})"
+
+
+def long_call(function: str, *parts: str) -> str:
+    """A call too long for one line, as generated: one argument per line."""
+    return f"{function}(\n" + "".join(f"    {part},\n" for part in parts) + ")"
+
+
+TINY_CODE = long_call("lab.create_experiment", *TINY_ARGS, TINY_SNAPSHOTS)
 METRICS = "train_loss, test_loss, hidden_activations"
 
 
@@ -355,18 +363,20 @@ DECORATOR_CODE = (
 
 CASES = [
     Case("create_experiment", "from-scratch", _create,
-         f"lab.create_experiment({TINY_ARGS}, name='tiny', {TINY_SNAPSHOTS})",
+         long_call("lab.create_experiment", *TINY_ARGS, "name='tiny'", TINY_SNAPSHOTS),
          "Created experiment 0, 'tiny'."),
     Case("create_experiment", "based-on", _create_based_on,
-         "lab.create_experiment(optimizer={'steps': 20}, based_on='exp_0', "
-         "observables_add=['active_rate'], observables_remove=['test_loss'])",
+         long_call("lab.create_experiment", "optimizer={'steps': 20}", "based_on='exp_0'",
+                   "observables_add=['active_rate']", "observables_remove=['test_loss']"),
          "Created experiment 1 based on exp_0."),
     Case("create_experiment", "typed-configs", _create_typed,
-         "lab.create_experiment(model={'kind': 'mlp', 'widths': [4, 8, 1], 'activation': 'tanh', "
-         "'bias': True, 'init_scale': 1.0}, data={'task': 'sin2', 'dim': 4, 'freq': 10.0, "
-         "'formula': '', 'noise': 0.0, 'n_train': 32, 'n_test': 16, 'p': 97, 'op': '+', "
-         "'train_frac': 0.5, 'teacher_widths': [32]}, optimizer={'steps': 10}, "
-         "observables=['train_loss'], seed=3)",
+         long_call("lab.create_experiment",
+                   "model={'kind': 'mlp', 'widths': [4, 8, 1], 'activation': 'tanh', "
+                   "'bias': True, 'init_scale': 1.0}",
+                   "data={'task': 'sin2', 'dim': 4, 'freq': 10.0, 'formula': '', "
+                   "'noise': 0.0, 'n_train': 32, 'n_test': 16, 'p': 97, 'op': '+', "
+                   "'train_frac': 0.5, 'teacher_widths': [32]}",
+                   "optimizer={'steps': 10}", "observables=['train_loss']", "seed=3"),
          "Created experiment 0."),
     Case("select_experiments", "two", _select, "lab.select(['exp_0', 'exp_1'])",
          "Selected exp_0, exp_1."),
@@ -430,7 +440,7 @@ CASES = [
          "        dim=dim, keepdim=keepdim)\n",
          "Defined the DIY statistic spread."),
     Case("define_statistic", "source-text", _define_source,
-         f"lab.define_statistic('spread', source={SPREAD_SOURCE!r})",
+         long_call("lab.define_statistic", "'spread'", f"source={SPREAD_SOURCE!r}"),
          "Defined the DIY statistic spread."),
     Case("fit", "families", _fit,
          "lab.fit('exp_0', 'train_loss', x_range=(0.0, 29.0), families=['exponential', 'linear'])",
@@ -491,7 +501,8 @@ def test_round_trip_as_one_script(tmp_path: Path):
 def test_statistic_named_lab_keeps_the_code_runnable(tmp_path: Path):
     lab = fl.Lab(":memory:")
     _define_named_lab(lab, tmp_path)
-    assert logged_code(lab, 0) == f"lab.define_statistic('centre', source={LAB_SOURCE!r})"
+    assert logged_code(lab, 0) == long_call("lab.define_statistic", "'centre'",
+                                            f"source={LAB_SOURCE!r}")
     assert_same_lab(lab, run_code(session_code(lab)))
 
 

@@ -145,9 +145,16 @@ def action_schema() -> dict[str, Any]:
             "title": "featurelab action", "oneOf": variants}
 
 
+LINE = 88  # longer calls are written one argument per line
+
+
 def call(function: str, *args: Any, **kwargs: Any) -> str:
     """Python source of a call; every value goes through repr, so no user string can
     become code. Keyword arguments equal to None are left out."""
     parts = [repr(a) for a in args]
     parts += [f"{k}={v!r}" for k, v in kwargs.items() if v is not None]
-    return f"{function}({', '.join(parts)})"
+    line = f"{function}({', '.join(parts)})"
+    if len(line) <= LINE or len(parts) < 2:
+        return line
+    # A long call (a whole config) reads better in a cell one argument per line.
+    return f"{function}(\n" + "".join(f"    {part},\n" for part in parts) + ")"

@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from . import jlab
-from .test_panel_smoke import TINY, open_panel, show_panel
+from .test_panel_smoke import TINY, open_panel
 
 STEP_TIMEOUT = 60_000
 

@@ -68,6 +68,7 @@ print(_json.dumps({
             "best": _fit.table.best.family, "r2": _fit.table.best.r2},
     "actors": sorted({e.actor for e in lab.log}),
     "log": [e.type for e in lab.log],
+    "cells": [c.source for c in lab.cells()],
 }))"""
 
 
@@ -191,11 +192,12 @@ def test_reference_session_clicked_through_the_panel(jupyter, page, screenshot, 
     stats.get_by_test_id("diy-name").fill("nonlinear_rate")
     stats.get_by_test_id("diy-on").select_option("active_rate")
     source = stats.get_by_test_id("diy-source")
+    cell_count = len(jlab.cells(page))  # the action cells so far
     source.fill("")
     source.press_sequentially(NONLINEAR_RATE)
     expect(source).to_have_value(NONLINEAR_RATE)
     # keys typed in the panel must not reach the notebook's shortcuts (a, b, d d, m, ...)
-    assert len(jlab.cells(page)) == 1, "typing in the panel edited the notebook"
+    assert len(jlab.cells(page)) == cell_count, "typing in the panel edited the notebook"
     shoot(screenshot, stats, "04-diy-statistic-typed")
     stats.get_by_test_id("diy-submit").click()
     expect(stats.get_by_test_id("diy-done")).to_contain_text("Defined nonlinear_rate")
@@ -281,6 +283,12 @@ def test_reference_session_clicked_through_the_panel(jupyter, page, screenshot, 
     assert sorted(fit["families"]) == ["exponential", "log_power", "power", "sigmoid"], fit
     assert fit["best"] == "sigmoid" and fit["r2"] >= 0.99, fit
     assert state["actors"] == ["human"], state  # no "code" entries: all from the panel
+    # Every click became an action cell below the panel, in order (the check's own cell
+    # comes after them).
+    inserted = [c for c in jlab.cells(page) if c["metadata"].get("featurelab")]
+    assert [c["source"] for c in inserted] == state["cells"], (
+        [c["source"] for c in inserted], state["cells"])
+    assert "@lab.statistic('nonlinear_rate', on='active_rate')" in "".join(state["cells"])
     for action in ("create_experiment", "run", "add_neuron_stat", "define_statistic", "fit",
                    "show_fits"):
         assert action in state["log"], (action, state["log"])
