@@ -102,8 +102,9 @@ def math_html(latex: str, display: bool) -> str:
 
 
 def _math_rule(state: StateInline, silent: bool) -> bool:
-    """`$...$` and `$$...$$`. A single `$` opens only before a non-space and closes only
-    after one (so "costs $5 and $6" stays text), as pandoc reads it."""
+    """`$...$` and `$$...$$`. A single `$` opens only before a non-space and the next
+    unescaped `$` closes only after one and before no digit (so "costs $5 and $6" stays
+    text), as pandoc reads it."""
     src, start = state.src, state.pos
     if src[start] != "$":
         return False
@@ -116,14 +117,11 @@ def _math_rule(state: StateInline, silent: bool) -> bool:
     else:
         if start + 1 >= state.posMax or src[start + 1].isspace():
             return False
-        end = start + 1
-        while True:
+        end = src.find("$", start + 1)
+        while end > 0 and src[end - 1] == "\\":  # an escaped dollar inside the math
             end = src.find("$", end + 1)
-            if end < 0 or end >= state.posMax:
-                return False
-            if src[end - 1] != "\\" and not src[end - 1].isspace():
-                break
-        if end + 1 < len(src) and src[end + 1].isdigit():
+        if end < 0 or end >= state.posMax or src[end - 1].isspace() or \
+                src[end + 1:end + 2].isdigit():
             return False
         content, after = src[start + 1:end], end + 1
     if not silent:

@@ -221,15 +221,16 @@ def open_notebook_lab(notebook: dict[str, Any], directory: str | Path) -> Lab:
         raise FeaturelabError("the notebook opens no lab: no fl.Lab(name, root) call with "
                               "literal arguments in its code cells")
     store = call.store_path(directory)
-    if store is not None and store.exists():
-        return Lab(call.name, root=directory / call.root)
-    namespace = run_notebook(notebook, directory)
-    labs = [v for v in namespace.values() if isinstance(v, Lab)]
-    named = namespace.get(call.variable) if call.variable else None
-    if isinstance(named, Lab):
-        return named
-    if labs:
-        return labs[0]
-    if store is not None and store.exists():
-        return Lab(call.name, root=directory / call.root)
-    raise FeaturelabError("running the notebook made no lab")
+    if store is None or not store.exists():
+        namespace = run_notebook(notebook, directory)
+        if store is None:  # an in-memory lab lives only in the namespace that made it
+            labs = [v for v in namespace.values() if isinstance(v, Lab)]
+            named = namespace.get(call.variable) if call.variable else None
+            if isinstance(named, Lab) or labs:
+                return named if isinstance(named, Lab) else labs[0]
+            raise FeaturelabError("running the notebook made no lab")
+        if not store.exists():
+            raise FeaturelabError(f"running the notebook made no lab at {store}")
+    # Opened again from an absolute path: the notebook's Lab may hold a path relative to
+    # the notebook's directory, and reading snapshots later would look elsewhere.
+    return Lab(call.name, root=directory / call.root)
