@@ -37,7 +37,7 @@ KIND_FILLS = {"experiment": "#dbeafe", "run": "#eff6ff", "observable": "#d1fae5"
               "statistic": "#ffedd5", "activations": "#f1f5f9", "fit": "#fae8ff",
               "note": "#fef9c3"}
 RELATION_COLORS = {"based_on": "#1d4ed8", "run_of": "#60a5fa", "measured_by": "#059669",
-                   "defined_on": "#ea580c", "fitted_to": "#a21caf", "about": "#a16207"}
+                   "defined_on": "#ea580c", "fitted_to": "#a21caf", "about": "#78716c"}
 
 
 def _metric_node(lab: Lab, graph: nx.DiGraph, name: str) -> str:
