@@ -104,6 +104,21 @@ def test_a_markdown_cell_goes_after_the_last_action_of_the_code_cells_above_it()
     assert kept.title is None and kept.start == ["# Title\n\nintro"]
 
 
+def test_without_cell_ids_a_cell_claims_the_entries_whose_code_it_holds():
+    # a lab built by a client that sends no cell ids (nbval, a plain Jupyter client)
+    entries = [entry(0), entry(1), entry(2)]
+    notebook = {"cells": [
+        {"cell_type": "code", "id": "c1", "source": "lab.note('0')\nlab.note('1')"},
+        {"cell_type": "markdown", "source": "after two notes"},
+        {"cell_type": "code", "id": "c2", "source": "print('no action')"},
+        {"cell_type": "markdown", "source": "still after two"},
+        {"cell_type": "code", "id": "c3", "source": "lab.note('2')"},
+        {"cell_type": "markdown", "source": "after three"},
+    ]}
+    assert notebook_notes(notebook, entries).after == {
+        "e1": ["after two notes", "still after two"], "e2": ["after three"]}
+
+
 def test_running_a_notebook_records_its_cells_and_places_its_notes(tmp_path):
     cells = [
         new_code_cell(f'import featurelab as fl\nlab = fl.Lab("tiny", root="labs")\n'

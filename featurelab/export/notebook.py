@@ -99,6 +99,8 @@ def notebook_notes(notebook: dict[str, Any], entries: list[LogEntry],
             seen_code = True
             mine = by_cell.get(cell.get("id") or "", []) + \
                 [index[a] for a in _cell_action_ids(cell) if a in index]
+            if not mine:
+                mine = _matching_code(cell_source(cell), entries, last + 1)
             last = max([last, *mine])
         elif kind == "markdown":
             text = cell_source(cell).strip("\n")
@@ -112,6 +114,25 @@ def notebook_notes(notebook: dict[str, Any], entries: list[LogEntry],
             else:
                 notes.after.setdefault(entries[last].id, []).append(text)
     return notes
+
+
+def _matching_code(source: str, entries: list[LogEntry], start: int) -> list[int]:
+    """The entries from `start` on whose code the cell holds, in order: a notebook run
+    without cell ids (nbval, a plain Jupyter client) still anchors its notes."""
+    from featurelab.actions import action_from_dict
+
+    found = []
+    for i in range(start, len(entries)):
+        if getattr(entries[i], "cell", None):
+            break
+        try:
+            code = action_from_dict(entries[i].action_dict()).to_code()
+        except FeaturelabError:
+            break
+        if code not in source:
+            break
+        found.append(i)
+    return found
 
 
 # -- the notebook's lab -----------------------------------------------------------------
