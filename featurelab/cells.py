@@ -65,11 +65,10 @@ def _slot(action: Action) -> tuple[str, tuple[str, ...]]:
 
 def _code(action: Action) -> str:
     code = action.to_code()
-    if action.replayable:
+    if action.not_replayed is None:
         return code
-    # A cancel depends on when it came: a rerun trains to the end instead.
     return "\n".join(f"# {line}" for line in code.splitlines()) + \
-        "  # not replayed: a rerun trains to the end"
+        f"  # not replayed: {action.not_replayed}"
 
 
 @dataclass

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from featurelab.actions import ACTIONS
 from featurelab.fit import FitTable
 from featurelab.lab import MEMORY, Lab
 from featurelab.log import ActionLog, LogEntry
@@ -22,7 +23,6 @@ from featurelab.runs import fingerprint
 REL_TOL = 1e-3  # between different builds or thread counts; same build: exact
 FIT_TOL = 1e-6  # fits of identical data agree to the optimizer's tolerance
 ENVIRONMENT = ("torch", "threads", "step_impl", "optimizer_impl")
-SKIPPED = ("cancel", "export_log")  # timing-dependent, or a side effect on disk
 
 
 @dataclass
@@ -73,8 +73,10 @@ def replay(log: str | Path | ActionLog | Lab | Iterable[LogEntry], verify: bool 
     for index, entry in enumerate(entries):
         if progress is not None:
             progress(index, len(entries), entry)
-        if entry.type in SKIPPED:
-            report.skipped.append(f"action {index}: {entry.type} is not replayed")
+        kind = ACTIONS.get(entry.type)
+        if kind is not None and kind.not_replayed is not None:
+            report.skipped.append(f"action {index}: {entry.type} is not replayed "
+                                  f"({kind.not_replayed})")
             continue
         params = dict(entry.params)
         if entry.type == "run":

@@ -11,6 +11,7 @@ from conftest import TINY_LAB as TINY
 
 import featurelab as fl
 from featurelab.actions import action_from_dict
+from featurelab.cell_bridge import CellBridge, CellRecorder
 from featurelab.cells import action_cells, cell_context
 
 
@@ -168,3 +169,68 @@ def test_cells_of_a_memory_lab_open_a_memory_lab():
     lab.note("x")
     assert lab.opening_code() == "import featurelab as fl\n\nlab = fl.Lab(':memory:')\nlab"
     assert action_cells(lab.log)[0].source == "lab.note('x')"
+
+
+class RecordingBridge(CellBridge):
+    """A bridge whose requests are kept instead of sent to a front end."""
+
+    def __init__(self):
+        super().__init__()
+        self.requests = []
+
+    def start(self):
+        pass
+
+    def request(self, data):
+        self.requests.append(data)
+        return True
+
+
+def test_only_the_panels_actions_become_requests_and_a_view_click_replaces(lab):
+    bridge = RecordingBridge()
+    recorder = CellRecorder(lab, "model-1", bridge)
+    lab.apply({"type": "create_experiment", "params": TINY}, actor="human")
+    lab.apply({"type": "open_chart", "params": {"metric": "train_loss"}}, actor="human")
+    lab.apply({"type": "enlarge_chart", "params": {"metric": "train_loss"}}, actor="human")
+    lab.note("from a cell")  # actor "code": the notebook has it; it also ends the chart cell
+    lab.apply({"type": "zoom", "params": {"metric": "train_loss", "x_range": [0, 5]}},
+              actor="human")
+    ids = [e.id for e in lab.log]
+    assert [(r["action_id"], r["replaces"], r["action_ids"]) for r in bridge.requests] == [
+        (ids[0], None, [ids[0]]),
+        (ids[1], None, [ids[1]]),
+        (ids[2], ids[1], [ids[1], ids[2]]),
+        (ids[4], None, [ids[4]]),
+    ]
+    assert {r["model_id"] for r in bridge.requests} == {"model-1"}
+    assert bridge.requests[2]["source"] == \
+        "lab.open_chart('train_loss')\nlab.enlarge_chart('train_loss')"
+    assert bridge.requests[2]["coalesce_key"] == "chart:train_loss"
+    recorder.unsubscribe()
+    lab.apply({"type": "note", "params": {"text": "later"}}, actor="human")
+    assert len(bridge.requests) == 4
+
+
+def test_the_bridge_knows_whether_a_front_end_has_the_extension():
+    bridge = CellBridge()
+    heard = []
+    bridge.on_status(heard.append)
+    bridge._on_close({})  # a client without the extension closed the hello
+    assert bridge.status == "none" and not bridge.request({"op": "insert_cell"})
+    bridge._on_message({"content": {"data": {"op": "ready"}}})  # another one answered
+    assert bridge.status == "extension"
+    bridge._on_close({})  # a close after an answer changes nothing
+    assert heard == ["none", "extension"]
+
+
+def test_the_panel_records_its_clicks_as_cells(lab):
+    from featurelab.widget import Panel
+
+    bridge = RecordingBridge()
+    panel = Panel(lab, bridge=bridge)
+    panel._on_message(panel, {"kind": "action", "request": 1,
+                              "action": {"type": "note", "params": {"text": "clicked"}}}, [])
+    (request,) = bridge.requests
+    assert request["model_id"] == panel.model_id and request["source"] == "lab.note('clicked')"
+    bridge._on_close({})
+    assert panel.cells == "none"  # the panel shows its notice

@@ -191,6 +191,7 @@ class ExportLog(Action):
     """Writes the action log as JSONL (one action per line) for replay and analysis."""
 
     type: ClassVar[str] = "export_log"
+    not_replayed: ClassVar[str | None] = "it writes a file"
     path: str
 
     def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:

@@ -50,8 +50,9 @@ class Action:
     version: ClassVar[int] = 1
     # View actions on one chart share a coalesce key: cells update one cell for them.
     view: ClassVar[bool] = False
-    # False where a rerun cannot repeat it (a cancel depends on timing): cells comment it.
-    replayable: ClassVar[bool] = True
+    # Why a rerun leaves this action out, if it does (a cancel depends on timing): replay
+    # skips it, cells and scripts keep its code as a comment.
+    not_replayed: ClassVar[str | None] = None
 
     def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict[str, Any], Any]:
         """Changes the lab; returns (a JSON result summary for the log, the verb's value).

@@ -180,7 +180,7 @@ class CancelRun(Action):
     """Stops a running experiment; the steps it recorded are kept."""
 
     type: ClassVar[str] = "cancel"
-    replayable: ClassVar[bool] = False
+    not_replayed: ClassVar[str | None] = "a rerun trains to the end"
     experiment: str
 
     def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:

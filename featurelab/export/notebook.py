@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from featurelab.cells import cell_context
 from featurelab.errors import FeaturelabError
 
 if TYPE_CHECKING:
@@ -198,15 +199,6 @@ def _working_directory(directory: Path) -> Iterator[None]:
         os.chdir(before)
 
 
-def _cell_context(cell_id: str | None) -> contextlib.AbstractContextManager:
-    """Marks actions as made by this cell, as a kernel does (featurelab.cells)."""
-    try:
-        from featurelab.cells import cell_context
-    except ImportError:  # a featurelab without cell ids: notes then stay at the start
-        return contextlib.nullcontext()
-    return cell_context(cell_id)
-
-
 def run_notebook(notebook: dict[str, Any], directory: Path) -> dict[str, Any]:
     """Executes the code cells in order in one fresh namespace, in the notebook's
     directory, as Restart & Run All would (without a kernel: magics are skipped)."""
@@ -223,7 +215,7 @@ def run_notebook(notebook: dict[str, Any], directory: Path) -> dict[str, Any]:
                                          filename)
             # What cells print goes to stderr: stdout may be the exported draft.
             try:
-                with _cell_context(cell.get("id")), contextlib.redirect_stdout(sys.stderr):
+                with cell_context(cell.get("id")), contextlib.redirect_stdout(sys.stderr):
                     exec(compile(code, filename, "exec"), namespace)  # noqa: S102
             except Exception as exc:
                 raise FeaturelabError(f"notebook cell {number} failed: "

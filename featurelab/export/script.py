@@ -15,8 +15,6 @@ from featurelab.actions import action_from_dict
 if TYPE_CHECKING:
     from featurelab.lab import Lab
 
-NOT_RERUN = {"cancel": "a rerun trains to the end", "export_log": "it writes a file"}
-
 PRINT_FITS = '''
 # The fit tables, as `print(table)` shows them.
 for fit in lab.fits.values():
@@ -47,9 +45,7 @@ def script_source(lab: Lab) -> str:
         action = action_from_dict(entry.action_dict())
         lines += ["", _comment(action.describe(entry.result))]
         code = action.to_code()  # every user string in it went through repr
-        why = NOT_RERUN.get(entry.type)
-        if why is None and not getattr(action, "replayable", True):
-            why = "it cannot be repeated"
+        why = action.not_replayed
         lines.append(code if why is None else _comment(f"{code}  (not rerun: {why})"))
     return "\n".join(lines) + "\n" + PRINT_FITS
 
