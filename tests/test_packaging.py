@@ -2,8 +2,9 @@
 
 The wheel is built from this checkout (`pip wheel .`: the build hook runs the npm
 build only where the bundles are missing) and installed, without its dependencies,
-into a new virtual environment that sees this environment's packages
-(--system-site-packages: torch, jupyterlab, ... are not installed twice).
+into a new virtual environment that sees this environment's packages through a .pth
+file (torch, jupyterlab, ... are not installed twice). Not --system-site-packages: that
+shows the base interpreter's packages, not those of the venv pytest itself runs in.
 `jupyter labextension list` of that environment must report the extension from the
 environment's own share/jupyter, enabled, and `import featurelab` must load the wheel.
 """
@@ -11,6 +12,7 @@ environment's own share/jupyter, enabled, and `import featurelab` must load the 
 import re
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -46,16 +48,21 @@ def test_the_wheel_holds_the_extension_and_the_panel(wheel):
 
 def test_installing_the_wheel_enables_the_extension(wheel, tmp_path):
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
-                   check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
+    inner = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    # After the new venv's own site-packages: the wheel's featurelab wins over this
+    # checkout's editable install (whose own .pth files are not read from there).
+    outer = dict.fromkeys(sysconfig.get_path(k) for k in ("purelib", "platlib"))
+    Path(inner, "outer-environment.pth").write_text("\n".join(outer) + "\n")
     done = subprocess.run([python, "-m", "pip", "install", "--no-deps", "-q", str(wheel)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path),
            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_PLATFORM_DIRS": "1"}
-    # `jupyter labextension list`, run by the new environment's interpreter (a
-    # --system-site-packages venv has no `jupyter` script of its own)
+    # `jupyter labextension list`, run by the new environment's interpreter (the
+    # `jupyter` script is the outer environment's)
     listed = subprocess.run([python, "-m", "jupyterlab.labextensions", "list"],
                             capture_output=True, text=True, env=env, timeout=120)
     text = re.sub(r"\x1b\[[0-9;]*m", "", listed.stdout + listed.stderr)
