@@ -104,6 +104,7 @@ class CellRecorder:
         self.model_id = model_id
         self.bridge = bridge
         self.builder = CellBuilder()
+        self.after_cell: str | None = None  # the cell of the latest code action since a click
         self.unsubscribe = lab.on_change(self._heard)
 
     def _heard(self, kind: str, payload: Any) -> None:
@@ -112,9 +113,12 @@ class CellRecorder:
         entry, action = payload
         if entry.actor != "human":  # a cell's own action: the notebook already has it
             self.builder.interrupt()
+            if entry.cell is not None:  # the next click goes after that cell
+                self.after_cell = entry.cell
             return
-        cell, replaces = self.builder.add(entry.id, action)
+        cell, replaces = self.builder.add(entry.id, action, entry.result, entry.actor)
         request = {"op": "insert_cell", "model_id": self.model_id, "action_id": entry.id,
                    "action_ids": list(cell.action_ids), "source": cell.source,
-                   "coalesce_key": cell.coalesce_key, "replaces": replaces}
+                   "coalesce_key": cell.coalesce_key, "replaces": replaces,
+                   "after_cell": self.after_cell}
         self.bridge.request(request)

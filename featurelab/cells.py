@@ -3,8 +3,11 @@
 Each action becomes the code that repeats it (`Action.to_code`). View actions on one
 chart in a row share a cell (their `coalesce_key`): a cell holds the latest action of
 each kind, so re-running it gives the chart's last state while the log keeps every
-event. The panel's clicks reach the notebook through `cell_bridge`; `Lab.cells()` and
-`Lab.to_notebook()` give the same cells where no extension can insert them.
+event. A cancel has no cell of its own: it rewrites its run's cell, wherever that is, to
+stop at the step it recorded (`lab.run(e, stop_at=N)`), so Restart & Run All reproduces
+the cancelled run (reusing it) instead of training to the end. The panel's clicks reach
+the notebook through `cell_bridge`; `Lab.cells()` and `Lab.to_notebook()` give the same
+cells where no extension can insert them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from featurelab.actions import Action, action_from_dict
+from featurelab.actions.experiments import CancelRun, RunExperiment
 from featurelab.log import LogEntry
 
 METADATA_KEY = "featurelab"  # cell metadata: {"featurelab": {"action_id": ..., ...}}
@@ -89,14 +93,37 @@ class ActionCell:
                                "action_ids": list(self.action_ids),
                                "coalesce_key": self.coalesce_key}}
 
-    def add(self, entry_id: str, action: Action) -> None:
+    def add(self, entry_id: str, action: Action, code: str | None = None) -> None:
         slot = _slot(action)
-        self.parts = [(s, code) for s, code in self.parts if s != slot]
-        self.parts.append((slot, _code(action)))
+        self.parts = [(s, c) for s, c in self.parts if s != slot]
+        self.parts.append((slot, _code(action) if code is None else code))
+        self.action_ids.append(entry_id)
+
+    def rewrite(self, entry_id: str, code: str) -> None:
+        """A later action changes what this cell's one action does (a cancel stops its
+        run): the cell holds the new code, and the action among its own."""
+        self.parts = [(slot, code) for slot, _ in self.parts]
         self.action_ids.append(entry_id)
 
     def __repr__(self) -> str:
         return f"<ActionCell {self.action_ids[-1]}>\n{self.source}"
+
+
+def _stopped_run_code(run: RunExperiment, at_step: int, actor: str | None) -> str:
+    """The code of a run that a cancel stopped at `at_step`."""
+    where = " in the panel" if actor == "human" else ""
+    return (f"# Cancelled{where} at step {at_step}: a rerun stops there too.\n"
+            f"{run.stopped_at(at_step).to_code()}")
+
+
+def _lone_cancel_code(cancel: CancelRun, at_step: int | None) -> str:
+    # The run is not in these cells (a cell of the user's own started it): say how to
+    # rerun it stopped there instead of training to the end.
+    code = f"# {cancel.to_code()}  # not replayed: "
+    if at_step is None:
+        return code + cancel.not_replayed
+    return code + (f"cancelled at step {at_step}; lab.run({cancel.experiment!r}, "
+                   f"stop_at={at_step}) reruns its run stopped there")
 
 
 class CellBuilder:
@@ -106,10 +133,17 @@ class CellBuilder:
     def __init__(self) -> None:
         self.cells: list[ActionCell] = []
         self._open: ActionCell | None = None  # the cell the next action may join
+        self._runs: dict[str, tuple[ActionCell, RunExperiment]] = {}  # run id -> its cell
 
-    def add(self, entry_id: str, action: Action) -> tuple[ActionCell, str | None]:
-        """Adds an action; returns its cell and, when it joined an existing cell, the id
-        of that cell's previous action (what the notebook knows the cell by)."""
+    def add(self, entry_id: str, action: Action, result: dict[str, Any] | None = None,
+            actor: str | None = None) -> tuple[ActionCell, str | None]:
+        """Adds an action (with its logged result and actor, which a run and a cancel
+        need); returns its cell and, when it went into an existing cell, the id of that
+        cell's previous action (what the notebook knows the cell by)."""
+        if isinstance(action, CancelRun):
+            stopped = self._stop(entry_id, action, result or {}, actor)
+            if stopped is not None:
+                return stopped
         key = action.coalesce_key()
         cell = self._open
         if cell is not None and key is not None and cell.coalesce_key == key:
@@ -117,8 +151,26 @@ class CellBuilder:
         else:
             cell, previous = ActionCell(coalesce_key=key), None
             self.cells.append(cell)
-        cell.add(entry_id, action)
+        code = None  # a cancel whose run is not here gets a cell of its own, explained
+        if isinstance(action, CancelRun):
+            code = _lone_cancel_code(action, (result or {}).get("at_step"))
+        cell.add(entry_id, action, code)
+        if isinstance(action, RunExperiment) and result and result.get("run"):
+            self._runs[result["run"]] = (cell, action)
         self._open = cell
+        return cell, previous
+
+    def _stop(self, entry_id: str, cancel: CancelRun, result: dict[str, Any],
+              actor: str | None) -> tuple[ActionCell, str | None] | None:
+        """A cancel rewrites the cell of the run it stopped, even with other cells after
+        it; None when that run is not in these cells. The open cell stays open: the
+        cancel adds no cell below it."""
+        found = self._runs.get(result.get("run", ""))
+        if found is None or "at_step" not in result:
+            return None
+        cell, run = found
+        previous = cell.action_ids[-1]
+        cell.rewrite(entry_id, _stopped_run_code(run, result["at_step"], actor))
         return cell, previous
 
     def interrupt(self) -> None:
@@ -129,7 +181,7 @@ class CellBuilder:
 def action_cells(entries: Iterable[LogEntry]) -> list[ActionCell]:
     builder = CellBuilder()
     for entry in entries:
-        builder.add(entry.id, action_from_dict(entry.action_dict()))
+        builder.add(entry.id, action_from_dict(entry.action_dict()), entry.result, entry.actor)
     return builder.cells
 
 

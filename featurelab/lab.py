@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,18 @@ from featurelab.view import ViewState
 LAB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 MEMORY = ":memory:"
 Listener = Callable[[str, Any], None]
+# Labs this process opened with fresh=True, by store file: a notebook's opening cell run
+# again in the same kernel re-attaches to its lab instead of starting it over.
+_NOTEBOOK_LABS: weakref.WeakValueDictionary[Path, Lab] = weakref.WeakValueDictionary()
+
+
+def _store_file(name: str, root: str | Path) -> Path | None:
+    if MEMORY in (name, str(root)):
+        return None
+    if not isinstance(name, str) or not LAB_NAME.fullmatch(name):
+        raise ConfigError("name", name, "letters, digits, '_', '-' and '.', starting "
+                          "with a letter or digit (it names the lab's file)")
+    return (Path(root) / f"{name}.sqlite").absolute()
 
 
 @dataclass(frozen=True)
@@ -76,25 +89,63 @@ class Fit:
 class Lab:
     """A lab bench: experiments, their runs, statistics, fits, notes and the log."""
 
-    def __init__(self, name: str = "lab", root: str | Path = ".featurelab",
-                 fresh: bool = False) -> None:
-        """Opens (or creates) the lab `name` stored under `root`, with its whole history.
+    def __new__(cls, name: str = "lab", root: str | Path = ".featurelab",
+                fresh: bool = False, session: int | None = None) -> Lab:
+        if fresh and session is None:
+            path = _store_file(name, root)
+            live = _NOTEBOOK_LABS.get(path) if path is not None else None
+            if live is not None:
+                return live  # __init__ sees it is open and says so
+        return super().__new__(cls)
 
-        fresh=True starts an empty log instead: the earlier log is archived in the store
-        (`store.archived_logs()`) and finished runs stay in the run cache. A notebook
-        opens its lab fresh, because its cells are the log: Restart & Run All then
-        rebuilds the same lab from them, reusing the runs instead of training again.
+    def __init__(self, name: str = "lab", root: str | Path = ".featurelab",
+                 fresh: bool = False, session: int | None = None) -> None:
+        """Opens (or creates) the lab `name` stored under `root`.
+
+        A lab's store keeps sessions: logs, each a history of its own. By default the
+        Lab continues the latest session; `session=n` opens an earlier one.
+        fresh=True is for a notebook's opening cell, because a notebook's cells are its
+        log: the first time this process (kernel) opens the lab, it starts a new, empty
+        session, so Restart & Run All rebuilds the same lab from the cells, reusing
+        finished runs instead of training again; run again in the same kernel, it
+        re-attaches to that session, as the kernel left it. `lab.reset()` starts over
+        explicitly. Earlier sessions stay in the store (`store.sessions()`).
         """
-        if MEMORY in (name, str(root)):
+        if getattr(self, "_opened", False):  # a re-attached notebook lab
+            print(f"featurelab: re-attached to lab {self.name!r} as this kernel left it "
+                  f"(session {self.session}: {len(self.experiments)} experiments, "
+                  f"{len(self.log)} actions); lab.reset() starts over")
+            return
+        path = _store_file(name, root)
+        if path is None:
             self.name = "memory" if name == MEMORY else name
             self.store = Store(MEMORY)
         else:
-            if not isinstance(name, str) or not LAB_NAME.fullmatch(name):
-                raise ConfigError("name", name, "letters, digits, '_', '-' and '.', starting "
-                                  "with a letter or digit (it names the lab's file)")
             self.name = name
             self.store = Store(Path(root) / f"{name}.sqlite")
         self._lock = threading.RLock()
+        self._listeners: list[Listener] = []
+        self._panel: Any = None
+        self.restore_errors: list[str] = []
+        self._clear()
+        with self._lock, self.store.transaction() as db:
+            if session is not None:
+                known = self.store.sessions()
+                if session not in known and session != Store.latest_session(db):
+                    raise ConfigError("session", session, "one of the lab's sessions ("
+                                      + (", ".join(map(str, known)) or "none yet") + ")")
+                self.session = session
+            elif fresh:
+                self.session = Store.new_session(db)
+            else:
+                self.session = Store.latest_session(db)
+            self._sync()
+        if fresh and path is not None and session is None:
+            _NOTEBOOK_LABS[path] = self
+        self._opened = True
+
+    def _clear(self) -> None:
+        """The state of an empty session."""
         self.experiments: dict[str, Experiment] = {}
         self.runs: dict[str, Run] = {}  # run id -> run
         self.latest: dict[str, str] = {}  # experiment id -> id of its latest run
@@ -104,14 +155,20 @@ class Lab:
         self.notes: list[str] = []
         self.view = ViewState()
         self.log = ActionLog()
-        self.restore_errors: list[str] = []
-        self._listeners: list[Listener] = []
-        self._panel: Any = None
         self._seq = 0
-        with self._lock, self.store.transaction() as db:
-            if fresh:
-                self._seq = Store.archive_actions(db)
-            self._sync()
+
+    def _start_session(self) -> int:
+        """Empties this Lab into a new session of its store (inside Lab.apply's
+        transaction); returns the number of the session it leaves."""
+        running = [r.experiment for r in self.runs.values()
+                   if r.trainer is not None and not r.done]
+        if running:
+            raise FeaturelabError(f"{', '.join(running)} still running; cancel first "
+                                  f"(lab.cancel({running[0]!r}))")
+        left = self.session
+        self._clear()
+        self.session = Store.new_session(self.store.db)
+        return left
 
     def __repr__(self) -> str:
         return (f"<Lab {self.name!r}: {len(self.experiments)} experiments, "
@@ -155,7 +212,7 @@ class Lab:
                                  time=started, duration=round(time.time() - started, 6),
                                  result=summary,
                                  cell=executing_cell() if actor == "code" else None)
-                entry.seq = Store.insert_action(db, entry.to_dict())
+                entry.seq = Store.insert_action(db, entry.to_dict(), self.session)
                 self._seq = entry.seq
                 self.log.append(entry)
         self._notify("action", (entry, action))
@@ -164,7 +221,7 @@ class Lab:
 
     def _sync(self) -> None:
         """Folds in the actions stored after the last one this Lab has seen."""
-        for row in self.store.actions_after(self._seq):
+        for row in self.store.actions_after(self._seq, self.session):
             entry = LogEntry.from_dict(row)
             try:
                 action_from_dict(entry.action_dict()).apply(self, entry.result or {})
@@ -220,7 +277,15 @@ class Lab:
         self.experiment(experiment)
         if experiment not in self.latest:
             raise FeaturelabError(f"{experiment} has not been run; lab.run({experiment!r})")
-        return self.runs[self.latest[experiment]]
+        return self.runs[self.latest[experiment]].of(experiment)
+
+    def runs_of(self, experiment: str) -> list[Run]:
+        """Every run of an experiment in this session, oldest first; `results` is the
+        latest. A cancelled run stays here once a later run continues it."""
+        self.experiment(experiment)
+        ids = [e.result["run"] for e in self.log if e.type == "run" and e.result
+               and e.params.get("experiment") == experiment and e.result.get("run")]
+        return [self.runs[i].of(experiment) for i in dict.fromkeys(ids) if i in self.runs]
 
     def hook_points(self) -> dict[str, tuple[int, int]]:
         """Hook points of every experiment, with their shapes on the training set."""
@@ -278,13 +343,22 @@ class Lab:
         ids = [e for item in experiments for e in ([item] if isinstance(item, str) else item)]
         return self.apply(_experiments.SelectExperiments(experiments=ids))
 
-    def run(self, experiment: str, force: bool = False, background: bool = False) -> Run:
+    def run(self, experiment: str, force: bool = False, background: bool = False,
+            stop_at: int | None = None, resume: bool = False) -> Run:
         """Trains an experiment (blocking unless background=True). A finished run with
-        the same config and code is reused unless force=True."""
+        the same config and code is reused unless force=True.
+
+        stop_at=N trains the first N steps only and ends the run "cancelled" there (the
+        cell of a run cancelled in the panel says so, and reruns reuse that run).
+        resume=True continues the experiment's cancelled run from its checkpoint in a new
+        run, as if it had never stopped; the cancelled run stays (`runs_of`)."""
         return self.apply(_experiments.RunExperiment(experiment=experiment, force=force,
-                                                     background=background))
+                                                     background=background, stop_at=stop_at,
+                                                     resume=resume))
 
     def cancel(self, experiment: str) -> Run:
+        """Stops a running experiment after the step it is in; the log records that step,
+        and `lab.run(experiment, resume=True)` continues from it."""
         return self.apply(_experiments.CancelRun(experiment=experiment))
 
     # -- verbs: views -------------------------------------------------------------------
@@ -350,6 +424,13 @@ class Lab:
 
     def note(self, text: str) -> str:
         return self.apply(_analysis.Note(text=text))
+
+    def reset(self) -> str:
+        """Starts over: a new, empty session of this lab, with its own log and ids from
+        exp_0. The earlier session stays in the store (`fl.Lab(name, session=n)` opens
+        it) and finished runs stay in the run cache. Logged as the new session's first
+        action, so a notebook's cells replay it where it happened."""
+        return self.apply(_experiments.Reset())
 
     def export_log(self, path: str | Path) -> Path:
         return self.apply(_analysis.ExportLog(path=str(path)))

@@ -160,6 +160,18 @@ class Recorder:
         if self._steps_seen - self.steps_done >= self.flush_every:
             self.flush()
 
+    def restore(self, step: int, arrays: dict[str, np.ndarray],
+                stat_errors: dict[str, str]) -> None:
+        """Takes over the first `step` rows of an earlier run of the same plan (a
+        cancelled run being continued), as if it had recorded them itself."""
+        for k, values in arrays.items():
+            array = self.series.get(k)
+            if array is None:  # a statistic's series, allocated on its first values
+                array = self._alloc(k, *values.shape[1:])
+            array[:step] = values[:step]
+        self.stat_errors.update(stat_errors)
+        self.steps_done = self._steps_seen = step
+
     def on_eval(self, step: int, metrics: dict[str, float]) -> None:
         for name, value in metrics.items():
             if name in self.series:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from featurelab.actions import ACTIONS
+from featurelab.actions.experiments import CancelRun
 from featurelab.fit import FitTable
 from featurelab.lab import MEMORY, Lab
 from featurelab.log import ActionLog, LogEntry
@@ -68,6 +69,7 @@ def replay(log: str | Path | ActionLog | Lab | Iterable[LogEntry], verify: bool 
     """A fresh lab rebuilt from a log (a JSONL path, an ActionLog or a Lab); with verify,
     every run's series and every fit is compared with what the log recorded."""
     entries = _entries(log)
+    stops = CancelRun.stops(entries)  # a cancelled run replays stopped where it was
     lab = Lab(name, root=root)
     report = ReplayReport(lab)
     for index, entry in enumerate(entries):
@@ -81,6 +83,9 @@ def replay(log: str | Path | ActionLog | Lab | Iterable[LogEntry], verify: bool 
         params = dict(entry.params)
         if entry.type == "run":
             params["background"] = False
+            at = stops.get((entry.result or {}).get("run", ""))
+            if at is not None:
+                params["stop_at"] = at
         lab.apply({"type": entry.type, "version": entry.version, "params": params},
                   actor=entry.actor)
         if verify and entry.result:

@@ -1,12 +1,18 @@
 """Runs as the Lab sees them: a handle that trains (in the foreground or a
 background thread), streams every flushed chunk to the store, and afterwards
 reads its results back from there.
+
+A run that ends cancelled keeps a checkpoint (the trainer's state at its last step)
+beside its snapshots, `<snapshot_root>/<run id>/checkpoint.pt`, or on the Run object in
+an in-memory lab: a new run continues from it (`train(..., resume_from=run)`).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
+import os
 import threading
 import time
 import warnings
@@ -18,14 +24,15 @@ import numpy as np
 import torch
 
 from featurelab.config import ExperimentConfig
-from featurelab.errors import FeaturelabWarning
+from featurelab.errors import FeaturelabError, FeaturelabWarning
 from featurelab.results import RunResult
-from featurelab.snapshots import Snapshots
+from featurelab.snapshots import STEPS_FILE, Snapshots
 from featurelab.stats import StatisticRegistry
 from featurelab.store import Store
 from featurelab.train import FINAL_STATUSES, Trainer
 
 ENDED = (*FINAL_STATUSES, "interrupted")
+CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def fingerprint(array: np.ndarray) -> dict[str, Any]:
@@ -54,9 +61,20 @@ class Run:
         self._done = threading.Event()
         self._result: RunResult | None = None
         self._snapshots: Snapshots | None = None  # in-memory labs keep them here
+        self._checkpoint: dict[str, Any] | None = None  # ... and the checkpoint
+        self._origin: dict[str, Any] = {}  # the run it continues, if it does
 
     def __repr__(self) -> str:
         return f"<Run {self.id} of {self.experiment}: {self.status}, {self.steps_done} steps>"
+
+    def of(self, experiment: str) -> Run:
+        """This run as the result of `experiment`: a run is reused by every experiment
+        of the same config and code, and each reports itself as the experiment asked."""
+        if experiment == self.experiment:
+            return self
+        view = copy.copy(self)  # shares the store, the trainer and the done event
+        view.experiment = experiment
+        return view
 
     # -- state --------------------------------------------------------------------------
 
@@ -96,9 +114,51 @@ class Run:
             self._done.wait(timeout)
         return self
 
-    def cancel(self) -> None:
-        if self.trainer is not None:
-            self.trainer.cancel()
+    def cancel(self) -> int | None:
+        """Stops the run after the steps begun; returns the step count it ends at (None
+        if it is not training here)."""
+        return None if self.trainer is None else self.trainer.cancel()
+
+    # -- checkpoint ---------------------------------------------------------------------
+
+    def _checkpoint_path(self) -> Path | None:
+        root = self.store.snapshot_root
+        return None if root is None else Path(root) / self.id / CHECKPOINT_FILE
+
+    @property
+    def has_checkpoint(self) -> bool:
+        """Whether this run can be continued: it ended cancelled and kept its state."""
+        if self._checkpoint is not None:
+            return True
+        path = self._checkpoint_path()
+        return path is not None and path.exists()
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The trainer's state where this cancelled run stopped."""
+        if self._checkpoint is not None:
+            return self._checkpoint
+        path = self._checkpoint_path()
+        if path is None or not path.exists():
+            raise FeaturelabError(f"run {self.id} of {self.experiment} has no checkpoint "
+                                  f"({self.status}): only a run that ended cancelled keeps one")
+        return torch.load(path, weights_only=True)
+
+    def _save_checkpoint(self, trainer: Trainer) -> None:
+        path = self._checkpoint_path()
+        try:  # the run must end whatever happens here; it just cannot be continued then
+            state = trainer.checkpoint()
+            if state is None:
+                return
+            if path is None:
+                self._checkpoint = state
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")  # written whole or not at all
+            torch.save(state, tmp)
+            os.replace(tmp, path)
+        except Exception as exc:
+            warnings.warn(f"{self.experiment}: could not save the checkpoint of run {self.id} "
+                          f"({exc}); it cannot be continued", FeaturelabWarning, stacklevel=2)
 
     # -- results ------------------------------------------------------------------------
 
@@ -110,7 +170,7 @@ class Run:
         config = ExperimentConfig.from_dict(row["config"]) if row["config"] else None
         snapshots = self._snapshots
         root = self.store.snapshot_root
-        if snapshots is None and root is not None and (root / self.id).exists():
+        if snapshots is None and root is not None and (root / self.id / STEPS_FILE).exists():
             snapshots = Snapshots.load(root / self.id)
         result = RunResult(
             config=config,  # type: ignore[arg-type]
@@ -133,24 +193,25 @@ class Run:
 
     def train(self, config: ExperimentConfig, cache_key: str, background: bool,
               on_end: Callable[[Run, dict[str, Any]], None],
-              on_start: Callable[[Run], None] | None = None) -> Run:
-        """Trains `config`, persisting as it goes. on_start gets the run once its trainer
-        exists (to subscribe to its events), on_end the result summary."""
-        root = self.store.snapshot_root
+              on_start: Callable[[Run], None] | None = None, stop_at: int | None = None,
+              resume_from: Run | None = None) -> Run:
+        """Trains `config`, persisting as it goes: `stop_at` steps at most (it then ends
+        cancelled), from the checkpoint of `resume_from` if given. on_start gets the run
+        once its trainer exists (to subscribe to its events), on_end the result summary."""
         self.store.create_run(self.id, self.experiment, cache_key, config.to_dict(),
                               config.optimizer.steps)
+        if resume_from is not None:  # the log's summary says where it continued from
+            self._origin = {"resumed_from": resume_from.id, "from_step": resume_from.steps_done}
         try:
-            trainer = Trainer(config, self.statistics,
-                              snapshot_dir=None if root is None else Path(root) / self.id)
+            trainer = self._trainer(config, stop_at, resume_from)
         except BaseException as exc:  # e.g. out of memory: end the run, do not leave it live
             error = f"the run could not start: {type(exc).__name__}: {exc}"
             self.store.finish_run(self.id, "failed", {}, error, {}, {})
             self._done.set()
             on_end(self, {"run": self.id, "status": "failed", "steps": 0, "seconds": 0.0,
-                          "info": {}, "error": error, "stat_errors": {}, "series": {}})
+                          "info": {}, "error": error, "stat_errors": {}, "series": {},
+                          **self._origin})
             raise
-        trainer.events.subscribe("on_flush", lambda a, b, series: self.store.append_series(
-            self.id, a, b, {k: v[a:b] for k, v in series.items()}))
         self.trainer = trainer
         if on_start is not None:
             on_start(self)
@@ -167,7 +228,7 @@ class Run:
                 try:
                     trainer.run()
                 except KeyboardInterrupt:  # the notebook's stop button: keep what ran
-                    trainer.cancel()
+                    trainer.interrupt()
                     trainer.run()
             finally:
                 summary = self._finish(trainer, time.time() - started)
@@ -182,13 +243,31 @@ class Run:
             self._thread.start()
         else:
             work()
-            if trainer.status != "finished":
+            asked = trainer.status == "cancelled" and trainer.step_count == stop_at
+            if trainer.status != "finished" and not asked:  # asked: stopped at stop_at
                 warnings.warn(f"{self.experiment} {trainer.status} after {trainer.step_count} "
                               f"steps: {trainer.error or 'cancelled'}; the steps before are "
                               "kept", FeaturelabWarning, stacklevel=4)
         return self
 
+    def _trainer(self, config: ExperimentConfig, stop_at: int | None,
+                 resume_from: Run | None) -> Trainer:
+        """A trainer persisting to the store, at the checkpoint of `resume_from` if given
+        (whose series before it become this run's first rows)."""
+        root = self.store.snapshot_root
+        trainer = Trainer(config, self.statistics, stop_at=stop_at,
+                          snapshot_dir=None if root is None else Path(root) / self.id)
+        trainer.events.subscribe("on_flush", lambda a, b, series: self.store.append_series(
+            self.id, a, b, {k: v[a:b] for k, v in series.items()}))
+        if resume_from is not None:
+            state = resume_from.checkpoint()
+            before = resume_from.result()
+            trainer.restore(state, self.store.load_series(resume_from.id, state["step"]),
+                            before.snapshots)
+        return trainer
+
     def _finish(self, trainer: Trainer, seconds: float) -> dict[str, Any]:
+        self._save_checkpoint(trainer)  # before the store says "cancelled": then it exists
         result = trainer.result()
         prints = {k: fingerprint(v) for k, v in result.arrays.items()}
         self.store.finish_run(self.id, result.status, result.info, result.error,
@@ -197,5 +276,5 @@ class Run:
             self._snapshots = trainer.snapshots
         return {"run": self.id, "status": result.status, "steps": result.steps_done,
                 "seconds": round(seconds, 3), "info": result.info, "error": result.error,
-                "stat_errors": result.stat_errors, "series": prints}
+                "stat_errors": result.stat_errors, "series": prints, **self._origin}
 

@@ -36,22 +36,8 @@ CREATE TABLE IF NOT EXISTS actions (
     time REAL NOT NULL,        -- unix seconds when it was applied
     duration REAL,             -- seconds; for runs, until the run ended
     result TEXT,               -- JSON summary
-    cell TEXT                  -- id of the notebook cell that executed it, if any
-);
--- Logs set aside by Lab(fresh=True): a notebook rebuilds its lab from its cells, and
--- the earlier history is kept here rather than deleted.
-CREATE TABLE IF NOT EXISTS archived_actions (
-    archive INTEGER NOT NULL,  -- one number per fresh start
-    seq INTEGER NOT NULL,
-    id TEXT NOT NULL,
-    type TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    params TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    time REAL NOT NULL,
-    duration REAL,
-    result TEXT,
-    cell TEXT
+    cell TEXT,                 -- id of the notebook cell that executed it, if any
+    session INTEGER NOT NULL DEFAULT 0  -- the lab session (log) it belongs to
 );
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -68,6 +54,7 @@ CREATE TABLE IF NOT EXISTS runs (
     pid INTEGER, host TEXT, started REAL, ended REAL
 );
 CREATE INDEX IF NOT EXISTS runs_by_key ON runs (cache_key, status);
+CREATE INDEX IF NOT EXISTS actions_by_session ON actions (session, seq);
 CREATE TABLE IF NOT EXISTS series (
     run_id TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -75,14 +62,25 @@ CREATE TABLE IF NOT EXISTS series (
     data BLOB NOT NULL,        -- .npy bytes, (steps,) or (steps, neurons)
     PRIMARY KEY (run_id, key, start)
 );
+INSERT OR IGNORE INTO meta VALUES ('schema_version', '3');
 """
 LIVE = "running"
+# Version 1: actions without `cell`; 2: with `cell`, earlier logs in `archived_actions`;
+# 3: every log is a session of the `actions` table (meta "session" names the latest).
+SCHEMA_VERSION = 3
+COLUMNS = "seq, id, type, version, params, actor, time, duration, result, cell, session"
 
 
 def _npy(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
     return buffer.getvalue()
+
+
+def _action_row(r: tuple) -> dict[str, Any]:
+    return {"seq": r[0], "id": r[1], "type": r[2], "version": r[3],
+            "params": json.loads(r[4]), "actor": r[5], "time": r[6], "duration": r[7],
+            "result": json.loads(r[8]) if r[8] else None, "cell": r[9], "session": r[10]}
 
 
 def _pid_alive(pid: int | None, host: str | None) -> bool:
@@ -131,15 +129,50 @@ class Store:
         if self.memory:  # one connection: every thread must see the same in-memory database
             self._shared = self._connect()
         with self._write_lock:  # executescript commits by itself: no BEGIN around it
+            _retry_locked(self._upgrade)
             _retry_locked(lambda: self.db.executescript(SCHEMA))
-            _retry_locked(self._add_cell_column)
         self.mark_interrupted_runs()
 
-    def _add_cell_column(self) -> None:
-        # Stores written before actions knew their notebook cell lack the column.
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(actions)")}
-        if "cell" not in columns:
-            self.db.execute("ALTER TABLE actions ADD COLUMN cell TEXT")
+    def _upgrade(self) -> None:
+        """Brings a store written by an earlier featurelab to SCHEMA_VERSION, in one
+        transaction (a crash half-way leaves the old store as it was)."""
+        db = self.db
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "actions" not in tables:
+            return  # a new store: SCHEMA creates it at the current version
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(actions)")}
+            if "cell" not in columns:  # version 1
+                db.execute("ALTER TABLE actions ADD COLUMN cell TEXT")
+            if "session" not in columns:  # versions 1 and 2
+                db.execute("ALTER TABLE actions ADD COLUMN session INTEGER NOT NULL DEFAULT 0")
+                if "archived_actions" in tables:
+                    # Archive k held the log that was current before the k-th fresh start:
+                    # it becomes session k - 1, and the current log the latest session.
+                    latest = db.execute("SELECT COALESCE(MAX(archive), 0) "
+                                        "FROM archived_actions").fetchone()[0]
+                    db.execute("UPDATE actions SET session = ?", (latest,))
+                    db.execute(f"INSERT INTO actions ({COLUMNS}) SELECT seq, id, type, "  # noqa: S608
+                               "version, params, actor, time, duration, result, cell, "
+                               "archive - 1 FROM archived_actions")
+                    db.execute("DROP TABLE archived_actions")
+                    db.execute("CREATE TABLE IF NOT EXISTS meta "
+                               "(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                    db.execute("INSERT OR REPLACE INTO meta VALUES ('session', ?)",
+                               (str(latest),))
+            db.execute("CREATE TABLE IF NOT EXISTS meta "
+                       "(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                       (str(SCHEMA_VERSION),))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        rows = self.read("SELECT value FROM meta WHERE key = 'schema_version'")
+        return int(rows[0][0]) if rows else SCHEMA_VERSION
 
     @property
     def snapshot_root(self) -> Path | None:
@@ -190,45 +223,54 @@ class Store:
 
     # -- actions ------------------------------------------------------------------------
 
-    def actions_after(self, seq: int) -> list[dict[str, Any]]:
-        rows = self.read("SELECT seq, id, type, version, params, actor, time, duration, result, "
-                         "cell FROM actions WHERE seq > ? ORDER BY seq", (seq,))
-        return [{"seq": r[0], "id": r[1], "type": r[2], "version": r[3],
-                 "params": json.loads(r[4]), "actor": r[5], "time": r[6], "duration": r[7],
-                 "result": json.loads(r[8]) if r[8] else None, "cell": r[9]} for r in rows]
+    def actions_after(self, seq: int, session: int | None = None) -> list[dict[str, Any]]:
+        """The actions stored after `seq`: of one session, or of every session."""
+        where, args = ("session = ? AND ", (session,)) if session is not None else ("", ())
+        return [_action_row(r) for r in self.read(
+            f"SELECT {COLUMNS} FROM actions WHERE {where}seq > ? ORDER BY seq",  # noqa: S608
+            (*args, seq))]
 
     @staticmethod
-    def insert_action(db: sqlite3.Connection, entry: dict[str, Any]) -> int:
+    def insert_action(db: sqlite3.Connection, entry: dict[str, Any], session: int) -> int:
         cur = db.execute(
             "INSERT INTO actions (id, type, version, params, actor, time, duration, result, "
-            "cell) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "cell, session) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (entry["id"], entry["type"], entry["version"], json.dumps(entry["params"]),
              entry["actor"], entry["time"], entry["duration"], json.dumps(entry["result"]),
-             entry.get("cell")))
+             entry.get("cell"), session))
         return int(cur.lastrowid)
 
+    # -- sessions: a lab's logs ---------------------------------------------------------
+    # A session is one log of the lab. Lab(fresh=True) and lab.reset() start a new one;
+    # the earlier ones stay in the table, and a Lab folds only its own session, so two
+    # kernels on one lab never renumber each other's experiments.
+
     @staticmethod
-    def archive_actions(db: sqlite3.Connection) -> int:
-        """Moves the log into archived_actions; returns the last seq it held (new actions
-        continue after it: seq is AUTOINCREMENT, never reused)."""
-        last = db.execute("SELECT COALESCE(MAX(seq), 0) FROM actions").fetchone()[0]
-        if last:
-            number = db.execute("SELECT COALESCE(MAX(archive), 0) + 1 "
-                                "FROM archived_actions").fetchone()[0]
-            db.execute("INSERT INTO archived_actions SELECT ?, seq, id, type, version, params, "
-                       "actor, time, duration, result, cell FROM actions", (number,))
-            db.execute("DELETE FROM actions")
-        return int(last)
+    def latest_session(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT value FROM meta WHERE key = 'session'").fetchone()
+        if row is not None:
+            return int(row[0])
+        return int(db.execute("SELECT COALESCE(MAX(session), 0) FROM actions").fetchone()[0])
+
+    @staticmethod
+    def new_session(db: sqlite3.Connection) -> int:
+        """Starts an empty session, the latest from now on; returns its number."""
+        number = Store.latest_session(db) + 1
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('session', ?)", (str(number),))
+        return number
+
+    def sessions(self) -> dict[int, int]:
+        """Every session with at least one action: number -> count of actions."""
+        return dict(self.read("SELECT session, COUNT(*) FROM actions GROUP BY session "
+                              "ORDER BY session"))
 
     def archived_logs(self) -> dict[int, list[dict[str, Any]]]:
-        """Every log set aside by a fresh start, by archive number."""
+        """The logs of every session but the latest, by session number."""
+        latest = self.latest_session(self.db)
         logs: dict[int, list[dict[str, Any]]] = {}
-        for r in self.read("SELECT archive, seq, id, type, version, params, actor, time, "
-                           "duration, result, cell FROM archived_actions ORDER BY archive, seq"):
-            logs.setdefault(r[0], []).append(
-                {"seq": r[1], "id": r[2], "type": r[3], "version": r[4],
-                 "params": json.loads(r[5]), "actor": r[6], "time": r[7], "duration": r[8],
-                 "result": json.loads(r[9]) if r[9] else None, "cell": r[10]})
+        for r in self.read(f"SELECT {COLUMNS} FROM actions WHERE session != ? "  # noqa: S608
+                           "ORDER BY session, seq", (latest,)):
+            logs.setdefault(r[10], []).append(_action_row(r))
         return logs
 
     def update_action_result(self, action_id: str, result: dict[str, Any],
@@ -277,6 +319,13 @@ class Store:
     def finished_run(self, cache_key: str) -> str | None:
         rows = self.read("SELECT id FROM runs WHERE cache_key = ? AND status = 'finished' "
                          "ORDER BY started DESC LIMIT 1", (cache_key,))
+        return rows[0][0] if rows else None
+
+    def cancelled_run(self, cache_key: str, steps: int) -> str | None:
+        """The latest run of this key that was cancelled after exactly `steps` steps: what
+        rerunning a cancelled run's cell (`lab.run(e, stop_at=steps)`) reuses."""
+        rows = self.read("SELECT id FROM runs WHERE cache_key = ? AND status = 'cancelled' "
+                         "AND steps_done = ? ORDER BY started DESC LIMIT 1", (cache_key, steps))
         return rows[0][0] if rows else None
 
     def load_series(self, run_id: str, steps_done: int) -> dict[str, np.ndarray]:

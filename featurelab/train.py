@@ -12,12 +12,17 @@ recorder, progress displays and the store subscribe to:
 - on_finish(status): once, when the run stops for any reason.
 
 `step()` and `run(n)` let a caller pause and resume; `cancel()` may be called
-from another thread. A NaN/inf loss ends the run as "diverged", keeping every
-step recorded before it.
+from another thread. A run given `stop_at` ends "cancelled" once it has done that
+many steps, and a cancel sets `stop_at` to the steps already begun, so the step a
+cancelled run stops at is known when the cancel is applied (and a rerun with that
+`stop_at` stops at the same step). A run that ended cancelled gives a `checkpoint()`
+from which `restore()` continues it, bitwise as if it had never stopped. A NaN/inf
+loss ends the run as "diverged", keeping every step recorded before it.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 from collections import defaultdict
@@ -31,6 +36,7 @@ from torch import Tensor
 
 from featurelab.config import ExperimentConfig
 from featurelab.data import build_dataset, seed_for
+from featurelab.errors import FeaturelabError
 from featurelab.models import MLP, build_model
 from featurelab.observables import Recorder, plan_observables
 from featurelab.optim import build_optimizer
@@ -40,6 +46,7 @@ from featurelab.stats import StatisticRegistry
 from featurelab.steps import choose_step
 
 EVENTS = ("on_step_end", "on_eval", "on_flush", "on_finish")
+CHECKPOINT_FORMAT = 1  # the layout of Trainer.checkpoint(); restore() refuses others
 # Statuses a run can end in; "running" and "ready" are the live ones.
 FINAL_STATUSES = ("finished", "cancelled", "diverged", "failed")
 
@@ -71,7 +78,7 @@ def _layer_params(model: MLP) -> dict[str, list[Tensor]]:
 class Trainer:
     def __init__(self, config: ExperimentConfig, statistics: StatisticRegistry | None = None,
                  snapshot_dir: Path | None = None, flush_every: int = 50,
-                 fused_step: bool = True) -> None:
+                 fused_step: bool = True, stop_at: int | None = None) -> None:
         self.config = cfg = config
         self.statistics = statistics or StatisticRegistry()
         self.data = build_dataset(cfg.data, cfg.seed)
@@ -115,7 +122,14 @@ class Trainer:
         self.step_count = 0
         self.status = "ready"
         self.error = ""
-        self._cancel = threading.Event()
+        # The run ends "cancelled" when step_count reaches stop_at. _stop_lock makes a
+        # step's "may I begin?" and a cancel's "where do we stop?" one after the other, so
+        # a cancel knows the exact step the run ends at.
+        self.stop_at = stop_at
+        self._stop_lock = threading.Lock()
+        self._begun = 0  # steps begun: step_count, or step_count + 1 while a step runs
+        self._in_step = False
+        self._consistent = True  # False once a step was cut short: no checkpoint then
         self.info = {
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
@@ -144,7 +158,7 @@ class Trainer:
         s = self.step_count
         if s >= self.n_steps:
             return self._finish("finished")
-        if self._cancel.is_set():
+        if not self._begin(s):
             return self._finish("cancelled")
         self.status = "running"
         try:
@@ -152,11 +166,20 @@ class Trainer:
         except Exception as exc:  # keep what was recorded; say what broke
             self.error = f"step {s} failed: {type(exc).__name__}: {exc}"
             return self._finish("failed")
+        self._in_step = False  # not reached when an interrupt cuts the step short
         if self.error:  # the loss became NaN/inf
             return self._finish("diverged")
         if self.step_count >= self.n_steps:
             return self._finish("finished")
         return True
+
+    def _begin(self, s: int) -> bool:
+        """Claims step s unless the run is to stop before it."""
+        with self._stop_lock:
+            if self.stop_at is not None and s >= self.stop_at:
+                return False
+            self._begun, self._in_step = s + 1, True
+            return True
 
     def _step(self, s: int) -> None:
         self.optim.set_step(s)
@@ -215,9 +238,68 @@ class Trainer:
             self.recorder.flush()
         return self.status
 
-    def cancel(self) -> None:
-        """Asks the run to stop before its next step; safe from any thread."""
-        self._cancel.set()
+    def cancel(self) -> int | None:
+        """Stops the run once the steps already begun are done; safe from any thread.
+        Returns the step count it ends at, exactly (None if it has ended already)."""
+        with self._stop_lock:
+            if self.status in FINAL_STATUSES:
+                return None
+            if self.stop_at is None or self._begun < self.stop_at:
+                self.stop_at = self._begun
+            return self.stop_at
+
+    def interrupt(self) -> None:
+        """Stops at once (the notebook's stop button). The interrupt may have cut a step
+        short, leaving parameters and counters out of step: no checkpoint then."""
+        with self._stop_lock:
+            self._consistent = self._consistent and not self._in_step
+            now = self.step_count
+            self.stop_at = now if self.stop_at is None else min(self.stop_at, now)
+
+    # -- checkpoints: continuing a cancelled run ----------------------------------------
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        """What continuing this cancelled run needs besides its series and snapshots:
+        parameters, optimizer state and the batch stream, at step_count. None unless the
+        run ended cancelled between two steps."""
+        if self.status != "cancelled" or not self._consistent:
+            return None
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "step": self.step_count,
+            "config_hash": self.config.content_hash(),
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optim.optimizer.state_dict()),
+            "batch_generator": self._batch_gen.get_state(),
+            "order": None if self._order is None else self._order.clone(),
+            "stat_errors": dict(self.recorder.stat_errors),
+        }
+
+    def restore(self, checkpoint: dict[str, Any], arrays: dict[str, Any],
+                snapshots: Snapshots | None) -> None:
+        """Continues a cancelled run of the same config from its checkpoint, with its
+        series (the rows before the checkpoint's step) and its snapshots. The rows are
+        flushed at once, so a store subscribed to on_flush holds them too."""
+        if checkpoint.get("format") != CHECKPOINT_FORMAT:
+            raise FeaturelabError(f"checkpoint format {checkpoint.get('format')!r}; this "
+                                  f"featurelab reads format {CHECKPOINT_FORMAT}")
+        step = checkpoint["step"]
+        if checkpoint.get("config_hash") != self.config.content_hash():
+            raise FeaturelabError("the checkpoint is of another config; it continues only "
+                                  "a run of the config it was saved from")
+        if self.step_count or not 0 <= step < self.n_steps:
+            raise FeaturelabError(f"cannot continue from step {step}: the run is at step "
+                                  f"{self.step_count} of {self.n_steps}")
+        self.model.load_state_dict(checkpoint["model"])
+        self.optim.optimizer.load_state_dict(checkpoint["optimizer"])
+        self._batch_gen.set_state(checkpoint["batch_generator"])
+        self._order = checkpoint["order"]
+        if snapshots is not None and self.snapshots is not None:
+            _copy_snapshots(snapshots, self.snapshots)
+        self.recorder.restore(step, arrays, checkpoint["stat_errors"])
+        self.step_count = self._begun = step
+        if step:
+            self.events.emit("on_flush", 0, step, self.recorder.series)
 
     def _finish(self, status: str) -> bool:
         if self.status not in FINAL_STATUSES:
@@ -246,3 +328,16 @@ class Trainer:
             stat_errors=dict(self.recorder.stat_errors),
             snapshots=self.snapshots,
         )
+
+
+def _copy_snapshots(source: Snapshots, target: Snapshots) -> None:
+    """The snapshots a cancelled run took, into the run that continues it."""
+    count = source.count
+    if list(source.steps) != target.schedule[:count]:
+        raise FeaturelabError(f"the snapshots to continue from were taken at steps "
+                              f"{list(source.steps)[:5]}..., not on this run's schedule")
+    for point, array in target.arrays.items():
+        if point in source.arrays:
+            array[:count] = source.arrays[point][:count]
+    target.count = count
+    target.flush()

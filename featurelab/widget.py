@@ -192,10 +192,13 @@ def lab_state(lab: Lab) -> dict[str, Any]:
             "hook_points": {p: list(s) for p, s in shapes.items()},
             "point_labels": {p: point_label(p, s) for p, s in shapes.items()},
             "status": "new", "progress": 0.0, "steps_done": 0, "final": {}, "error": "",
+            "checkpoint_step": None, "runs": _runs(lab, exp.id),
         }
         if exp.id in lab.latest:
             run = lab.runs[lab.latest[exp.id]]
             row.update(status=run.status, progress=run.progress, steps_done=run.steps_done)
+            if row["status"] == "cancelled" and run.has_checkpoint:  # "Continue from step N"
+                row["checkpoint_step"] = row["steps_done"]
             if run.trainer is not None and not run.done:  # live losses, from the trainer
                 series, last = run.trainer.recorder.series, run.trainer.step_count - 1
                 for name in ("train_loss", "test_loss"):
@@ -230,6 +233,12 @@ def lab_state(lab: Lab) -> dict[str, Any]:
         "cells": [_cell(e) for e in lab.log],
         "notes": list(lab.notes),
     }
+
+
+def _runs(lab: Lab, experiment: str) -> list[dict[str, Any]]:
+    """An experiment's runs, oldest first: a cancelled run stays listed once continued."""
+    return [{"id": r.id, "status": r.status, "steps_done": r.steps_done}
+            for r in lab.runs_of(experiment)]
 
 
 @functools.lru_cache(maxsize=4096)

@@ -178,6 +178,21 @@ def _run_forced(lab, tmp):
     lab.run("exp_0", force=True)
 
 
+def _run_stopped(lab, tmp):
+    tiny(lab)
+    lab.run("exp_0", stop_at=12)
+
+
+def _run_stopped_reused(lab, tmp):
+    _run_stopped(lab, tmp)
+    lab.run("exp_0", stop_at=12)
+
+
+def _run_resumed(lab, tmp):
+    _run_stopped(lab, tmp)
+    lab.run("exp_0", resume=True)
+
+
 def _run_background(lab, tmp):
     tiny(lab)
     lab.run("exp_0", background=True).wait(30)
@@ -361,6 +376,12 @@ DECORATOR_CODE = (
     "    t = tensor.float()  # a comment survives\n"
     "    return ((t > 0) * (t < 1)).float().mean(dim=dim, keepdim=keepdim)\n")
 
+def _reset(lab, tmp):
+    tiny(lab)
+    lab.note("before the reset")
+    lab.reset()
+
+
 CASES = [
     Case("create_experiment", "from-scratch", _create,
          long_call("lab.create_experiment", *TINY_ARGS, "name='tiny'", TINY_SNAPSHOTS),
@@ -385,6 +406,12 @@ CASES = [
     Case("run", "reused", _run_reused, "lab.run('exp_0')", "Reused the finished run of exp_0."),
     Case("run", "forced", _run_forced, "lab.run('exp_0', force=True)", "Ran exp_0 (30 steps)."),
     Case("run", "background", _run_background, "lab.run('exp_0')", "Ran exp_0 (30 steps)."),
+    Case("run", "stop-at", _run_stopped, "lab.run('exp_0', stop_at=12)",
+         "Ran exp_0 until step 12 (cancelled at that step)."),
+    Case("run", "stop-at-reused", _run_stopped_reused, "lab.run('exp_0', stop_at=12)",
+         "Reused the run of exp_0 cancelled at step 12."),
+    Case("run", "resumed", _run_resumed, "lab.run('exp_0', resume=True)",
+         "Continued exp_0 from step 12 (30 steps)."),
     Case("view_results", "selection", _view_results, "lab.view_results()",
          f"Viewed results for exp_0 (metrics: {METRICS})."),
     Case("view_results", "listed", _view_results_listed, "lab.view_results(['exp_0'])",
@@ -454,6 +481,8 @@ CASES = [
     Case("export_log", "plain", _export_log,
          lambda tmp: f"lab.export_log({str(tmp / 'session.jsonl')!r})",
          lambda lab: f"Exported the action log to {lab.log[-1].params['path']}."),
+    Case("reset", "after-a-session", _reset, "lab.reset()",
+         "Started the lab over (a new session)."),
     # cancel: see test_cancel below (its round trip cannot reproduce the timing)
 ]
 
@@ -531,7 +560,7 @@ def test_export_log_round_trip_rewrites_the_file(tmp_path: Path):
 
 def test_cancel(tmp_path: Path):
     lab = fl.Lab(":memory:")
-    # Many steps so the cancel lands while it trains; it stops within a step or two.
+    # Many steps so the cancel lands while it trains; it stops at the step it records.
     tiny(lab, optimizer={"lr": 0.01, "steps": 1000})
     run = lab.run("exp_0", background=True)
     cancelled = lab.cancel("exp_0")
@@ -553,19 +582,18 @@ def test_cancel(tmp_path: Path):
         "lab.run('exp_0')",  # a cell waits for its run ...
         "lab.cancel('exp_0')",
     ]
-    # ... so the code cannot reproduce a cancel's timing (replay skips cancels too): the
-    # run finishes, and the cancel cell says clearly that there is nothing to cancel.
-    namespace: dict[str, Any] = {"lab": fl.Lab(":memory:")}
-    cells = session_code(lab)
-    for code in cells[:-1]:
-        exec_cell(code, namespace)
-    copy = namespace["lab"]
-    with pytest.raises(fl.FeaturelabError, match=r"exp_0 is not running \(finished\)"):
-        exec_cell(cells[-1], namespace)
+    # ... and the cells fold the cancel into its run's cell: rerun, it stops at the step
+    # the cancel recorded (replay does the same), where the run's code alone would train on.
+    cells = [c.source for c in lab.cells()]
+    assert cells == [TINY_CODE.replace("'steps': 30", "'steps': 1000"),
+                     f"# Cancelled at step {at}: a rerun stops there too.\n"
+                     f"lab.run('exp_0', stop_at={at})"]
+    copy = run_code(cells)
     assert lab_state(copy)["experiments"] == lab_state(lab)["experiments"]
-    recorded = lab.results("exp_0").series("train_loss")
-    assert len(recorded) == steps
-    np.testing.assert_array_equal(copy.results("exp_0").series("train_loss")[:steps], recorded)
+    rerun = copy.results("exp_0")
+    assert rerun.status == "cancelled" and rerun.steps_done == at == steps
+    np.testing.assert_array_equal(rerun.series("train_loss"),
+                                  lab.results("exp_0").series("train_loss"))
 
 
 # -- 2. injection: user strings can only ever become literals -----------------------------
@@ -883,6 +911,10 @@ SEMANTIC = [
      "experiment: got 'exp_4'"),
     ("cancel a finished run", lambda lab: lab.cancel("exp_0"), fl.FeaturelabError,
      "exp_0 is not running (finished)"),
+    ("run with a negative stop_at", lambda lab: lab.run("exp_0", stop_at=-5), fl.ConfigError,
+     "stop_at: got -5; allowed: a step count, 0 or more"),
+    ("continue and start over at once", lambda lab: lab.run("exp_0", resume=True, force=True),
+     fl.ConfigError, "force: got True; allowed: False together with resume=True"),
     ("observables_add without based_on",
      lambda lab: lab.create_experiment(**TINY, observables_add=["mean"]), fl.ConfigError,
      "observables_add: got ['mean']; allowed: only together with based_on"),

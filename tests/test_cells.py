@@ -69,14 +69,19 @@ def test_a_later_open_after_hide_keeps_the_chart_open(lab):
                                         "lab.open_chart('train_loss')"]
 
 
-def test_a_cancel_cell_is_commented_out(lab):
+def test_a_cancel_has_no_cell_of_its_own_but_stops_its_runs_cell(lab):
     exp = lab.create_experiment(**{**TINY, "optimizer": {"lr": 0.01, "steps": 100_000}})
     run = lab.run(exp.id, background=True)
+    lab.note("between")
     lab.cancel(exp.id)
     run.wait()
-    code = lab.cells()[-1].source
-    assert code.startswith("# lab.cancel('exp_0')") and "not replayed" in code
-    compile(code, "cell", "exec")
+    at = lab.log[-1].result["at_step"]
+    cells = lab.cells()
+    assert [c.source for c in cells[1:]] == [
+        f"# Cancelled at step {at}: a rerun stops there too.\nlab.run('exp_0', stop_at={at})",
+        "lab.note('between')"]
+    assert cells[1].action_ids == [lab.log.entries[1].id, lab.log.entries[3].id]
+    compile(cells[1].source, "cell", "exec")
 
 
 def test_cells_replay_to_the_same_state(lab, tmp_path):

@@ -471,3 +471,19 @@ def test_bad_lab_names_raise_config_error(tmp_path, name):
 def test_good_lab_names(tmp_path, name):
     fl.Lab(name, root=tmp_path)
     assert (tmp_path / f"{name}.sqlite").exists()
+
+
+def test_a_reused_run_reports_the_experiment_asked_for_also_after_reopening(tmp_path):
+    """Issue 11, bug 2: after reopening, lab.run("exp_1") returned <Run ... of exp_7>."""
+    lab = fl.Lab("reuse", root=tmp_path)
+    for seed in (0, 0, 1, 0):
+        lab.create_experiment(**{**TINY, "seed": seed})
+    for exp in ("exp_0", "exp_1", "exp_2", "exp_3"):
+        assert lab.run(exp).experiment == exp
+    assert lab.results("exp_1").id == lab.results("exp_0").id == lab.results("exp_3").id
+    again = fl.Lab("reuse", root=tmp_path)
+    for exp in ("exp_0", "exp_1", "exp_2", "exp_3"):
+        assert again.results(exp).experiment == exp
+        assert again.run(exp).experiment == exp
+        assert again.runs_of(exp)[-1].experiment == exp
+    assert again.results("exp_0").status == again.results("exp_3").status == "finished"

@@ -1,4 +1,5 @@
 import math
+import random
 import threading
 import time
 
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 from featurelab import ConfigError, Trainer
+from featurelab.errors import FeaturelabError
 from featurelab.snapshots import Snapshots
 
 
@@ -92,6 +94,94 @@ def test_cancel_from_another_thread_keeps_the_recorded_steps(tiny):
     assert result.status == "cancelled"
     assert 20 <= result.steps_done < 100_000
     assert np.isfinite(result.series("train_loss")).all()
+
+
+def test_a_cancel_returns_exactly_the_step_the_run_stops_at(tiny):
+    """Cancels at random moments of a training thread: the step count cancel() returns
+    is always the one the run ends at (it was only 'at least this far' before)."""
+    rng = random.Random(7)
+    cfg = tiny(optimizer={"steps": 100_000}, observables=["train_loss"])
+    for _ in range(40):
+        trainer = Trainer(cfg)
+        thread = threading.Thread(target=trainer.run)
+        thread.start()
+        time.sleep(rng.uniform(0, 0.004))
+        at = trainer.cancel()
+        thread.join(timeout=30)
+        assert trainer.status == "cancelled"
+        assert trainer.step_count == at == trainer.result().steps_done
+        assert trainer.cancel() is None  # ended: nothing left to cancel
+
+
+def test_stop_at_trains_exactly_those_steps_of_the_full_run(tiny):
+    whole = run(tiny()).result()
+    trainer = run(tiny(), stop_at=23)
+    part = trainer.result()
+    assert part.status == "cancelled" and part.steps_done == trainer.step_count == 23
+    assert part.names() == whole.names()
+    for name in whole.names():
+        np.testing.assert_array_equal(part.arrays[name], whole.arrays[name][:23], err_msg=name)
+    assert run(tiny(), stop_at=60).status == "finished"  # all the steps: it just finishes
+    assert run(tiny(), stop_at=0).result().steps_done == 0
+
+
+@pytest.mark.parametrize("optimizer", [
+    {"lr": 1e-2, "steps": 60},
+    {"name": "sgd", "lr": 1e-2, "momentum": 0.9, "steps": 60, "batch_size": 16},
+    {"name": "muon", "lr": 1e-2, "steps": 60, "batch_size": 24},
+], ids=["adam-full-batch", "sgd-minibatch", "muon-minibatch"])
+def test_a_restored_checkpoint_continues_bitwise(tiny, optimizer):
+    """Stopped at 37 (mid-epoch for the minibatches), checkpointed, continued by a new
+    trainer: every series and snapshot equals the uninterrupted run's."""
+    cfg = tiny(optimizer=optimizer)
+    whole = run(cfg).result()
+    first = run(cfg, stop_at=37)
+    state = first.checkpoint()
+    assert state["step"] == 37
+    second = Trainer(cfg)
+    flushed = []
+    second.events.subscribe("on_flush", lambda a, b, series: flushed.append((a, b)))
+    second.restore(state, first.result().arrays, first.snapshots)
+    assert flushed == [(0, 37)]  # the earlier rows reach the store at once
+    second.run()
+    done = second.result()
+    assert done.status == "finished" and done.steps_done == 60
+    assert done.names() == whole.names()
+    for name in whole.names():
+        np.testing.assert_array_equal(done.arrays[name], whole.arrays[name], err_msg=name)
+    np.testing.assert_array_equal(done.snapshots.steps, whole.snapshots.steps)
+    for point in whole.snapshots.points:
+        np.testing.assert_array_equal(done.snapshots.stack(point), whole.snapshots.stack(point))
+
+
+def test_only_a_cleanly_cancelled_run_gives_a_checkpoint(tiny):
+    assert run(tiny()).checkpoint() is None  # finished
+    trainer = Trainer(tiny())
+    trainer.run(5)
+    trainer.interrupt()  # between two steps: its state is whole
+    trainer.run()
+    assert trainer.status == "cancelled" and trainer.checkpoint()["step"] == 5
+    cut = Trainer(tiny())
+
+    def stop_button(step, *rest):  # KeyboardInterrupt inside step 7, as in a notebook
+        if step == 7:
+            raise KeyboardInterrupt
+
+    cut.events.subscribe("on_step_end", stop_button)
+    with pytest.raises(KeyboardInterrupt):
+        cut.run()
+    cut.interrupt()
+    cut.run()
+    assert cut.status == "cancelled" and cut.checkpoint() is None
+
+
+def test_a_checkpoint_of_another_config_is_refused(tiny):
+    state = run(tiny(), stop_at=5).checkpoint()
+    other = Trainer(tiny(seed=3))
+    with pytest.raises(FeaturelabError, match="checkpoint is of another config"):
+        other.restore(state, {}, None)
+    with pytest.raises(FeaturelabError, match="format 99"):
+        other.restore({**state, "format": 99}, {}, None)
 
 
 def test_events_fire_in_order(tiny):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from featurelab.actions.base import Action, action, call
@@ -107,12 +109,16 @@ class SelectExperiments(Action):
 
 @action
 class RunExperiment(Action):
-    """Trains an experiment; reuses a finished run of the same config and code."""
+    """Trains an experiment; reuses a finished run of the same config and code. stop_at
+    ends the run cancelled after that many steps (how a cancelled run's cell reruns it);
+    resume continues the experiment's cancelled run from its checkpoint, in a new run."""
 
     type: ClassVar[str] = "run"
     experiment: str
     force: bool = False
     background: bool = False  # the panel trains in the background; code waits
+    stop_at: int | None = None
+    resume: bool = False
 
     def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
         from featurelab.runs import Run
@@ -122,21 +128,75 @@ class RunExperiment(Action):
             run_id = recorded.get("run")
             if not run_id:
                 raise FeaturelabError(f"the log has no run id for {self.experiment}")
-            self._bind(lab, Run(run_id, self.experiment, lab.store, lab.statistics))
-            return recorded, lab.runs[run_id]
+            # one Run per stored run: two experiments may share it (reused)
+            run = lab.runs.get(run_id) or Run(run_id, self.experiment, lab.store,
+                                              lab.statistics)
+            lab.runs[run_id] = run
+            lab.latest[self.experiment] = run_id
+            return recorded, run.of(self.experiment)
         if self.experiment in lab.latest and not lab.runs[lab.latest[self.experiment]].done:
             raise FeaturelabError(f"{self.experiment} is already running; "
                                   f"lab.cancel({self.experiment!r}) stops it")
+        stop = self._stop(config)
         key = lab.cache_key(config)
-        reuse = None if self.force else lab.store.finished_run(key)
+        reuse = None if self.force else self._cached(lab, key, stop)
         if reuse:  # the same Run object: an in-memory lab keeps its snapshots on it
             run = lab.runs.get(reuse) or Run(reuse, self.experiment, lab.store, lab.statistics)
             lab.runs[run.id] = run
-            lab.latest[self.experiment] = run.id
-            return {"run": reuse, "reused": True, **_ended_summary(run)}, run
+            lab.latest[self.experiment] = run.id  # the run may be another experiment's
+            return {"run": reuse, "reused": True, **_ended_summary(run)}, run.of(self.experiment)
+        summary: dict[str, Any] = {}
+        if self.resume:
+            partial = self._to_continue(lab, key, stop)
+            summary = {"resumed_from": partial.id, "from_step": partial.steps_done}
         run = Run(uuid.uuid4().hex[:16], self.experiment, lab.store, lab.statistics)
         self._bind(lab, run)
-        return {"run": run.id, "status": "running", "cache_key": key}, run
+        return {"run": run.id, "status": "running", "cache_key": key, **summary}, run
+
+    def _stop(self, config: ExperimentConfig) -> int | None:
+        """The step count the run stops at; None: it trains to the end."""
+        if self.resume and self.force:
+            raise ConfigError("force", self.force, "False together with resume=True",
+                              hint="resume continues the cancelled run; force starts over")
+        if self.stop_at is None:
+            return None
+        if self.stop_at < 0:
+            raise ConfigError("stop_at", self.stop_at, "a step count, 0 or more")
+        return self.stop_at if self.stop_at < config.optimizer.steps else None
+
+    @staticmethod
+    def _cached(lab: Lab, key: str, stop: int | None) -> str | None:
+        # A run stopped at `stop` is the run a cancelled run's cell asks for; a run to the
+        # end (also one continued from a checkpoint) is the same as any finished one.
+        if stop is None:
+            return lab.store.finished_run(key)
+        return lab.store.cancelled_run(key, stop)
+
+    def _to_continue(self, lab: Lab, key: str, stop: int | None) -> Any:
+        """The cancelled run a resume continues: the experiment's latest, with a
+        checkpoint, of the same config and code."""
+        start_over = f"lab.run({self.experiment!r}, force=True) starts it over"
+        if self.experiment not in lab.latest:
+            raise FeaturelabError(f"{self.experiment} has no run to continue; "
+                                  f"lab.run({self.experiment!r}) trains it")
+        run = lab.runs[lab.latest[self.experiment]]
+        if run.status != "cancelled" or not run.has_checkpoint:
+            why = {"interrupted": "it was interrupted (its kernel stopped or was killed), "
+                                  "which leaves no checkpoint",
+                   "cancelled": "it was stopped inside a step (the notebook's stop "
+                                "button), or its checkpoint could not be saved"}.get(
+                run.status, f"it {run.status}; only a cancelled run keeps one")
+            raise FeaturelabError(f"cannot continue {self.experiment}: its latest run "
+                                  f"{run.id} has no checkpoint ({why}); {start_over}")
+        row = lab.store.run_row(run.id) or {}
+        if row.get("cache_key") != key:
+            raise FeaturelabError(f"cannot continue {self.experiment}: its config or code "
+                                  f"(a statistic's source) changed since run {run.id} "
+                                  f"stopped; {start_over}")
+        if stop is not None and stop <= run.steps_done:
+            raise ConfigError("stop_at", self.stop_at, f"a step after {run.steps_done}, "
+                              "where the run to continue stopped")
+        return run
 
     @staticmethod
     def _bind(lab: Lab, run: Any) -> None:
@@ -146,28 +206,44 @@ class RunExperiment(Action):
     def after(self, lab: Lab, entry: Any) -> Any:
         run = lab.runs[entry.result["run"]]
         if entry.result.get("reused"):
-            return run
+            return run.of(self.experiment)
         config = lab.experiment(self.experiment).config
+        partial = entry.result.get("resumed_from")
         return run.train(config, entry.result["cache_key"], self.background, lab._run_ended,
-                         on_start=lambda r: lab._notify("run_started", r))
+                         on_start=lambda r: lab._notify("run_started", r),
+                         stop_at=self._stop(config),
+                         resume_from=lab.runs[partial] if partial else None)
+
+    def stopped_at(self, step: int) -> RunExperiment:
+        """This run as a rerun of it must go once a cancel stopped it at `step`."""
+        return dataclasses.replace(self, stop_at=step)
 
     def to_code(self) -> str:
         # A cell waits for its run, so Restart & Run All replays in order.
-        return call("lab.run", self.experiment, force=self.force or None)
+        return call("lab.run", self.experiment, force=self.force or None,
+                    stop_at=self.stop_at, resume=self.resume or None)
 
     def describe(self, result: dict[str, Any] | None = None) -> str:
         if not result:
-            return f"Ran {self.experiment}."
-        if result.get("reused"):
-            return f"Reused the finished run of {self.experiment}."
+            return f"Continued {self.experiment}." if self.resume else f"Ran {self.experiment}."
         status, steps = result.get("status"), result.get("steps")
+        if result.get("reused"):
+            if status == "cancelled":
+                return f"Reused the run of {self.experiment} cancelled at step {steps}."
+            return f"Reused the finished run of {self.experiment}."
+        start = result.get("from_step")
         if status == "running":
-            return f"Started running {self.experiment}."
+            return (f"Started running {self.experiment}." if start is None else
+                    f"Started continuing {self.experiment} from step {start}.")
+        ran = f"Ran {self.experiment}" if start is None else \
+            f"Continued {self.experiment} from step {start}"
         if status == "finished":
-            return f"Ran {self.experiment} ({steps} steps)."
+            return f"{ran} ({steps} steps)."
+        if status == "cancelled" and self.stop_at is not None and steps == self.stop_at:
+            return f"{ran} until step {steps} (cancelled at that step)."
         why = f": {result['error']}" if result.get("error") else ""
         plural = "" if steps == 1 else "s"
-        return f"Ran {self.experiment}: {status} after {steps} step{plural}{why}."
+        return f"{ran}: {status} after {steps} step{plural}{why}."
 
 
 def _ended_summary(run: Any) -> dict[str, Any]:
@@ -177,22 +253,33 @@ def _ended_summary(run: Any) -> dict[str, Any]:
 
 @action
 class CancelRun(Action):
-    """Stops a running experiment; the steps it recorded are kept."""
+    """Stops a running experiment; the steps it recorded and a checkpoint are kept."""
 
     type: ClassVar[str] = "cancel"
-    not_replayed: ClassVar[str | None] = "a rerun trains to the end"
+    # Its run's cell and replay rerun the run stopped at the recorded step instead.
+    not_replayed: ClassVar[str | None] = "its run reruns stopped at the step it recorded"
     experiment: str
 
     def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
         run = lab.results(self.experiment)
-        if recorded is None:
-            if run.done:
-                raise FeaturelabError(f"{self.experiment} is not running ({run.status})")
-            if run.trainer is None:  # its trainer lives in another Lab or process
-                raise FeaturelabError(f"{self.experiment} is running in another lab session "
-                                      "(another kernel or Lab object); cancel it there")
-            run.cancel()
-        return {"run": run.id, "at_step": run.steps_done}, run
+        if recorded is not None:
+            return recorded, run
+        if run.done:
+            raise FeaturelabError(f"{self.experiment} is not running ({run.status})")
+        if run.trainer is None:  # its trainer lives in another Lab or process
+            raise FeaturelabError(f"{self.experiment} is running in another lab session "
+                                  "(another kernel or Lab object); cancel it there")
+        at = run.cancel()  # the exact step count it ends at
+        if at is None or at >= run.trainer.n_steps:  # too late: it finishes anyway
+            raise FeaturelabError(f"{self.experiment} is not running "
+                                  f"({run.trainer.status if at is None else 'finishing'})")
+        return {"run": run.id, "at_step": at}, run
+
+    @staticmethod
+    def stops(entries: Iterable[Any]) -> dict[str, int]:
+        """Run id -> the step a logged cancel stopped it at, for the log's entries."""
+        return {e.result["run"]: e.result["at_step"] for e in entries
+                if e.type == "cancel" and e.result and "at_step" in e.result}
 
     def to_code(self) -> str:
         return call("lab.cancel", self.experiment)
@@ -200,3 +287,24 @@ class CancelRun(Action):
     def describe(self, result: dict[str, Any] | None = None) -> str:
         at = f" at step {result['at_step']}" if result else ""
         return f"Cancelled the run of {self.experiment}{at}."
+
+
+@action
+class Reset(Action):
+    """Starts a new, empty session of the lab; the earlier one stays in the store."""
+
+    type: ClassVar[str] = "reset"
+
+    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+        if recorded is not None:  # folding the session it begins: it is empty already
+            return recorded, recorded.get("message", "")
+        left = lab._start_session()
+        message = (f"Started session {lab.session} of lab {lab.name!r}; session {left} "
+                   f"stays in the store (fl.Lab({lab.name!r}, session={left}) opens it)")
+        return {"left": left, "session": lab.session, "message": message}, message
+
+    def to_code(self) -> str:
+        return call("lab.reset")
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        return "Started the lab over (a new session)."

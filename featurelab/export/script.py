@@ -1,8 +1,9 @@
 """A session as a standalone Python script: every action's code in log order, each under
 its sentence as a comment, in a fresh in-memory lab, then the fit tables printed.
 
-Actions a rerun cannot repeat (a cancel depends on when it came; an export writes a
-file) are kept as comments, as `featurelab replay` skips them.
+Actions a rerun cannot repeat (an export writes a file) are kept as comments, as
+`featurelab replay` skips them. A cancel is too: its run's code stops at the step the
+cancel recorded instead (`stop_at`), as its notebook cell does.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from featurelab.actions import action_from_dict
+from featurelab.actions.experiments import CancelRun
 
 if TYPE_CHECKING:
     from featurelab.lab import Lab
@@ -41,8 +43,12 @@ def script_source(lab: Lab) -> str:
         "",
         'lab = fl.Lab(":memory:")',
     ]
+    stops = CancelRun.stops(entries)
     for entry in entries:
         action = action_from_dict(entry.action_dict())
+        at = stops.get((entry.result or {}).get("run", "")) if entry.type == "run" else None
+        if at is not None:  # a cancelled run: rerun it stopped where it was
+            action = action.stopped_at(at)  # type: ignore[attr-defined]
         lines += ["", _comment(action.describe(entry.result))]
         code = action.to_code()  # every user string in it went through repr
         why = action.not_replayed

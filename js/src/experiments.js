@@ -8,6 +8,35 @@ import { experimentColor } from "./theme.js";
 
 export const ACTIVE = ["running", "starting"];
 
+/** Whether an experiment's latest run was cancelled and kept a checkpoint to continue
+ *  from (lab_state's checkpoint_step). */
+export function resumable(exp) {
+  return exp.status === "cancelled" && exp.checkpoint_step != null;
+}
+
+/** The Run controls for the selected experiments: Run for those that can start, and for
+ *  those with a cancelled run "Continue from step N" (resume) and "Start over" (force). */
+export function runControls(selectedExps) {
+  const cont = selectedExps.filter(resumable);
+  const plain = selectedExps.filter((e) => !ACTIVE.includes(e.status) && !resumable(e));
+  const count = (label, list) => (list.length > 1 ? `${label} (${list.length})` : label);
+  return {
+    run: { ids: plain.map((e) => e.id), hidden: cont.length > 0 && plain.length === 0,
+      label: count("Run", plain) },
+    resume: { ids: cont.map((e) => e.id), hidden: cont.length === 0,
+      label: cont.length === 1 ? `Continue from step ${cont[0].checkpoint_step}` : count("Continue", cont) },
+    restart: { ids: cont.map((e) => e.id), hidden: cont.length === 0,
+      label: count("Start over", cont) },
+  };
+}
+
+/** An experiment's earlier runs, for the status tooltip: a cancelled run stays reachable. */
+function runsText(exp) {
+  const runs = exp.runs || [];
+  if (runs.length < 2) return "";
+  return "Runs, oldest first:\n" + runs.map((r) => `${r.id}: ${r.status}, ${r.steps_done} steps`).join("\n");
+}
+
 /** The selection after clicking a row: plain click selects it alone; shift/ctrl/meta
  *  toggles it in the current selection. */
 export function nextSelection(selected, id, additive) {
@@ -20,6 +49,11 @@ export function createExperiments(ctx) {
   const newButton = h("button", { type: "button", class: "fl-button", testid: "new-experiment",
     "aria-expanded": "false" }, "New experiment");
   const run = h("button", { type: "button", class: "fl-button fl-primary", testid: "run" }, "Run");
+  const resume = h("button", { type: "button", class: "fl-button fl-primary", testid: "continue",
+    title: "Continue the cancelled run from its checkpoint, in a new run (the cancelled one stays)" },
+  "Continue");
+  const restart = h("button", { type: "button", class: "fl-button", testid: "start-over",
+    title: "Train again from step 0" }, "Start over");
   const cancel = h("button", { type: "button", class: "fl-button", testid: "cancel" }, "Cancel");
   const tbody = h("tbody");
   const empty = h("div", { class: "fl-empty" }, "No experiments yet: click New experiment.");
@@ -33,7 +67,7 @@ export function createExperiments(ctx) {
   form.onToggle((open) => newButton.setAttribute("aria-expanded", open ? "true" : "false"));
   const el = h("section", { class: "fl-section", testid: "experiments-section", "aria-label": "Experiments" },
     h("div", { class: "fl-section-head" }, h("h3", {}, "Experiments"),
-      h("div", { class: "fl-toolbar" }, newButton, run, cancel)),
+      h("div", { class: "fl-toolbar" }, newButton, run, resume, restart, cancel)),
     slot, h("div", { class: "fl-table-wrap" }, table, empty), form.el);
 
   let state = {};
@@ -44,12 +78,16 @@ export function createExperiments(ctx) {
     ctx.act("select_experiments", { experiments: nextSelection(selected(), id, additive) }, slot);
 
   newButton.addEventListener("click", () => form.setOpen(!form.isOpen()));
-  run.addEventListener("click", () => {
-    for (const id of selected()) {
-      const exp = (state.experiments || []).find((e) => e.id === id);
-      if (exp && !ACTIVE.includes(exp.status)) ctx.act("run", { experiment: id, background: true }, slot);
+  const selectedExps = () => (state.experiments || []).filter((e) => selected().includes(e.id));
+  // Each control acts on the selected experiments it applies to, as `update` labels it.
+  const runEach = (control, extra) => {
+    for (const id of runControls(selectedExps())[control].ids) {
+      ctx.act("run", { experiment: id, background: true, ...extra }, slot);
     }
-  });
+  };
+  run.addEventListener("click", () => runEach("run", {}));
+  resume.addEventListener("click", () => runEach("resume", { resume: true }));
+  restart.addEventListener("click", () => runEach("restart", { force: true }));
   cancel.addEventListener("click", () => {
     for (const id of selected()) {
       const exp = (state.experiments || []).find((e) => e.id === id);
@@ -102,7 +140,7 @@ export function createExperiments(ctx) {
     cells.status.className = `fl-status fl-status-${exp.status}`;
     const problems = [exp.error, ...Object.entries(exp.stat_errors || {}).map(([k, v]) => `${k}: ${v}`)]
       .filter(Boolean).join("\n");
-    cells.status.title = problems;
+    cells.status.title = [problems, runsText(exp)].filter(Boolean).join("\n\n");
     cells.status.classList.toggle("fl-has-problem", !!problems);
     const pct = Math.round(100 * Math.max(0, Math.min(1, exp.progress || 0)));
     cells.bar.style.width = `${pct}%`;
@@ -131,9 +169,14 @@ export function createExperiments(ctx) {
       if (focused && focused !== document.activeElement && el.contains(focused)) focused.focus();
       empty.hidden = exps.length > 0;
       const sel = exps.filter((e) => selected().includes(e.id));
-      run.disabled = !sel.some((e) => !ACTIVE.includes(e.status));
+      const controls = runControls(sel);
+      for (const [button, control] of [[run, controls.run], [resume, controls.resume],
+        [restart, controls.restart]]) {
+        button.hidden = control.hidden;
+        button.disabled = control.ids.length === 0;
+        button.textContent = control.label;
+      }
       cancel.disabled = !sel.some((e) => ACTIVE.includes(e.status));
-      run.textContent = sel.length > 1 ? `Run (${sel.length})` : "Run";
       form.update(state);
     },
     destroy() {

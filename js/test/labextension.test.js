@@ -5,9 +5,10 @@ import { applyRequest } from "../labextension/src/cells.ts";
 
 const MIME = "application/vnd.jupyter.widget-view+json";
 
-function cell(source, { metadata = {}, outputs = [], type = "code" } = {}) {
+function cell(source, { metadata = {}, outputs = [], type = "code", id = undefined } = {}) {
   const meta = structuredClone(metadata);
   return {
+    id,
     cell_type: type,
     source,
     getMetadata: (key) => meta[key],
@@ -66,12 +67,40 @@ describe("applyRequest", () => {
     expect(late.sources()).toEqual(["lab", "both lines"]);
   });
 
+  it("rewrites the run cell a cancel stops, with cells after it", () => {
+    const nb = notebook(panel("m1"));
+    applyRequest(nb, request("r1", "lab.run('exp_0')"));
+    applyRequest(nb, request("n1", "lab.note('x')"));
+    const stopped = "# Cancelled in the panel at step 1234: a rerun stops there too.\n" +
+      "lab.run('exp_0', stop_at=1234)";
+    expect(applyRequest(nb, request("c1", stopped, { action_ids: ["r1", "c1"], replaces: "r1" })))
+      .toBe(1);
+    expect(nb.sources()).toEqual(["lab", stopped, "lab.note('x')"]);
+    expect(nb.cells[1].getMetadata("featurelab")).toEqual(
+      { action_id: "c1", action_ids: ["r1", "c1"], coalesce_key: null });
+    applyRequest(nb, request("r2", "lab.run('exp_0', resume=True)"));
+    expect(nb.sources().at(-1)).toBe("lab.run('exp_0', resume=True)");
+  });
+
   it("keeps each panel's cells below that panel", () => {
     const nb = notebook(panel("m1"), panel("m2"));
     applyRequest(nb, request("a1", "one"));
     applyRequest(nb, request("b1", "two", { model_id: "m2" }));
     applyRequest(nb, request("a2", "three"));
     expect(nb.sources()).toEqual(["lab", "one", "three", "lab", "two"]);
+  });
+
+  it("puts a click after the code cell that ran the lab's latest action", () => {
+    const nb = notebook(panel("m1"), cell("one", { metadata: { featurelab: { action_id: "a1" } } }),
+      cell("lab.reset()", { id: "c9" }), cell("notes", { type: "markdown" }));
+    applyRequest(nb, request("a2", "two", { after_cell: "c9" }));
+    applyRequest(nb, request("a3", "three", { after_cell: "c9" }));
+    expect(nb.sources()).toEqual(["lab", "one", "lab.reset()", "two", "three", "notes"]);
+    // a cell above the panel, or one deleted since, does not move the cells
+    const other = notebook(cell("x", { id: "c1" }), panel("m1"));
+    applyRequest(other, request("a1", "y", { after_cell: "c1" }));
+    applyRequest(other, request("a2", "z", { after_cell: "gone" }));
+    expect(other.sources()).toEqual(["x", "lab", "y", "z"]);
   });
 
   it("appends at the end when the panel is not shown anywhere", () => {

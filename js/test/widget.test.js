@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import widget from "../src/widget.js";
+import { runControls } from "../src/experiments.js";
 import { setPlotFactory } from "../src/plot.js";
 import { ack, createFakeModel, createFakePlots, fail, flush, loadState, seriesReply } from "./fakes.js";
 
@@ -90,6 +91,57 @@ describe("experiments", () => {
     expect($("exp-row-exp_0").textContent).toContain("25%");
     $("cancel").click();
     expect(params(model)).toEqual({ type: "cancel", params: { experiment: "exp_0" } });
+  });
+
+  it("offers to continue a cancelled run from its checkpoint, or to start over", () => {
+    const state = withView(loadState("reference-state"), { selected: ["exp_0"] });
+    Object.assign(state.experiments[0], { status: "cancelled", progress: 0.617, steps_done: 1234,
+      checkpoint_step: 1234, runs: [{ id: "run-a", status: "cancelled", steps_done: 1234 }] });
+    const { model, $ } = mount(state);
+    expect($("run").hidden).toBe(true);
+    expect($("continue").hidden).toBe(false);
+    expect($("continue").textContent).toBe("Continue from step 1234");
+    expect($("continue").className).toBe($("run").className); // the primary look of Run
+    expect($("start-over").hidden).toBe(false);
+    expect($("start-over").textContent).toBe("Start over");
+    $("continue").click();
+    expect(params(model)).toEqual({ type: "run",
+      params: { experiment: "exp_0", background: true, resume: true } });
+    $("start-over").click();
+    expect(params(model)).toEqual({ type: "run",
+      params: { experiment: "exp_0", background: true, force: true } });
+    // continued: finished again, and the cancelled run is still listed
+    const done = structuredClone(state);
+    Object.assign(done.experiments[0], { status: "finished", progress: 1, steps_done: 2000,
+      checkpoint_step: null, runs: [...state.experiments[0].runs,
+        { id: "run-b", status: "finished", steps_done: 2000 }] });
+    model.setState(done);
+    expect($("run").hidden).toBe(false);
+    expect($("continue").hidden).toBe(true);
+    expect($("start-over").hidden).toBe(true);
+    const status = $("exp-row-exp_0").querySelector(".fl-status");
+    expect(status.title).toBe("Runs, oldest first:\nrun-a: cancelled, 1234 steps\n" +
+      "run-b: finished, 2000 steps");
+  });
+
+  it("runs plainly what has no checkpoint, and splits a mixed selection", () => {
+    const state = withView(loadState("reference-state"), { selected: ["exp_0", "exp_1"] });
+    Object.assign(state.experiments[0], { status: "cancelled", checkpoint_step: 70 });
+    Object.assign(state.experiments[1], { status: "cancelled", checkpoint_step: null });
+    const { model, $ } = mount(state);
+    expect($("run").hidden).toBe(false);
+    expect($("run").textContent).toBe("Run");
+    expect($("continue").textContent).toBe("Continue from step 70");
+    $("run").click(); // only exp_1: exp_0 is continued or started over by name
+    expect(model.actions().map((m) => m.action.params)).toEqual([
+      { experiment: "exp_1", background: true }]);
+    expect(runControls([{ id: "a", status: "cancelled", checkpoint_step: 5 },
+      { id: "b", status: "cancelled", checkpoint_step: 9 }, { id: "c", status: "running" }]))
+      .toEqual({
+        run: { ids: [], hidden: true, label: "Run" },
+        resume: { ids: ["a", "b"], hidden: false, label: "Continue (2)" },
+        restart: { ids: ["a", "b"], hidden: false, label: "Start over (2)" },
+      });
   });
 
   it("shows an error reply next to the toolbar, in plain text", async () => {

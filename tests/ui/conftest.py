@@ -57,6 +57,15 @@ def jupyter(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def notebook7(tmp_path_factory):
+    """A Notebook 7 server (`jupyter notebook`) with featurelab's labextension."""
+    server = LabServer(tmp_path_factory.mktemp("notebook7-root"), app="notebook").start()
+    print(f"\n[ui] jupyter notebook answered after {server.startup_s:.1f} s")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def jupyter_without_extension(tmp_path_factory):
     """A JupyterLab where featurelab's labextension is not active (the fallback)."""
     server = LabServer(tmp_path_factory.mktemp("jupyter-plain"), extension=False).start()

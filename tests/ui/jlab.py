@@ -43,12 +43,9 @@ def write_notebook(path: Path, *sources: str) -> Path:
 
 
 def open_notebook(page: Any, server: Any, name: str, timeout: float = 60_000) -> None:
-    """Opens `name` (relative to the server root) in a fresh workspace; waits for an idle kernel.
-
-    A unique workspace per call: JupyterLab otherwise restores the notebooks of the previous
-    test into the same layout, and `currentWidget` may not be ours.
-    """
-    page.goto(server.url(f"lab/workspaces/t{uuid.uuid4().hex[:10]}/tree/{name}"))
+    """Opens `name` (relative to the server root) in JupyterLab (in a fresh workspace) or
+    Notebook 7, as the server is; waits for an idle kernel."""
+    page.goto(server.notebook_url(name))
     page.wait_for_selector(f"{NB} .jp-Cell", timeout=timeout)
     wait_kernel_idle(page, timeout)
 

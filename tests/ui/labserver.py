@@ -43,16 +43,18 @@ def free_port() -> int:
 
 
 class LabServer:
-    """`jupyter lab` on a free port, serving `root_dir`; start() waits until it answers.
+    """`jupyter lab` (or Notebook 7's `jupyter notebook`) on a free port, serving
+    `root_dir`; start() waits until it answers.
 
     With `extension` (the default) it loads featurelab's labextension as built in this
     checkout (featurelab/labextension, through JUPYTER_PATH); without, it disables it,
     as in a JupyterLab where it is not installed.
     """
 
-    def __init__(self, root_dir: str | Path, extension: bool = True) -> None:
+    def __init__(self, root_dir: str | Path, extension: bool = True, app: str = "lab") -> None:
         self.root_dir = Path(root_dir)
         self.extension = extension
+        self.app = app  # "lab": JupyterLab; "notebook": Notebook 7 (same extensions)
         self.token = secrets.token_hex(16)
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
@@ -66,6 +68,13 @@ class LabServer:
 
     def url(self, path: str) -> str:
         return f"{self.base}/{path.lstrip('/')}?token={self.token}"
+
+    def notebook_url(self, name: str) -> str:
+        """Where notebook `name` opens. JupyterLab: in a fresh workspace, since it
+        otherwise restores the notebooks of the previous test into the same layout."""
+        if self.app == "notebook":
+            return self.url(f"notebooks/{name}")
+        return self.url(f"lab/workspaces/t{secrets.token_hex(5)}/tree/{name}")
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -95,12 +104,14 @@ class LabServer:
             page_config = self.home / "config" / "labconfig" / "page_config.json"
             page_config.parent.mkdir(parents=True)
             page_config.write_text(json.dumps({"disabledExtensions": {LABEXTENSION: True}}))
+        app_class = "JupyterNotebookApp" if self.app == "notebook" else "LabApp"
         cmd = [
-            sys.executable, "-m", "jupyterlab", "--no-browser",
+            sys.executable, "-m", "notebook" if self.app == "notebook" else "jupyterlab",
+            "--no-browser",
             "--ip=127.0.0.1", f"--port={self.port}", "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={self.root_dir}",
-            "--LabApp.expose_app_in_browser=True",  # window.jupyterapp, for assertions
+            f"--{app_class}.expose_app_in_browser=True",  # window.jupyterapp, for assertions
             *(["--allow-root"] if os.geteuid() == 0 else []),
         ]
         t0 = time.monotonic()

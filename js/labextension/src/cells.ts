@@ -16,9 +16,16 @@ export interface InsertRequest {
   coalesce_key: string | null;
   /** A coalesced action: the id of the action whose cell it updates. */
   replaces: string | null;
+  /**
+   * The cell that ran this lab's latest code action after the panel's last click (its
+   * id), if any: a click after running code lands after that code, so the notebook
+   * replays in the order things happened (a `lab.reset()` cell, then the new clicks).
+   */
+  after_cell?: string | null;
 }
 
 export interface CellLike {
+  id?: string;
   cell_type: string;
   getMetadata(key: string): any;
   setMetadata(key: string, value: any): void;
@@ -74,10 +81,13 @@ export function applyRequest(nb: NotebookLike, req: InsertRequest): number {
       nb.cells[target].setMetadata(METADATA_KEY, metadata);
       return;
     }
-    // Below the panel, after the action cells already there: cells in click order.
+    // Below the panel (or below the code run since the last click), after the action
+    // cells already there: cells in the order things happened.
     // A panel no longer shown in any output (outputs cleared) gets its cells at the end.
     const panel = panelCellIndex(nb, req.model_id);
+    const code = req.after_cell ? nb.cells.findIndex(cell => cell.id === req.after_cell) : -1;
     at = panel >= 0 ? panel + 1 : nb.cells.length;
+    if (code >= at) at = code + 1;
     while (at < nb.cells.length && actionIds(nb.cells[at]).length > 0) at++;
     nb.insertCell(at, { cell_type: 'code', source: req.source, metadata: { [METADATA_KEY]: metadata } });
   });
