@@ -294,13 +294,16 @@ class Lab:
             points.update(hook_shapes(exp.config))
         return points
 
-    def cache_key(self, config: ExperimentConfig) -> str:
-        """Config, engine code and the source of every DIY statistic it records."""
+    def cache_key(self, config: ExperimentConfig,
+                  statistics: StatisticRegistry | None = None) -> str:
+        """Config, engine code and the source of every DIY statistic it records, as
+        `statistics` (a run's frozen copy; the lab's by default) defines them."""
+        statistics = statistics or self.statistics
         parts = [config.content_hash(), engine_version()]
         for spec in config.observables:
             name = spec.partition("@")[0]
-            if name in self.statistics:
-                parts += [self.statistics[link].source for link in self.statistics.chain(name)]
+            if name in statistics:
+                parts += [statistics[link].source for link in statistics.chain(name)]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
 
     def metric_series(self, experiment: str, metric: str, layer: str | None

@@ -9,7 +9,6 @@ an in-memory lab: a new run continues from it (`train(..., resume_from=run)`).
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import math
 import os
@@ -59,6 +58,9 @@ class Run:
         self.trainer: Trainer | None = None
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
+        # Set once the store holds everything the run recorded (its last rows, status,
+        # info, snapshots): only then is a result complete enough to keep.
+        self._recorded = threading.Event()
         self._result: RunResult | None = None
         self._snapshots: Snapshots | None = None  # in-memory labs keep them here
         self._checkpoint: dict[str, Any] | None = None  # ... and the checkpoint
@@ -67,14 +69,17 @@ class Run:
     def __repr__(self) -> str:
         return f"<Run {self.id} of {self.experiment}: {self.status}, {self.steps_done} steps>"
 
+    @property
+    def _recording(self) -> bool:
+        """Trained here and not yet all in the store: its trainer has the last word."""
+        return self.trainer is not None and not self._recorded.is_set()
+
     def of(self, experiment: str) -> Run:
         """This run as the result of `experiment`: a run is reused by every experiment
         of the same config and code, and each reports itself as the experiment asked."""
         if experiment == self.experiment:
             return self
-        view = copy.copy(self)  # shares the store, the trainer and the done event
-        view.experiment = experiment
-        return view
+        return RunOf(self, experiment)  # type: ignore[return-value]
 
     # -- state --------------------------------------------------------------------------
 
@@ -87,20 +92,22 @@ class Run:
 
     @property
     def status(self) -> str:
-        if self.trainer is not None and not self._done.is_set():
-            return "running" if self.trainer.status == "ready" else self.trainer.status
+        if self._recording:  # ended but not yet recorded: still running, as the store says
+            return "running"
         return self._row()["status"]
 
     @property
     def steps_done(self) -> int:
-        if self.trainer is not None and not self._done.is_set():
-            return self.trainer.step_count
+        trainer = self.trainer
+        if trainer is not None and not self._recorded.is_set():
+            return trainer.step_count
         return self._row()["steps_done"]
 
     @property
     def progress(self) -> float:
-        if self.trainer is not None:
-            return self.trainer.progress
+        trainer = self.trainer
+        if trainer is not None:
+            return trainer.progress
         row = self._row()
         return row["steps_done"] / row["n_steps"] if row["n_steps"] else 0.0
 
@@ -110,14 +117,16 @@ class Run:
 
     def wait(self, timeout: float | None = None) -> Run:
         """Blocks until a background run ends (or the timeout passes)."""
-        if self.trainer is not None:
-            self._done.wait(timeout)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)  # all of it: the trainer let go, its connection closed
         return self
 
     def cancel(self) -> int | None:
         """Stops the run after the steps begun; returns the step count it ends at (None
         if it is not training here)."""
-        return None if self.trainer is None else self.trainer.cancel()
+        trainer = self.trainer  # read once: a run that ends lets its trainer go
+        return None if trainer is None else trainer.cancel()
 
     # -- checkpoint ---------------------------------------------------------------------
 
@@ -182,7 +191,7 @@ class Run:
             stat_errors=row["stat_errors"],
             snapshots=snapshots,
         )
-        if result.status in ENDED:
+        if result.status in ENDED:  # not while it is still being recorded (status running)
             self._result = result
         return result
 
@@ -207,6 +216,7 @@ class Run:
         except BaseException as exc:  # e.g. out of memory: end the run, do not leave it live
             error = f"the run could not start: {type(exc).__name__}: {exc}"
             self.store.finish_run(self.id, "failed", {}, error, {}, {})
+            self._recorded.set()
             self._done.set()
             on_end(self, {"run": self.id, "status": "failed", "steps": 0, "seconds": 0.0,
                           "info": {}, "error": error, "stat_errors": {}, "series": {},
@@ -232,10 +242,17 @@ class Run:
                     trainer.run()
             finally:
                 summary = self._finish(trainer, time.time() - started)
+                self._recorded.set()
                 try:  # before _done: wait() returns once the log and listeners know
                     on_end(self, summary)
                 finally:
                     self._done.set()
+                    # A finished run needs nothing of its trainer (data, model, optimizer,
+                    # snapshot maps): let it go, and the training thread's own database
+                    # connection with it (three file descriptors a run otherwise).
+                    self.trainer = None
+                    if threading.current_thread() is not threading.main_thread():
+                        self.store.close()
 
         if background:
             self._thread = threading.Thread(target=work, name=f"featurelab-{self.id}",
@@ -278,3 +295,22 @@ class Run:
                 "seconds": round(seconds, 3), "info": result.info, "error": result.error,
                 "stat_errors": result.stat_errors, "series": prints, **self._origin}
 
+
+
+class RunOf:
+    """A run as the result of another experiment with the same config and code (the run
+    cache reused it): everything is the run's, except the experiment it reports."""
+
+    def __init__(self, run: Run, experiment: str) -> None:
+        self._run = run
+        self.experiment = experiment
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._run, name)
+
+    def __repr__(self) -> str:
+        return (f"<Run {self._run.id} of {self.experiment}: {self._run.status}, "
+                f"{self._run.steps_done} steps>")
+
+    def of(self, experiment: str) -> Run:
+        return self._run.of(experiment)

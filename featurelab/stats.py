@@ -127,6 +127,15 @@ class StatisticRegistry:
     def names(self) -> list[str]:
         return list(self._stats)
 
+    def frozen(self) -> StatisticRegistry:
+        """A copy that later definitions do not change: what a run records with, so a
+        statistic redefined while it trains cannot change its series part-way (a
+        Statistic itself is immutable, so copying the mapping is enough)."""
+        copy = StatisticRegistry()
+        with self._lock:
+            copy._stats = dict(self._stats)
+        return copy
+
     def level(self, name: str) -> int:
         """1: one value per neuron; 2: one value per layer."""
         stat = self[name]

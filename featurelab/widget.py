@@ -162,8 +162,8 @@ class Panel(anywidget.AnyWidget):
 
     def _activations(self, content: dict[str, Any]) -> tuple[dict, list]:
         run = self.lab.results(content.get("experiment", ""))
-        live = run.trainer is not None and not run.done
-        snapshots = run.trainer.snapshots if live else run.result().snapshots
+        trainer = run.trainer  # read once: a run that ends lets its trainer go
+        snapshots = trainer.snapshots if trainer is not None else run.result().snapshots
         layer = content.get("layer")
         if snapshots is None or layer not in snapshots.points:
             raise FeaturelabError(f"no activation snapshots of {layer!r} in "
@@ -199,8 +199,9 @@ def lab_state(lab: Lab) -> dict[str, Any]:
             row.update(status=run.status, progress=run.progress, steps_done=run.steps_done)
             if row["status"] == "cancelled" and run.has_checkpoint:  # "Continue from step N"
                 row["checkpoint_step"] = row["steps_done"]
-            if run.trainer is not None and not run.done:  # live losses, from the trainer
-                series, last = run.trainer.recorder.series, run.trainer.step_count - 1
+            trainer = run.trainer  # read once: a run that ends lets its trainer go
+            if trainer is not None and not run.done:  # live losses, from the trainer
+                series, last = trainer.recorder.series, trainer.step_count - 1
                 for name in ("train_loss", "test_loss"):
                     if name in series and last >= 0:
                         row["final"][name] = _finite(series[name][last])

@@ -138,7 +138,10 @@ class RunExperiment(Action):
             raise FeaturelabError(f"{self.experiment} is already running; "
                                   f"lab.cancel({self.experiment!r}) stops it")
         stop = self._stop(config)
-        key = lab.cache_key(config)
+        # The run records with the statistics as they are now (a frozen copy), and is
+        # cached under the key of that copy, whatever is redefined while it trains.
+        statistics = lab.statistics.frozen()
+        key = lab.cache_key(config, statistics)
         reuse = None if self.force else self._cached(lab, key, stop)
         if reuse:  # the same Run object: an in-memory lab keeps its snapshots on it
             run = lab.runs.get(reuse) or Run(reuse, self.experiment, lab.store, lab.statistics)
@@ -149,7 +152,7 @@ class RunExperiment(Action):
         if self.resume:
             partial = self._to_continue(lab, key, stop)
             summary = {"resumed_from": partial.id, "from_step": partial.steps_done}
-        run = Run(uuid.uuid4().hex[:16], self.experiment, lab.store, lab.statistics)
+        run = Run(uuid.uuid4().hex[:16], self.experiment, lab.store, statistics)
         self._bind(lab, run)
         return {"run": run.id, "status": "running", "cache_key": key, **summary}, run
 
@@ -266,13 +269,14 @@ class CancelRun(Action):
             return recorded, run
         if run.done:
             raise FeaturelabError(f"{self.experiment} is not running ({run.status})")
-        if run.trainer is None:  # its trainer lives in another Lab or process
+        trainer = run.trainer  # read once: a run that ends lets its trainer go
+        if trainer is None:  # its trainer lives in another Lab or process
             raise FeaturelabError(f"{self.experiment} is running in another lab session "
                                   "(another kernel or Lab object); cancel it there")
-        at = run.cancel()  # the exact step count it ends at
-        if at is None or at >= run.trainer.n_steps:  # too late: it finishes anyway
+        at = trainer.cancel()  # the exact step count it ends at
+        if at is None or at >= trainer.n_steps:  # too late: it finishes anyway
             raise FeaturelabError(f"{self.experiment} is not running "
-                                  f"({run.trainer.status if at is None else 'finishing'})")
+                                  f"({trainer.status if at is None else 'finishing'})")
         return {"run": run.id, "at_step": at}, run
 
     @staticmethod

@@ -1,0 +1,84 @@
+"""A run is its own: what it records cannot change under it, its result is kept only once
+complete, and a finished run holds no trainer, thread connection or file open."""
+
+import gc
+import os
+import weakref
+
+from conftest import TINY_LAB as TINY
+
+import featurelab as fl
+
+MEAN = "def probe(tensor, dim, keepdim=False):\n    return tensor.mean(dim=dim, keepdim=keepdim)\n"
+FORTY_TWO = ("def probe(tensor, dim, keepdim=False):\n"
+             "    return tensor.mean(dim=dim, keepdim=keepdim) * 0 + 42\n")
+
+
+def test_redefining_a_statistic_while_a_run_trains_changes_nothing_of_that_run(tmp_path):
+    """Issue 11, bug 1: the run shared the lab's registry (a series went 0.39 -> 42.0
+    part-way) and was cached under the old source's key."""
+    lab = fl.Lab("stats", root=tmp_path)
+    lab.define_statistic("probe", source=MEAN, on="active_rate")  # one value per layer
+    config = {**TINY, "optimizer": {"lr": 1e-2, "steps": 3000},
+              "observables": ["train_loss", "probe"]}
+    lab.create_experiment(**config)
+    first = lab.run("exp_0", background=True)
+    while first.steps_done < 20:  # it has begun recording with the mean
+        pass
+    lab.define_statistic("probe", source=FORTY_TWO, on="active_rate")
+    first.wait(120)
+    assert first.status == "finished"
+    values = first.series("probe", layer="layers.0.pre")
+    assert len(values) == 3000 and (values != 42).all()
+    # cached under the definition it recorded with, not the one in force when it ended
+    second = lab.run("exp_0")
+    assert second.id != first.id and (second.series("probe", layer="layers.0.pre") == 42).all()
+    lab.define_statistic("probe", source=MEAN, on="active_rate")
+    assert lab.run("exp_0").id == first.id
+
+
+def test_a_result_read_while_the_run_ends_is_not_kept_incomplete(tmp_path):
+    """Issue 11, bug 3: with the panel reading results on every flush, a run whose step
+    count is not a multiple of the flush interval had its result cached before it was
+    all recorded: no snapshots, empty info, a failed statistic's error lost."""
+    lab = fl.Lab("ending", root=tmp_path)
+    # passes the check on a small probe at definition, fails on the training set
+    lab.define_statistic("broken", source="def broken(tensor, dim, keepdim=False):\n"
+                         "    bad = float('nan') if tensor.shape[1] > 5 else 1.0\n"
+                         "    return tensor.mean(dim=dim, keepdim=keepdim) * bad\n")
+    lab.create_experiment(**{**TINY, "optimizer": {"lr": 1e-2, "steps": 73},
+                             "observables": ["train_loss", "hidden_activations", "broken"]})
+    seen = []
+
+    def read_on_every_flush(kind, run):
+        if kind == "run_started":
+            run.trainer.events.subscribe("on_flush", lambda *_: seen.append(run.result()))
+
+    lab.on_change(read_on_every_flush)
+    run = lab.run("exp_0", background=True).wait(60)
+    assert seen  # the results were read while it trained and ended
+    result = run.result()
+    assert result.status == "finished" and result.steps_done == 73
+    assert result.info.get("torch") and result.snapshots is not None
+    assert result.snapshots.count > 0
+    assert "broken@layers.1.pre" in result.stat_errors
+
+
+def test_finished_runs_hold_no_trainer_and_leak_no_file_descriptors(tmp_path):
+    """Issue 11, bug 4: about 4 descriptors leaked per run (EMFILE at run ~61 under a
+    256-descriptor limit) and finished runs kept their trainer (data, model, optimizer)."""
+    lab = fl.Lab("fds", root=tmp_path)
+    lab.create_experiment(**{**TINY, "optimizer": {"lr": 1e-2, "steps": 20}})
+    lab.run("exp_0", background=True).wait(60)  # the lab's own connections exist now
+    gc.collect()
+    before = len(os.listdir("/proc/self/fd"))
+    trainers = []
+    for _ in range(25):
+        run = lab.run("exp_0", force=True, background=True)
+        trainers.append(weakref.ref(run.trainer))
+        run.wait(60)
+        assert run.status == "finished" and run.trainer is None
+    gc.collect()
+    after = len(os.listdir("/proc/self/fd"))
+    assert after - before < 5, f"{after - before} descriptors more after 25 runs"
+    assert all(ref() is None for ref in trainers)  # data, model, optimizer let go
