@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from featurelab import ExperimentConfig, StatisticRegistry, Trainer
-from featurelab.data import build_dataset
+from featurelab.engine.data import build_dataset
 
 
 def compute_nonlinear_rate(tensor, dim, keepdim=False):

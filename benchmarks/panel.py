@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import featurelab as fl
-from featurelab.widget import PUSH_HZ, STATIC
+from featurelab.ui.widget import PUSH_HZ, STATIC
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = {

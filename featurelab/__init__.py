@@ -1,22 +1,23 @@
 """featurelab: a Jupyter-native lab bench for the physics of feature learning."""
 
 from featurelab.actions import ActionError, action_schema
-from featurelab.config import (
+from featurelab.engine.config import (
     DataConfig,
     ExperimentConfig,
     ModelConfig,
     OptimizerConfig,
     SnapshotConfig,
 )
+from featurelab.engine.fit import FitRow, FitTable, fit_curves
+from featurelab.engine.results import RunResult
+from featurelab.engine.stats import Statistic, StatisticRegistry
+from featurelab.engine.train import Trainer
 from featurelab.errors import ConfigError, FeaturelabError, StatisticError
-from featurelab.fit import FitRow, FitTable, fit_curves
-from featurelab.lab import Experiment, Fit, Lab
+from featurelab.lab import Lab
 from featurelab.log import ActionLog, LogEntry
 from featurelab.replay import ReplayReport, replay
-from featurelab.results import RunResult
 from featurelab.runs import Run
-from featurelab.stats import Statistic, StatisticRegistry
-from featurelab.train import Trainer
+from featurelab.state import Experiment, Fit, LabState
 
 __all__ = [
     "ActionError",
@@ -30,6 +31,7 @@ __all__ = [
     "FitRow",
     "FitTable",
     "Lab",
+    "LabState",
     "LogEntry",
     "ModelConfig",
     "OptimizerConfig",

@@ -11,7 +11,6 @@ transaction, so ids never collide and every Lab sees one linear history.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 import time
@@ -19,7 +18,6 @@ import uuid
 import warnings
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +28,14 @@ from featurelab.actions import analysis as _analysis
 from featurelab.actions import experiments as _experiments
 from featurelab.actions import views as _views
 from featurelab.cells import ActionCell, action_cells, executing_cell, write_notebook
-from featurelab.config import ExperimentConfig
+from featurelab.engine.config import ExperimentConfig
+from featurelab.engine.fit import FitTable
+from featurelab.engine.stats import ACTIVATIONS, StatisticRegistry
 from featurelab.errors import ConfigError, FeaturelabError, FeaturelabWarning
-from featurelab.fit import FitTable
 from featurelab.log import ActionLog, LogEntry
-from featurelab.models import hook_shapes
 from featurelab.runs import Run
-from featurelab.stats import ACTIVATIONS, StatisticRegistry
+from featurelab.state import Experiment, LabState
 from featurelab.store import Store
-from featurelab.version import engine_version
-from featurelab.view import ViewState
 
 LAB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 MEMORY = ":memory:"
@@ -56,34 +52,6 @@ def _store_file(name: str, root: str | Path) -> Path | None:
         raise ConfigError("name", name, "letters, digits, '_', '-' and '.', starting "
                           "with a letter or digit (it names the lab's file)")
     return (Path(root) / f"{name}.sqlite").absolute()
-
-
-@dataclass(frozen=True)
-class Experiment:
-    id: str  # "exp_0", "exp_1", ... in creation order
-    config: ExperimentConfig
-    based_on: str | None = None
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    @property
-    def label(self) -> str:
-        return self.config.model.label
-
-    def __repr__(self) -> str:
-        name = f" {self.name!r}" if self.name else ""
-        return f"<Experiment {self.id}{name}: {self.config.label}>"
-
-
-@dataclass(frozen=True)
-class Fit:
-    id: str  # "fit_0", ...
-    experiment: str
-    metric: str
-    layer: str | None
-    table: FitTable
 
 
 class Lab:
@@ -146,18 +114,24 @@ class Lab:
 
     def _clear(self) -> None:
         """The state of an empty session."""
-        self.experiments: dict[str, Experiment] = {}
-        self.runs: dict[str, Run] = {}  # run id -> run
-        self.latest: dict[str, str] = {}  # experiment id -> id of its latest run
-        self.statistics = StatisticRegistry()
-        self.neuron_stats: list[tuple[str, str]] = []  # (statistic, layer) added for viewing
-        self.fits: dict[str, Fit] = {}
-        self.notes: list[str] = []
-        self.view = ViewState()
+        self.state = LabState()
         self.log = ActionLog()
+        self._run_entries: dict[str, LogEntry] = {}  # run id -> the entry that started it
         self._seq = 0
 
-    def _start_session(self) -> int:
+    # The state, as the public API has always named it (lab.experiments, lab.view, ...).
+    experiments = property(lambda self: self.state.experiments)
+    runs = property(lambda self: self.state.runs)
+    latest = property(lambda self: self.state.latest)
+    statistics = property(lambda self: self.state.statistics)
+    neuron_stats = property(lambda self: self.state.neuron_stats)
+    fits = property(lambda self: self.state.fits)
+    notes = property(lambda self: self.state.notes)
+    view = property(lambda self: self.state.view)
+
+    # -- the context actions are applied in (actions.base.Context) ----------------------
+
+    def start_session(self) -> int:
         """Empties this Lab into a new session of its store (inside Lab.apply's
         transaction); returns the number of the session it leaves."""
         running = [r.experiment for r in self.runs.values()
@@ -178,7 +152,7 @@ class Lab:
     def panel(self) -> Any:
         """The panel (an anywidget) of this lab; every display of it stays in sync."""
         if self._panel is None:
-            from featurelab.widget import Panel  # the engine and the Lab never need it
+            from featurelab.ui.widget import Panel  # the engine and the Lab never need it
 
             self._panel = Panel(self)
         return self._panel
@@ -194,6 +168,12 @@ class Lab:
         A JSON action (a dict, as an agent sends) that does not validate raises
         ActionError listing the allowed fields; nothing is logged or changed.
         """
+        return self.apply_logged(action, actor)[1]
+
+    def apply_logged(self, action: Action | dict[str, Any], actor: str = "code"
+                     ) -> tuple[LogEntry, Any]:
+        """`apply`, also returning the log entry it made: its own result, whatever other
+        threads or processes log meanwhile (the panel's reply and replay read it)."""
         if actor not in ACTORS:
             raise ActionError(f"actor {actor!r}; allowed: {', '.join(ACTORS)}")
         action = action_from_dict(action)
@@ -206,31 +186,37 @@ class Lab:
             with self.store.transaction() as db:
                 self._sync()
                 started = time.time()
-                summary, value = action.apply(self, None)
+                summary, value = action.apply(self.state, self, None)
                 entry = LogEntry(id=uuid.uuid4().hex[:16], type=action.type,
                                  version=action.version, params=params, actor=actor,
                                  time=started, duration=round(time.time() - started, 6),
                                  result=summary,
                                  cell=executing_cell() if actor == "code" else None)
                 entry.seq = Store.insert_action(db, entry.to_dict(), self.session)
-                self._seq = entry.seq
-                self.log.append(entry)
+                self._append(entry)
         self._notify("action", (entry, action))
-        after = action.after(self, entry)
-        return value if after is None else after
+        after = action.after(self.state, self, entry)
+        return entry, (value if after is None else after)
+
+    def _append(self, entry: LogEntry) -> None:
+        self.log.append(entry)
+        self._seq = entry.seq
+        run = (entry.result or {}).get("run") if entry.type == "run" else None
+        if run:
+            self._run_entries[run] = entry
 
     def _sync(self) -> None:
         """Folds in the actions stored after the last one this Lab has seen."""
         for row in self.store.actions_after(self._seq, self.session):
             entry = LogEntry.from_dict(row)
             try:
-                action_from_dict(entry.action_dict()).apply(self, entry.result or {})
+                action_from_dict(entry.action_dict()).apply(self.state, self,
+                                                            entry.result or {})
             except FeaturelabError as exc:  # keep the rest of the lab usable
                 message = f"action {entry.seq} ({entry.type}) could not be restored: {exc}"
                 self.restore_errors.append(message)
                 warnings.warn(message, FeaturelabWarning, stacklevel=3)
-            self.log.append(entry)
-            self._seq = entry.seq
+            self._append(entry)
 
     def refresh(self) -> Lab:
         """Picks up actions other Labs (threads, processes) stored since."""
@@ -255,29 +241,25 @@ class Lab:
                 warnings.warn(f"listener {listener!r} failed on {kind!r}: "
                               f"{type(exc).__name__}: {exc}", FeaturelabWarning, stacklevel=3)
 
-    def _run_ended(self, run: Run, summary: dict[str, Any]) -> None:
-        entry = next((e for e in self.log if e.type == "run" and e.result
-                      and e.result.get("run") == run.id), None)
+    def run_started(self, run: Run) -> None:
+        self._notify("run_started", run)
+
+    def run_ended(self, run: Run, summary: dict[str, Any]) -> None:
+        entry = self._run_entries.get(run.id)
         if entry is not None:
             duration = round(time.time() - entry.time, 3)
             self.store.update_action_result(entry.id, summary, duration)
             entry.result, entry.duration = summary, duration
         self._notify("run_ended", run)
 
-    # -- lookups used by actions --------------------------------------------------------
+    # -- look-ups ------------------------------------------------------------------------
 
     def experiment(self, experiment: str) -> Experiment:
-        if experiment not in self.experiments:
-            known = ", ".join(self.experiments) or "none yet"
-            raise ConfigError("experiment", experiment, f"an existing experiment ({known})")
-        return self.experiments[experiment]
+        return self.state.experiment(experiment)
 
     def results(self, experiment: str) -> Run:
         """The latest run of an experiment."""
-        self.experiment(experiment)
-        if experiment not in self.latest:
-            raise FeaturelabError(f"{experiment} has not been run; lab.run({experiment!r})")
-        return self.runs[self.latest[experiment]].of(experiment)
+        return self.state.results(experiment)
 
     def runs_of(self, experiment: str) -> list[Run]:
         """Every run of an experiment in this session, oldest first; `results` is the
@@ -289,36 +271,17 @@ class Lab:
 
     def hook_points(self) -> dict[str, tuple[int, int]]:
         """Hook points of every experiment, with their shapes on the training set."""
-        points: dict[str, tuple[int, int]] = {}
-        for exp in self.experiments.values():
-            points.update(hook_shapes(exp.config))
-        return points
+        return self.state.hook_points()
 
     def cache_key(self, config: ExperimentConfig,
                   statistics: StatisticRegistry | None = None) -> str:
-        """Config, engine code and the source of every DIY statistic it records, as
-        `statistics` (a run's frozen copy; the lab's by default) defines them."""
-        statistics = statistics or self.statistics
-        parts = [config.content_hash(), engine_version()]
-        for spec in config.observables:
-            name = spec.partition("@")[0]
-            if name in statistics:
-                parts += [statistics[link].source for link in statistics.chain(name)]
-        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
+        """The run-cache key of a config (see LabState.cache_key)."""
+        return self.state.cache_key(config, statistics)
 
     def metric_series(self, experiment: str, metric: str, layer: str | None
                       ) -> tuple[np.ndarray, np.ndarray]:
-        """(steps, values) of a metric: recorded every step, or computed on the snapshots
-        for a statistic the run did not record."""
-        result = self.results(experiment).result()
-        key = f"{metric}@{layer}" if layer else metric
-        if key in result.arrays or metric not in self.statistics:
-            values = result.series(metric, layer)
-            return np.arange(len(values)), values
-        if layer is None:
-            raise ConfigError("layer", layer, "a hook point such as 'layers.1.pre'",
-                              hint=f"{metric!r} is computed per layer")
-        return result.statistic_on_snapshots(self.statistics, metric, layer)
+        """(steps, values) of a metric (see LabState.metric_series)."""
+        return self.state.metric_series(experiment, metric, layer)
 
     # -- verbs: experiments -------------------------------------------------------------
 

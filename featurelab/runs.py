@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from featurelab.config import ExperimentConfig
+from featurelab.engine.config import ExperimentConfig
+from featurelab.engine.results import RunResult
+from featurelab.engine.snapshots import STEPS_FILE, Snapshots
+from featurelab.engine.stats import StatisticRegistry
+from featurelab.engine.train import FINAL_STATUSES, Trainer
 from featurelab.errors import FeaturelabError, FeaturelabWarning
-from featurelab.results import RunResult
-from featurelab.snapshots import STEPS_FILE, Snapshots
-from featurelab.stats import StatisticRegistry
 from featurelab.store import Store
-from featurelab.train import FINAL_STATUSES, Trainer
 
 ENDED = (*FINAL_STATUSES, "interrupted")
 CHECKPOINT_FILE = "checkpoint.pt"

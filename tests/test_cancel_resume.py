@@ -17,9 +17,9 @@ from conftest import exec_cell
 
 import featurelab as fl
 import featurelab.runs
-from featurelab.cell_bridge import CellRecorder
 from featurelab.errors import ConfigError, FeaturelabError
-from featurelab.widget import lab_state
+from featurelab.ui.cell_bridge import CellRecorder
+from featurelab.ui.widget import lab_state
 
 # Long enough to be cancelled by hand; no snapshots (nothing big kept per run).
 LONG = {**TINY, "optimizer": {"lr": 1e-2, "steps": 100_000},
@@ -92,9 +92,13 @@ def test_a_cancelled_run_ends_at_exactly_the_step_its_cancel_recorded():
 def test_a_cancel_during_the_last_step_is_refused_and_not_logged():
     lab = fl.Lab(":memory:")
     exp = lab.create_experiment(**TINY)
+    trainers = []
+    lab.on_change(lambda kind, r: trainers.append(r.trainer) if kind == "run_started" else None)
     run = lab.run(exp.id)
-    run._done.clear()  # as if the last step were still in progress: it ends "finished"
-    run.trainer.status, run.trainer._begun = "running", 120
+    # as if the last step were still in progress: it ends "finished"
+    run.trainer, (trainer,) = trainers[0], trainers
+    run._recorded.clear()
+    trainer.status, trainer._begun = "running", 120
     n = len(lab.log)
     with pytest.raises(FeaturelabError, match=r"exp_0 is not running \(finishing\)"):
         lab.cancel(exp.id)

@@ -11,8 +11,8 @@ from conftest import TINY_LAB as TINY
 
 import featurelab as fl
 from featurelab.actions import action_from_dict
-from featurelab.cell_bridge import CellBridge, CellRecorder
 from featurelab.cells import action_cells, cell_context
+from featurelab.ui.cell_bridge import CellBridge, CellRecorder
 
 
 @pytest.fixture
@@ -229,7 +229,7 @@ def test_the_bridge_knows_whether_a_front_end_has_the_extension():
 
 
 def test_the_panel_records_its_clicks_as_cells(lab):
-    from featurelab.widget import Panel
+    from featurelab.ui.widget import Panel
 
     bridge = RecordingBridge()
     panel = Panel(lab, bridge=bridge)

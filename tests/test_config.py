@@ -1,4 +1,4 @@
-"""Tests for featurelab.config: validation messages, JSON round trips, hashing, labels."""
+"""Tests for featurelab.engine.config: validation messages, JSON round trips, hashing, labels."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from featurelab.config import (
+from featurelab.engine.config import (
     ACTIVATIONS,
     DEFAULT_SNAPSHOT_SCHEDULE,
     MAX_STEPS,
@@ -355,7 +355,7 @@ def test_hash_same_in_another_process():
     cfg = NON_DEFAULT[1]
     code = (
         "import json, sys\n"
-        "from featurelab.config import ExperimentConfig\n"
+        "from featurelab.engine.config import ExperimentConfig\n"
         "cfg = ExperimentConfig.from_dict(json.loads(sys.argv[1]))\n"
         "print(cfg.content_hash())\n"
         "print(ExperimentConfig().content_hash())\n"
@@ -476,7 +476,7 @@ def test_target_formula_and_task_kind():
 
 
 def test_sin2_target_keeps_full_frequency():
-    from featurelab.formula import parse_formula
+    from featurelab.engine.formula import parse_formula
 
     freq = 1.23456789
     text = DataConfig(freq=freq).target_formula

@@ -1,13 +1,13 @@
-"""Tests for featurelab.data: shapes, seeding, targets and the modular split."""
+"""Tests for featurelab.engine.data: shapes, seeding, targets and the modular split."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from featurelab.config import TASKS as CONFIG_TASKS
-from featurelab.config import DataConfig
-from featurelab.data import TASKS, Dataset, build_dataset, seed_for
+from featurelab.engine.config import TASKS as CONFIG_TASKS
+from featurelab.engine.config import DataConfig
+from featurelab.engine.data import TASKS, Dataset, build_dataset, seed_for
 
 SMALL = {
     "sin2": DataConfig(dim=6, n_train=40, n_test=15),

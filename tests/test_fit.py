@@ -5,8 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
+from featurelab.engine.fit import FAMILIES, FitFamily, FitRow, FitTable, fit_curves
 from featurelab.errors import ConfigError
-from featurelab.fit import FAMILIES, FitFamily, FitRow, FitTable, fit_curves
 
 STEPS = np.arange(101.0)
 PUBLISHED_SIGMOID = (-0.931, -0.153, 2.61, 1.06)

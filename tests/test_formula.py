@@ -1,4 +1,4 @@
-"""Tests for featurelab.formula: numbers, LaTeX, error messages and hostile input."""
+"""Tests for featurelab.engine.formula: numbers, LaTeX, error messages and hostile input."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from featurelab.engine.formula import MAX_CHARS, Formula, parse_formula
 from featurelab.errors import ConfigError
-from featurelab.formula import MAX_CHARS, Formula, parse_formula
 
 DIM = 10
 

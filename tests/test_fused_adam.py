@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from featurelab.fused_adam import FusedAdam
+from featurelab.engine.fused_adam import FusedAdam
 
 
 @pytest.mark.parametrize("decoupled", [False, True])

@@ -1,4 +1,4 @@
-"""Tests for featurelab.models and featurelab.steps: hook points, capture, and the
+"""Tests for featurelab.engine.models and featurelab.engine.steps: hook points, capture, and the
 hand-written fused MLP step against autograd."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from featurelab.config import ACTIVATIONS as CONFIG_ACTIVATIONS
-from featurelab.config import ModelConfig
+from featurelab.engine.config import ACTIVATIONS as CONFIG_ACTIVATIONS
+from featurelab.engine.config import ModelConfig
+from featurelab.engine.models import ACTIVATIONS, MLP, EmbedMLP, build_model, point_label
+from featurelab.engine.steps import AutogradStep, FusedMLPStep, choose_step
 from featurelab.errors import ConfigError
-from featurelab.models import ACTIVATIONS, MLP, EmbedMLP, build_model, point_label
-from featurelab.steps import AutogradStep, FusedMLPStep, choose_step
 
 WIDTHS = (5, 7, 6, 1)
 

@@ -4,10 +4,9 @@ import math
 import pytest
 import torch
 
-from featurelab.config import OPTIMIZERS as CONFIG_OPTIMIZERS
-from featurelab.config import OptimizerConfig
-from featurelab.errors import ConfigError
-from featurelab.optim import (
+from featurelab.engine.config import OPTIMIZERS as CONFIG_OPTIMIZERS
+from featurelab.engine.config import OptimizerConfig
+from featurelab.engine.optim import (
     OPTIMIZERS,
     Muon,
     MuonWithAdamW,
@@ -16,6 +15,7 @@ from featurelab.optim import (
     split_muon_params,
     zeropower_via_newtonschulz5,
 )
+from featurelab.errors import ConfigError
 
 LRS = {"sgd": 0.05, "adam": 1e-2, "adamw": 1e-2, "muon": 1e-2}
 IMPLEMENTATIONS = {

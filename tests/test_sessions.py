@@ -17,10 +17,10 @@ from conftest import TINY_LAB as TINY
 from test_cells import RecordingBridge
 
 import featurelab as fl
-from featurelab.cell_bridge import CellRecorder
 from featurelab.cells import cell_context
 from featurelab.errors import ConfigError
 from featurelab.store import SCHEMA_VERSION
+from featurelab.ui.cell_bridge import CellRecorder
 
 
 def kernel(tmp_path, code: str) -> dict:

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from featurelab import ConfigError, StatisticError, StatisticRegistry, Trainer
-from featurelab.stats import BUILTIN_STATISTICS, apply_statistic, compute_statistics
+from featurelab.engine.stats import BUILTIN_STATISTICS, apply_statistic, compute_statistics
 
 
 def compute_nonlinear_rate(tensor, dim, keepdim=False):

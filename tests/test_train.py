@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from featurelab import ConfigError, Trainer
+from featurelab.engine.snapshots import Snapshots
 from featurelab.errors import FeaturelabError
-from featurelab.snapshots import Snapshots
 
 
 def run(cfg, **kw):

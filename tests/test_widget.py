@@ -8,7 +8,7 @@ import pytest
 from conftest import REFERENCE_SOURCE
 
 import featurelab as fl
-from featurelab.widget import PUSH_HZ, Panel
+from featurelab.ui.widget import PUSH_HZ, Panel
 
 TINY = {"model": {"widths": [4, 8, 8, 1]}, "data": {"dim": 4, "n_train": 32, "n_test": 16},
         "optimizer": {"steps": 40}}

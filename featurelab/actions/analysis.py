@@ -7,16 +7,15 @@ import inspect
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from featurelab.actions.base import Action, action, call
+from featurelab.actions.base import Action, BlogPart, Context, GraphLike, action, call
+from featurelab.actions.compare import Comparison, compare_fits
 from featurelab.actions.views import chart_metrics
+from featurelab.engine.fit import DEFAULT_FAMILIES, FAMILIES, FitTable, fit_curves
+from featurelab.engine.stats import ACTIVATIONS
 from featurelab.errors import ConfigError, FeaturelabError
-from featurelab.fit import DEFAULT_FAMILIES, FAMILIES, FitTable, fit_curves
-from featurelab.stats import ACTIVATIONS
-
-if TYPE_CHECKING:
-    from featurelab.lab import Lab
+from featurelab.state import LabState
 
 
 def statistic_source(fn: Callable) -> str:
@@ -63,19 +62,25 @@ class AddNeuronStat(Action):
     layer: str
     chart: str = "hidden_activations"
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
-        lab.statistics[self.stat]  # raises naming the known statistics
-        if self.chart not in lab.view.charts and self.chart not in chart_metrics(lab):
-            raise ConfigError("chart", self.chart, "one of " + ", ".join(chart_metrics(lab)))
-        points = lab.hook_points()
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
+        state.statistics[self.stat]  # raises naming the known statistics
+        if self.chart not in state.view.charts and self.chart not in chart_metrics(state):
+            raise ConfigError("chart", self.chart, "one of " + ", ".join(chart_metrics(state)))
+        points = state.hook_points()
         if self.layer not in points:
             raise ConfigError("layer", self.layer, "one of " + ", ".join(points))
-        chart = lab.view.chart(self.chart)
+        chart = state.view.chart(self.chart)
         if self.stat not in chart.stats:
             chart.stats.append(self.stat)
-        if (self.stat, self.layer) not in lab.neuron_stats:
-            lab.neuron_stats.append((self.stat, self.layer))
+        if (self.stat, self.layer) not in state.neuron_stats:
+            state.neuron_stats.append((self.stat, self.layer))
         return {}, chart
+
+    def graph(self, graph: GraphLike, result: dict[str, Any], state: LabState) -> str | None:
+        if self.stat in state.statistics:
+            graph.metric(self.stat)
+        return None
 
     def to_code(self) -> str:
         chart = None if self.chart == "hidden_activations" else self.chart
@@ -84,8 +89,8 @@ class AddNeuronStat(Action):
     def describe(self, result: dict[str, Any] | None = None) -> str:
         return f"Added neuron stat {self.stat} on {self.layer}."
 
-    def coalesce_key(self) -> str | None:
-        return f"chart:{self.chart}"
+    def chart_changed(self) -> str | None:
+        return self.chart
 
 
 @action
@@ -97,9 +102,17 @@ class DefineStatistic(Action):
     source: str
     on: str = ACTIVATIONS
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
-        stat = lab.statistics.define(self.name, source=self.source, on=self.on)
-        return {"level": lab.statistics.level(self.name)}, stat
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
+        stat = state.statistics.define(self.name, source=self.source, on=self.on)
+        return {"level": state.statistics.level(self.name)}, stat
+
+    def graph(self, graph: GraphLike, result: dict[str, Any], state: LabState) -> str | None:
+        return graph.metric(self.name) if self.name in state.statistics else None
+
+    def blog(self, result: dict[str, Any] | None, state: LabState) -> list[BlogPart]:
+        return [*super().blog(result, state),
+                ("code", (f"DIY statistic {self.name}", self.source.rstrip("\n")))]
 
     def to_code(self) -> str:
         on = None if self.on == ACTIVATIONS else self.on
@@ -127,28 +140,51 @@ class FitCurves(Action):
     x_range: tuple[float, float] | None = None
     families: list[str] | None = None
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
-        from featurelab.lab import Fit
-
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
         if recorded is not None and "table" in recorded:
             table = FitTable.from_dict(recorded["table"])
         else:
             unknown = [f for f in self.families or [] if f not in FAMILIES]
             if unknown:
                 raise ConfigError("families", unknown[0], "some of " + ", ".join(FAMILIES))
-            run = lab.results(self.experiment)
+            run = state.results(self.experiment)
             if not run.done:
                 raise FeaturelabError(f"{self.experiment} is still {run.status}; fit it once "
                                       "it has ended")
-            steps, values = lab.metric_series(self.experiment, self.metric, self.layer)
+            steps, values = state.metric_series(self.experiment, self.metric, self.layer)
             if values.ndim != 1:
                 raise ConfigError("metric", self.metric, "a metric with one value per step",
                                   hint=f"it has {values.shape[1]} values per step (one per "
                                   "neuron); fit a per-layer statistic")
             table = fit_curves(steps, values, x_range=self.x_range, families=self.families)
-        fit = Fit(f"fit_{len(lab.fits)}", self.experiment, self.metric, self.layer, table)
-        lab.fits[fit.id] = fit
+        fit = state.add_fit(self.experiment, self.metric, self.layer, table)
         return {"fit": fit.id, "table": table.to_dict()}, table
+
+    def compare(self, recorded: dict[str, Any], replayed: dict[str, Any],
+                state: LabState) -> Comparison:
+        if "table" not in recorded:
+            return [], []
+        what = f"{recorded.get('fit', 'fit')} of {self.experiment} {self.metric}"
+        return compare_fits(what, recorded, replayed)
+
+    def graph(self, graph: GraphLike, result: dict[str, Any], state: LabState) -> str | None:
+        fit = state.fits.get(result.get("fit", ""))
+        if fit is None:
+            return None
+        best = fit.table.best
+        graph.node(fit.id, "fit", label=fit.id, metric=fit.metric, layer=fit.layer,
+                   best=best.family if best else None, r2=best.r2 if best else None)
+        edge = {"layer": fit.layer,
+                "x_range": list(fit.table.x_range) if fit.table.x_range else None}
+        if fit.experiment in graph.latest_run:
+            graph.edge(fit.id, graph.latest_run[fit.experiment], "fitted_to", **edge)
+        graph.edge(fit.id, graph.metric(fit.metric), "fitted_to", **edge)
+        return fit.id
+
+    def blog(self, result: dict[str, Any] | None, state: LabState) -> list[BlogPart]:
+        parts = super().blog(result, state)
+        return [*parts, ("fit", result)] if result and "table" in result else parts
 
     def to_code(self) -> str:
         return call("lab.fit", self.experiment, self.metric, layer=self.layer,
@@ -175,9 +211,19 @@ class Note(Action):
     type: ClassVar[str] = "note"
     text: str
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
-        lab.notes.append(self.text)
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
+        state.notes.append(self.text)
         return {}, self.text
+
+    def graph(self, graph: GraphLike, result: dict[str, Any], state: LabState) -> str | None:
+        node = graph.node(f"note_{graph.count('note')}", "note", label=self.text)
+        if graph.subject is not None:
+            graph.edge(node, graph.subject, "about")
+        return None  # a note is about what came before it, not a subject itself
+
+    def blog(self, result: dict[str, Any] | None, state: LabState) -> list[BlogPart]:
+        return [("note", self.text)]  # the researcher's words, not a sentence about them
 
     def to_code(self) -> str:
         return call("lab.note", self.text)
@@ -194,11 +240,12 @@ class ExportLog(Action):
     not_replayed: ClassVar[str | None] = "it writes a file"
     path: str
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
         if recorded is not None:  # restoring: the file was written back then
             return recorded, Path(self.path)
-        path = lab.log.to_jsonl(self.path)
-        return {"actions": len(lab.log)}, path
+        path = ctx.log.to_jsonl(self.path)
+        return {"actions": len(ctx.log)}, path
 
     def to_code(self) -> str:
         return call("lab.export_log", self.path)

@@ -1,10 +1,11 @@
 """The action base class, the registry, JSON validation and code rendering.
 
 An action is a frozen pydantic dataclass of its parameters with four things
-attached: `type` and `version` (class constants), `apply` (what it does to a
-Lab), `to_code` (Python calling the public API that does the same) and
-`describe` (one past-tense sentence for the log and the blog). Pydantic gives
-the validation of JSON actions from agents and the JSON Schema for free.
+attached: `type` and `version` (class constants), `apply` (what it does to the
+lab's state, with a small context for what lies outside it), `to_code` (Python
+calling the public API that does the same) and `describe` (one past-tense sentence
+for the log and the blog). Pydantic gives the validation of JSON actions from agents
+and the JSON Schema for free.
 
 Adding an action: one class with `@action`, plus its tests.
 """
@@ -12,16 +13,18 @@ Adding an action: one class with `@action`, plus its tests.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, fields
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as _pydantic_dataclass
 
 from featurelab.errors import FeaturelabError
-
-if TYPE_CHECKING:
-    from featurelab.lab import Lab
+from featurelab.runs import Run
+from featurelab.state import LabState
+from featurelab.store import Store
 
 ACTORS = ("human", "code", "agent")
 # Unknown keys are errors, not ignored; NaN has no Python literal for to_code.
@@ -45,17 +48,76 @@ class ActionError(FeaturelabError, ValueError):
     """A JSON action that does not validate; nothing was logged or changed."""
 
 
+class LogLike(Protocol):
+    """The session's log as an action sees it (featurelab.log, a layer above, has it)."""
+
+    def __len__(self) -> int: ...
+
+    def to_jsonl(self, path: str | Path) -> Path: ...
+
+
+class Context(Protocol):
+    """What an action may use beyond the state it changes: the session it is applied in
+    (the Lab implements this)."""
+
+    name: str  # the lab's name
+    session: int  # the session (log) the action is applied in
+    store: Store  # for run look-ups and new runs
+    log: LogLike
+
+    def start_session(self) -> int:
+        """Empties the state into a new session; returns the number of the one left."""
+        ...
+
+    def run_started(self, run: Run) -> None:
+        """A run's trainer exists (listeners subscribe to its events)."""
+        ...
+
+    def run_ended(self, run: Run, summary: dict[str, Any]) -> None:
+        """A run ended: its log entry gets the summary; listeners hear of it."""
+        ...
+
+
+class GraphLike(Protocol):
+    """The knowledge graph as an action adds to it (featurelab.export.graph has it)."""
+
+    def node(self, node: str, kind: str, **attrs: Any) -> str: ...
+
+    def edge(self, source: str, target: str, relation: str, **attrs: Any) -> None: ...
+
+    def metric(self, name: str) -> str:
+        """The node of an observable or statistic (with what it is defined on)."""
+        ...
+
+    def count(self, kind: str) -> int:
+        """How many nodes of a kind the graph has."""
+        ...
+
+    latest_run: dict[str, str]  # experiment -> the node of its run so far in the log
+    subject: str | None  # the node the last action that made one made
+
+
+# What an action adds to the blog draft, in order: ("sentence", text), ("note", text),
+# ("config", Experiment), ("code", (title, source)), ("fit", entry_result). The export
+# draws each kind; an action only says which it has.
+BlogPart = tuple[str, Any]
+
+
 class Action:
     type: ClassVar[str]
     version: ClassVar[int] = 1
+    # The log is the source of truth, so an action's older versions stay readable:
+    # upgraders[v] turns the params of version v into those of version v + 1.
+    upgraders: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
     # View actions on one chart share a coalesce key: cells update one cell for them.
     view: ClassVar[bool] = False
     # Why a rerun leaves this action out, if it does (a cancel depends on timing): replay
     # skips it, cells and scripts keep its code as a comment.
     not_replayed: ClassVar[str | None] = None
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict[str, Any], Any]:
-        """Changes the lab; returns (a JSON result summary for the log, the verb's value).
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict[str, Any], Any]:
+        """Changes the state; returns (a JSON result summary for the log, the verb's value).
 
         `recorded` is the result of this action in a log being restored: use it
         instead of recomputing (runs are loaded, not retrained). Validate before
@@ -63,9 +125,29 @@ class Action:
         """
         raise NotImplementedError
 
-    def after(self, lab: Lab, entry: Any) -> Any:
+    def after(self, state: LabState, ctx: Context, entry: Any) -> Any:
         """Work done after the action is logged and the lock released (training)."""
         return None
+
+    def rerun(self, result: dict[str, Any] | None, stops: dict[str, int]) -> Action:
+        """This action as a rerun of its log applies it (replay, the script export);
+        `stops`: run id -> the step a logged cancel stopped it at."""
+        return self
+
+    def compare(self, recorded: dict[str, Any], replayed: dict[str, Any],
+                state: LabState) -> tuple[list[str], list[tuple[str, str]]]:
+        """A rerun's result against the logged one: (what matched and how, [(what
+        differs, how)]). Only actions that compute something have anything to say."""
+        return [], []
+
+    def graph(self, graph: GraphLike, result: dict[str, Any], state: LabState) -> str | None:
+        """Adds this action's nodes and relations to the knowledge graph; returns the node
+        it made (what a note after it is about), or None."""
+        return None
+
+    def blog(self, result: dict[str, Any] | None, state: LabState) -> list[BlogPart]:
+        """This action's part of the blog draft: its sentence, and what goes with it."""
+        return [("sentence", self.describe(result))]
 
     def to_code(self) -> str:
         raise NotImplementedError
@@ -73,9 +155,15 @@ class Action:
     def describe(self, result: dict[str, Any] | None = None) -> str:
         raise NotImplementedError
 
+    def chart_changed(self) -> str | None:
+        """The chart (its metric) whose look this action changes, if any: a cell holds
+        the actions on one chart in a row, and the blog draws it after them."""
+        return None
+
     def coalesce_key(self) -> str | None:
         """Actions with the same key replace each other's cell; None: a cell each."""
-        return None
+        chart = self.chart_changed()
+        return None if chart is None else f"chart:{chart}"
 
     def params(self) -> dict[str, Any]:
         """The parameters as JSON values (tuples become lists)."""
@@ -109,13 +197,10 @@ def action_from_dict(data: Any) -> Action:
     if not isinstance(kind, str) or kind not in ACTIONS:  # a list or dict is unhashable
         raise ActionError(f"unknown action type {kind!r}; allowed: {', '.join(ACTIONS)}")
     cls = ACTIONS[kind]
-    version = data.get("version", cls.version)
-    if version != cls.version:
-        raise ActionError(f"action {kind!r} version {version!r}; this featurelab reads "
-                          f"version {cls.version}")
     params = data.get("params", {})
     if not isinstance(params, dict):
         raise ActionError(f"action {kind!r}: params must be a dict; got {params!r}")
+    params = upgrade(cls, data.get("version", cls.version), params)
     try:
         return TypeAdapter(cls).validate_python(params)
     except ValidationError as exc:
@@ -125,6 +210,22 @@ def action_from_dict(data: Any) -> Action:
             for e in exc.errors())
         raise ActionError(f"action {kind!r}: {problems}. Allowed fields: "
                           f"{_field_list(cls)}") from None
+
+
+def upgrade(cls: type[Action], version: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """The params of an older version of an action, as the current version has them."""
+    kind = cls.type
+    if isinstance(version, bool) or not isinstance(version, int) or version > cls.version:
+        older = " and the versions before it" if cls.upgraders else ""
+        raise ActionError(f"action {kind!r} version {version!r}; this featurelab reads "
+                          f"version {cls.version}{older} (was it written by a newer one?)")
+    for v in range(version, cls.version):
+        if v not in cls.upgraders:
+            raise ActionError(f"action {kind!r} version {version!r}: no upgrader from "
+                              f"version {v} to {v + 1}; this featurelab reads version "
+                              f"{cls.version}")
+        params = cls.upgraders[v](dict(params))
+    return params
 
 
 def action_schema() -> dict[str, Any]:

@@ -5,16 +5,17 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from featurelab.actions.base import Action, action, call
-from featurelab.config import ExperimentConfig
+from featurelab.actions.base import Action, BlogPart, Context, GraphLike, action, call
+from featurelab.actions.compare import Comparison, compare_series
+from featurelab.engine.config import ExperimentConfig
+from featurelab.engine.models import hook_shapes
+from featurelab.engine.observables import plan_observables
 from featurelab.errors import ConfigError, FeaturelabError
-from featurelab.models import hook_shapes
-from featurelab.observables import plan_observables
-
-if TYPE_CHECKING:
-    from featurelab.lab import Lab
+from featurelab.runs import Run
+from featurelab.state import LabState
+from featurelab.store import Store
 
 
 def _number(experiment: str) -> str:
@@ -38,7 +39,7 @@ class CreateExperiment(Action):
     observables_add: list[str] | None = None
     observables_remove: list[str] | None = None
 
-    def config(self, lab: Lab) -> ExperimentConfig:
+    def config(self, state: LabState) -> ExperimentConfig:
         given = {k: getattr(self, k) for k in ("model", "data", "optimizer", "loss",
                                                "observables", "seed", "name", "snapshots")}
         given = {k: v for k, v in given.items() if v is not None}
@@ -49,7 +50,7 @@ class CreateExperiment(Action):
                                   hint="from scratch, list all observables")
             config = ExperimentConfig.from_dict(given)
         else:
-            config = lab.experiment(self.based_on).config.replace(**{"name": "", **given})
+            config = state.experiment(self.based_on).config.replace(**{"name": "", **given})
         observables = list(config.observables)
         for name in self.observables_remove or []:
             if name not in observables:
@@ -57,19 +58,35 @@ class CreateExperiment(Action):
                                   "one of " + ", ".join(observables))
             observables.remove(name)
         config = config.replace(observables=observables + list(self.observables_add or []))
-        plan_observables(config.observables, lab.statistics, hook_shapes(config),
+        plan_observables(config.observables, state.statistics, hook_shapes(config),
                          config.data.is_classification)  # raises on unknown names
         return config
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
-        from featurelab.lab import Experiment
-
-        config = self.config(lab)
-        experiment = Experiment(f"exp_{len(lab.experiments)}", config, self.based_on)
-        lab.experiments[experiment.id] = experiment
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
+        config = self.config(state)
+        experiment = state.add_experiment(config, self.based_on)
         summary = {"experiment": experiment.id, "label": config.label,
                    "config_hash": config.content_hash()}
         return summary, experiment
+
+    def graph(self, graph: GraphLike, result: dict[str, Any], state: LabState) -> str | None:
+        exp = state.experiments.get(result.get("experiment", ""))
+        if exp is None:
+            return None
+        graph.node(exp.id, "experiment", label=exp.id, name=exp.name or None,
+                   config=exp.config.label, config_hash=exp.config.content_hash())
+        if exp.based_on:
+            graph.edge(exp.id, exp.based_on, "based_on")
+        for spec in exp.config.observables:
+            name, _, layer = spec.partition("@")
+            graph.edge(exp.id, graph.metric(name), "measured_by", layer=layer or None)
+        return exp.id
+
+    def blog(self, result: dict[str, Any] | None, state: LabState) -> list[BlogPart]:
+        parts = super().blog(result, state)
+        experiment = state.experiments.get((result or {}).get("experiment", ""))
+        return parts if experiment is None else [*parts, ("config", experiment)]
 
     def to_code(self) -> str:
         return call("lab.create_experiment", **self.params())
@@ -90,10 +107,11 @@ class SelectExperiments(Action):
     view: ClassVar[bool] = True
     experiments: list[str]
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
         for experiment in self.experiments:
-            lab.experiment(experiment)
-        lab.view.selected = list(self.experiments)
+            state.experiment(experiment)
+        state.view.selected = list(self.experiments)
         return {"selected": list(self.experiments)}, list(self.experiments)
 
     def to_code(self) -> str:
@@ -120,40 +138,35 @@ class RunExperiment(Action):
     stop_at: int | None = None
     resume: bool = False
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
-        from featurelab.runs import Run
-
-        config = lab.experiment(self.experiment).config
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
+        config = state.experiment(self.experiment).config
         if recorded is not None:  # restoring: bind to the recorded run, train nothing
             run_id = recorded.get("run")
             if not run_id:
                 raise FeaturelabError(f"the log has no run id for {self.experiment}")
             # one Run per stored run: two experiments may share it (reused)
-            run = lab.runs.get(run_id) or Run(run_id, self.experiment, lab.store,
-                                              lab.statistics)
-            lab.runs[run_id] = run
-            lab.latest[self.experiment] = run_id
-            return recorded, run.of(self.experiment)
-        if self.experiment in lab.latest and not lab.runs[lab.latest[self.experiment]].done:
+            run = Run(run_id, self.experiment, ctx.store, state.statistics)
+            return recorded, state.bind_run(self.experiment, run)
+        if self.experiment in state.latest and not state.runs[state.latest[self.experiment]].done:
             raise FeaturelabError(f"{self.experiment} is already running; "
                                   f"lab.cancel({self.experiment!r}) stops it")
         stop = self._stop(config)
         # The run records with the statistics as they are now (a frozen copy), and is
         # cached under the key of that copy, whatever is redefined while it trains.
-        statistics = lab.statistics.frozen()
-        key = lab.cache_key(config, statistics)
-        reuse = None if self.force else self._cached(lab, key, stop)
+        statistics = state.statistics.frozen()
+        key = state.cache_key(config, statistics)
+        reuse = None if self.force else self._cached(ctx.store, key, stop)
         if reuse:  # the same Run object: an in-memory lab keeps its snapshots on it
-            run = lab.runs.get(reuse) or Run(reuse, self.experiment, lab.store, lab.statistics)
-            lab.runs[run.id] = run
-            lab.latest[self.experiment] = run.id  # the run may be another experiment's
-            return {"run": reuse, "reused": True, **_ended_summary(run)}, run.of(self.experiment)
+            run = state.bind_run(self.experiment, Run(reuse, self.experiment, ctx.store,
+                                                      state.statistics))
+            return {"run": reuse, "reused": True, **_ended_summary(run)}, run
         summary: dict[str, Any] = {}
         if self.resume:
-            partial = self._to_continue(lab, key, stop)
+            partial = self._to_continue(state, ctx.store, key, stop)
             summary = {"resumed_from": partial.id, "from_step": partial.steps_done}
-        run = Run(uuid.uuid4().hex[:16], self.experiment, lab.store, statistics)
-        self._bind(lab, run)
+        run = state.bind_run(self.experiment, Run(uuid.uuid4().hex[:16], self.experiment,
+                                                  ctx.store, statistics))
         return {"run": run.id, "status": "running", "cache_key": key, **summary}, run
 
     def _stop(self, config: ExperimentConfig) -> int | None:
@@ -168,21 +181,21 @@ class RunExperiment(Action):
         return self.stop_at if self.stop_at < config.optimizer.steps else None
 
     @staticmethod
-    def _cached(lab: Lab, key: str, stop: int | None) -> str | None:
+    def _cached(store: Store, key: str, stop: int | None) -> str | None:
         # A run stopped at `stop` is the run a cancelled run's cell asks for; a run to the
         # end (also one continued from a checkpoint) is the same as any finished one.
         if stop is None:
-            return lab.store.finished_run(key)
-        return lab.store.cancelled_run(key, stop)
+            return store.finished_run(key)
+        return store.cancelled_run(key, stop)
 
-    def _to_continue(self, lab: Lab, key: str, stop: int | None) -> Any:
+    def _to_continue(self, state: LabState, store: Store, key: str, stop: int | None) -> Any:
         """The cancelled run a resume continues: the experiment's latest, with a
         checkpoint, of the same config and code."""
         start_over = f"lab.run({self.experiment!r}, force=True) starts it over"
-        if self.experiment not in lab.latest:
+        if self.experiment not in state.latest:
             raise FeaturelabError(f"{self.experiment} has no run to continue; "
                                   f"lab.run({self.experiment!r}) trains it")
-        run = lab.runs[lab.latest[self.experiment]]
+        run = state.runs[state.latest[self.experiment]]
         if run.status != "cancelled" or not run.has_checkpoint:
             why = {"interrupted": "it was interrupted (its kernel stopped or was killed), "
                                   "which leaves no checkpoint",
@@ -191,7 +204,7 @@ class RunExperiment(Action):
                 run.status, f"it {run.status}; only a cancelled run keeps one")
             raise FeaturelabError(f"cannot continue {self.experiment}: its latest run "
                                   f"{run.id} has no checkpoint ({why}); {start_over}")
-        row = lab.store.run_row(run.id) or {}
+        row = store.run_row(run.id) or {}
         if row.get("cache_key") != key:
             raise FeaturelabError(f"cannot continue {self.experiment}: its config or code "
                                   f"(a statistic's source) changed since run {run.id} "
@@ -201,25 +214,45 @@ class RunExperiment(Action):
                               "where the run to continue stopped")
         return run
 
-    @staticmethod
-    def _bind(lab: Lab, run: Any) -> None:
-        lab.runs[run.id] = run
-        lab.latest[run.experiment] = run.id
-
-    def after(self, lab: Lab, entry: Any) -> Any:
-        run = lab.runs[entry.result["run"]]
+    def after(self, state: LabState, ctx: Context, entry: Any) -> Any:
+        run = state.runs[entry.result["run"]]
         if entry.result.get("reused"):
             return run.of(self.experiment)
-        config = lab.experiment(self.experiment).config
+        config = state.experiment(self.experiment).config
         partial = entry.result.get("resumed_from")
-        return run.train(config, entry.result["cache_key"], self.background, lab._run_ended,
-                         on_start=lambda r: lab._notify("run_started", r),
+        return run.train(config, entry.result["cache_key"], self.background, ctx.run_ended,
+                         on_start=ctx.run_started,
                          stop_at=self._stop(config),
-                         resume_from=lab.runs[partial] if partial else None)
+                         resume_from=state.runs[partial] if partial else None)
 
     def stopped_at(self, step: int) -> RunExperiment:
         """This run as a rerun of it must go once a cancel stopped it at `step`."""
         return dataclasses.replace(self, stop_at=step)
+
+    def rerun(self, result: dict[str, Any] | None, stops: dict[str, int]) -> RunExperiment:
+        # A rerun waits for its run (in the foreground), and a cancelled run stops where
+        # it was.
+        again = dataclasses.replace(self, background=False)
+        at = stops.get((result or {}).get("run", ""))
+        return again if at is None else again.stopped_at(at)
+
+    def compare(self, recorded: dict[str, Any], replayed: dict[str, Any],
+                state: LabState) -> Comparison:
+        if "series" not in recorded:
+            return [], []  # a reused run: its own log entry has them
+        arrays = state.results(self.experiment).result().arrays
+        return compare_series(self.experiment, recorded, replayed, arrays)
+
+    def graph(self, graph: GraphLike, result: dict[str, Any], state: LabState) -> str | None:
+        run = state.runs.get(result.get("run", ""))
+        if run is None:
+            return None
+        node = graph.node(f"run:{run.id}", "run", label=f"run of {run.experiment}",
+                          status=run.status, steps=run.steps_done,
+                          reused=bool(result.get("reused")))
+        graph.edge(node, run.experiment, "run_of")
+        graph.latest_run[run.experiment] = node
+        return node
 
     def to_code(self) -> str:
         # A cell waits for its run, so Restart & Run All replays in order.
@@ -263,8 +296,9 @@ class CancelRun(Action):
     not_replayed: ClassVar[str | None] = "its run reruns stopped at the step it recorded"
     experiment: str
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
-        run = lab.results(self.experiment)
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
+        run = state.results(self.experiment)
         if recorded is not None:
             return recorded, run
         if run.done:
@@ -299,13 +333,14 @@ class Reset(Action):
 
     type: ClassVar[str] = "reset"
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
         if recorded is not None:  # folding the session it begins: it is empty already
             return recorded, recorded.get("message", "")
-        left = lab._start_session()
-        message = (f"Started session {lab.session} of lab {lab.name!r}; session {left} "
-                   f"stays in the store (fl.Lab({lab.name!r}, session={left}) opens it)")
-        return {"left": left, "session": lab.session, "message": message}, message
+        left = ctx.start_session()
+        message = (f"Started session {ctx.session} of lab {ctx.name!r}; session {left} "
+                   f"stays in the store (fl.Lab({ctx.name!r}, session={left}) opens it)")
+        return {"left": left, "session": ctx.session, "message": message}, message
 
     def to_code(self) -> str:
         return call("lab.reset")

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from featurelab.actions.base import Action, action, call, params
+from featurelab.actions.base import Action, Context, action, call, params
+from featurelab.engine.models import point_label
 from featurelab.errors import ConfigError
-from featurelab.models import point_label
+from featurelab.state import LabState
 from featurelab.view import METHOD_LABELS, METHODS, Chart
 
-if TYPE_CHECKING:
-    from featurelab.lab import Lab
 
-
-def chart_metrics(lab: Lab) -> list[str]:
-    names = [o.partition("@")[0] for e in lab.experiments.values() for o in e.config.observables]
-    return list(dict.fromkeys(names + lab.statistics.names()))
+def chart_metrics(state: LabState) -> list[str]:
+    names = [o.partition("@")[0] for e in state.experiments.values() for o in e.config.observables]
+    return list(dict.fromkeys(names + state.statistics.names()))
 
 
 @params
@@ -25,13 +23,13 @@ class ChartAction(Action):
     view: ClassVar[bool] = True
     metric: str
 
-    def chart(self, lab: Lab) -> Chart:
-        if self.metric not in lab.view.charts and self.metric not in chart_metrics(lab):
-            raise ConfigError("metric", self.metric, "one of " + ", ".join(chart_metrics(lab)))
-        return lab.view.chart(self.metric)
+    def chart(self, state: LabState) -> Chart:
+        if self.metric not in state.view.charts and self.metric not in chart_metrics(state):
+            raise ConfigError("metric", self.metric, "one of " + ", ".join(chart_metrics(state)))
+        return state.view.chart(self.metric)
 
-    def coalesce_key(self) -> str | None:
-        return f"chart:{self.metric}"
+    def chart_changed(self) -> str | None:
+        return self.metric
 
 
 @action
@@ -42,10 +40,11 @@ class ViewResults(Action):
     view: ClassVar[bool] = True
     experiments: list[str] | None = None
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
-        ids = self.experiments if self.experiments is not None else list(lab.view.selected)
-        metrics = {e: list(lab.experiment(e).config.observables) for e in ids}
-        lab.view.viewed = ids
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
+        ids = self.experiments if self.experiments is not None else list(state.view.selected)
+        metrics = {e: list(state.experiment(e).config.observables) for e in ids}
+        state.view.viewed = ids
         return {"metrics": metrics}, metrics
 
     def to_code(self) -> str:
@@ -65,8 +64,9 @@ class OpenChart(ChartAction):
 
     type: ClassVar[str] = "open_chart"
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
-        return {}, self.chart(lab)
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
+        return {}, self.chart(state)
 
     def to_code(self) -> str:
         return call("lab.open_chart", self.metric)
@@ -82,8 +82,9 @@ class EnlargeChart(ChartAction):
     type: ClassVar[str] = "enlarge_chart"
     enlarged: bool = True
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
-        chart = self.chart(lab)
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
+        chart = self.chart(state)
         chart.enlarged = self.enlarged
         return {}, chart
 
@@ -100,9 +101,10 @@ class HideChart(ChartAction):
 
     type: ClassVar[str] = "hide_chart"
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
-        self.chart(lab)
-        lab.view.charts.pop(self.metric)
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
+        self.chart(state)
+        state.view.charts.pop(self.metric)
         return {}, None
 
     def to_code(self) -> str:
@@ -119,11 +121,12 @@ class ChooseLayer(ChartAction):
     type: ClassVar[str] = "choose_layer"
     layer: str
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
-        points = lab.hook_points()
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
+        points = state.hook_points()
         if self.layer not in points:
             raise ConfigError("layer", self.layer, "one of " + ", ".join(points))
-        chart = self.chart(lab)
+        chart = self.chart(state)
         chart.layer = self.layer
         return {"label": point_label(self.layer, points[self.layer])}, chart
 
@@ -141,10 +144,11 @@ class ChooseMethod(ChartAction):
     type: ClassVar[str] = "choose_method"
     method: str
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
         if self.method not in METHODS:
             raise ConfigError("method", self.method, "one of " + ", ".join(METHODS))
-        chart = self.chart(lab)
+        chart = self.chart(state)
         chart.method = self.method
         return {}, chart
 
@@ -164,12 +168,13 @@ class Zoom(ChartAction):
     x_range: tuple[float, float] | None = None
     y_range: tuple[float, float] | None = None
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
         for name in ("x_range", "y_range"):
             span = getattr(self, name)
             if span is not None and not span[0] < span[1]:
                 raise ConfigError(name, list(span), "[low, high] with low < high")
-        chart = self.chart(lab)
+        chart = self.chart(state)
         chart.x_range, chart.y_range = self.x_range, self.y_range
         return {}, chart
 
@@ -195,8 +200,9 @@ class SetAxes(ChartAction):
     log_x: bool | None = None
     log_y: bool | None = None
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
-        chart = self.chart(lab)
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
+        chart = self.chart(state)
         if self.log_x is not None:
             chart.log_x = self.log_x
         if self.log_y is not None:
@@ -219,10 +225,11 @@ class SetSmoothing(ChartAction):
     type: ClassVar[str] = "set_smoothing"
     window: int
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
         if not 0 <= self.window <= 100_000:
             raise ConfigError("window", self.window, "an integer from 0 (raw) to 100000 steps")
-        chart = self.chart(lab)
+        chart = self.chart(state)
         chart.smoothing = self.window
         return {}, chart
 
@@ -242,8 +249,9 @@ class ShowFits(ChartAction):
     type: ClassVar[str] = "show_fits"
     visible: bool = True
 
-    def apply(self, lab: Lab, recorded: dict[str, Any] | None) -> tuple[dict, Any]:
-        chart = self.chart(lab)
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
+        chart = self.chart(state)
         chart.fits_visible = self.visible
         return {}, chart
 

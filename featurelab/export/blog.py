@@ -15,6 +15,7 @@ never run through describe().
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,12 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from featurelab.actions import Action, action_from_dict
+from featurelab.engine.fit import FitRow, FitTable
+from featurelab.engine.formula import parse_formula
 from featurelab.errors import ConfigError, FeaturelabError
 from featurelab.export.charts import Picture, draw_chart
 from featurelab.export.graph import build_graph, graph_png, graph_summary
 from featurelab.export.notebook import NotebookNotes, notebook_notes, read_notebook
-from featurelab.fit import FitRow, FitTable
-from featurelab.formula import parse_formula
 from featurelab.view import ViewState
 
 if TYPE_CHECKING:
@@ -35,9 +36,6 @@ if TYPE_CHECKING:
     from featurelab.log import LogEntry
 
 DETAILS = ("full", "condensed")
-# Actions that change what one chart shows; a picture follows a run of them.
-CHART_ACTIONS = ("open_chart", "enlarge_chart", "choose_layer", "choose_method", "zoom",
-                 "set_axes", "set_smoothing", "add_neuron_stat", "show_fits", "hide_chart")
 
 
 # -- blocks -----------------------------------------------------------------------------
@@ -106,34 +104,23 @@ class Document:
 
 # -- the lab at a moment of the session -------------------------------------------------
 
-class _ViewReplay:
-    """The lab as a view action sees it, with a ViewState of its own: replaying the log's
-    view actions onto it gives the charts as they were at each moment, and the Lab's own
-    view is never touched."""
-
-    def __init__(self, lab: Lab) -> None:
-        self._lab = lab
-        self.view = ViewState()
-        self.neuron_stats: list[tuple[str, str]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._lab, name)
-
-
 class _Moment:
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
-        self.replay = _ViewReplay(lab)
+        # The lab as a view action sees it, with a ViewState of its own: replaying the
+        # log's view actions onto it gives the charts as they were at each moment, and the
+        # Lab's own view is never touched.
+        self.replay = dataclasses.replace(lab.state, view=ViewState(), neuron_stats=[])
         self.fit_ids: list[str] = []  # fits made so far
 
     def apply(self, entry: LogEntry, action: Action) -> None:
         if action.view:
             try:
-                action.apply(self.replay, entry.result)  # type: ignore[arg-type]
+                action.apply(self.replay, self.lab, entry.result)
             except FeaturelabError:  # an action that raises has changed nothing
                 pass
-        elif entry.type == "fit" and entry.result and entry.result.get("fit"):
-            self.fit_ids.append(entry.result["fit"])
+        elif (entry.result or {}).get("fit") in self.lab.fits:  # a fit made here
+            self.fit_ids.append(entry.result["fit"])  # type: ignore[index]
 
     def shows_fit(self, entry: LogEntry) -> bool:
         """Whether the panel drew this fit's curves on an open chart right away."""
@@ -151,12 +138,6 @@ class _Moment:
 
 
 # -- building ---------------------------------------------------------------------------
-
-def _chart_of(action: Action) -> str | None:
-    if action.type not in CHART_ACTIONS:
-        return None
-    # add_neuron_stat names its chart; every other chart action has the chart's metric
-    return action.chart if action.type == "add_neuron_stat" else action.metric  # type: ignore
 
 
 def config_table(experiment: Experiment) -> ConfigTable:
@@ -182,10 +163,8 @@ def config_table(experiment: Experiment) -> ConfigTable:
     return ConfigTable(experiment.id, tuple(rows))
 
 
-def fit_block(entry: LogEntry) -> FitTableBlock | None:
+def fit_block(entry: LogEntry) -> FitTableBlock:
     result = entry.result or {}
-    if "table" not in result:
-        return None
     table = FitTable.from_dict(result["table"])
     params = entry.params
     layer = f" ({params['layer']})" if params.get("layer") else ""
@@ -218,26 +197,25 @@ class _Builder:
         self.pending = []
 
     def entry(self, entry: LogEntry, action: Action) -> None:
-        """One non-view action (or any action in full detail) and what it adds."""
-        if entry.type == "note":
-            self.blocks.append(Note(entry.params.get("text", ""), "lab.note"))
-            self.moment.apply(entry, action)
-            return
-        self.blocks.append(Sentence(action.describe(entry.result), (entry.id,)))
+        """One non-view action (or any action in full detail) and what it adds: each
+        action says which parts it has (Action.blog), this draws them."""
+        parts = action.blog(entry.result, self.lab.state)
         self.moment.apply(entry, action)
-        if entry.type == "create_experiment" and entry.result:
-            experiment = self.lab.experiments.get(entry.result.get("experiment", ""))
-            if experiment is not None:
-                self.blocks.append(config_table(experiment))
-        elif entry.type == "define_statistic":
-            self.blocks.append(Code(f"DIY statistic {entry.params['name']}",
-                                    entry.params["source"].rstrip("\n")))
-        elif entry.type == "fit":
-            block = fit_block(entry)
-            if block is not None:
-                self.blocks.append(block)
+        for kind, value in parts:
+            if kind == "sentence":
+                self.blocks.append(Sentence(value, (entry.id,)))
+            elif kind == "note":
+                self.blocks.append(Note(value, "lab.note"))
+            elif kind == "config":
+                self.blocks.append(config_table(value))
+            elif kind == "code":
+                self.blocks.append(Code(*value))
+            elif kind == "fit":
+                self.blocks.append(fit_block(entry))
                 if self.moment.shows_fit(entry):  # the chart with its fitted curves
                     self.picture(entry.params["metric"])
+            else:
+                raise ValueError(f"{action.type}: a blog part of unknown kind {kind!r}")
 
     def view_group(self, group: list[tuple[LogEntry, Action]]) -> None:
         """Condensed: consecutive view events as one sentence, then their charts."""
@@ -246,7 +224,7 @@ class _Builder:
                                     tuple(entry.id for entry, _ in group)))
         for entry, action in group:
             self.moment.apply(entry, action)
-            chart = _chart_of(action)
+            chart = action.chart_changed()
             if chart is not None and chart not in self.pending:
                 self.pending.append(chart)
         self.flush()
@@ -263,7 +241,7 @@ class _Builder:
             if self.detail == "condensed" and action.view:
                 self.view_group(group)
             else:  # full detail keeps a run of events on one chart pending
-                chart = _chart_of(action)
+                chart = action.chart_changed()
                 if self.pending and chart not in self.pending:
                     self.flush()
                 self.entry(entry, action)

@@ -19,8 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
+from featurelab.engine.models import point_label
 from featurelab.errors import FeaturelabError
-from featurelab.models import point_label
 from featurelab.view import METHOD_LABELS, Chart
 
 if TYPE_CHECKING:

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from featurelab.observables import SCALAR_OBSERVABLES
-from featurelab.stats import ACTIVATIONS
+from featurelab.actions import action_from_dict
+from featurelab.engine.observables import SCALAR_OBSERVABLES
+from featurelab.engine.stats import ACTIVATIONS
 
 if TYPE_CHECKING:
     from featurelab.lab import Lab
@@ -40,78 +41,55 @@ RELATION_COLORS = {"based_on": "#1d4ed8", "run_of": "#60a5fa", "measured_by": "#
                    "defined_on": "#ea580c", "fitted_to": "#a21caf", "about": "#78716c"}
 
 
-def _metric_node(lab: Lab, graph: nx.DiGraph, name: str) -> str:
-    """The node of an observable or statistic, added (with what it is defined on)."""
-    if name in lab.statistics:
-        node = f"statistic:{name}"
-        if node not in graph:
-            stat = lab.statistics[name]
-            graph.add_node(node, kind="statistic", label=name, builtin=stat.builtin,
-                           level=lab.statistics.level(name), on=stat.on,
-                           source=stat.source or None)
-            target = ACTIVATIONS if stat.on == ACTIVATIONS else _metric_node(lab, graph,
-                                                                              stat.on)
-            if target == ACTIVATIONS and target not in graph:
-                graph.add_node(ACTIVATIONS, kind="activations", label="activations")
-            graph.add_edge(node, target, relation="defined_on")
+class _Graph:
+    """The knowledge graph as actions add to it (actions.base.GraphLike), on networkx."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.nx = nx.DiGraph(lab=lab.name)
+        self.latest_run: dict[str, str] = {}  # experiment -> its run at this point of the log
+        self.subject: str | None = None  # the node the last action that made one made
+
+    def node(self, node: str, kind: str, **attrs: Any) -> str:
+        self.nx.add_node(node, kind=kind, **attrs)
         return node
-    node = f"observable:{name}"
-    if node not in graph:
-        graph.add_node(node, kind="observable", label=name,
-                       description=SCALAR_OBSERVABLES.get(name, ""))
-    return node
+
+    def edge(self, source: str, target: str, relation: str, **attrs: Any) -> None:
+        self.nx.add_edge(source, target, relation=relation, **attrs)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for _, k in self.nx.nodes(data="kind") if k == kind)
+
+    def metric(self, name: str) -> str:
+        """The node of an observable or statistic, added (with what it is defined on)."""
+        statistics = self.lab.statistics
+        if name in statistics:
+            node = f"statistic:{name}"
+            if node not in self.nx:
+                stat = statistics[name]
+                self.node(node, "statistic", label=name, builtin=stat.builtin,
+                          level=statistics.level(name), on=stat.on, source=stat.source or None)
+                target = ACTIVATIONS if stat.on == ACTIVATIONS else self.metric(stat.on)
+                if target == ACTIVATIONS and target not in self.nx:
+                    self.node(ACTIVATIONS, "activations", label="activations")
+                self.edge(node, target, "defined_on")
+            return node
+        node = f"observable:{name}"
+        if node not in self.nx:
+            self.node(node, "observable", label=name,
+                      description=SCALAR_OBSERVABLES.get(name, ""))
+        return node
 
 
 def build_graph(lab: Lab) -> nx.DiGraph:
-    graph = nx.DiGraph(lab=lab.name)
-    latest_run: dict[str, str] = {}  # experiment -> its run at this point of the log
-    subject: str | None = None  # the node the last non-view action made
-    notes = 0
+    """The session's knowledge graph: each action adds its part (Action.graph)."""
+    graph = _Graph(lab)
     for entry in lab.log:
-        result = entry.result or {}
-        if entry.type == "create_experiment" and result.get("experiment") in lab.experiments:
-            exp = lab.experiments[result["experiment"]]
-            graph.add_node(exp.id, kind="experiment", label=exp.id, name=exp.name or None,
-                           config=exp.config.label, config_hash=exp.config.content_hash())
-            if exp.based_on:
-                graph.add_edge(exp.id, exp.based_on, relation="based_on")
-            for spec in exp.config.observables:
-                name, _, layer = spec.partition("@")
-                graph.add_edge(exp.id, _metric_node(lab, graph, name), relation="measured_by",
-                               layer=layer or None)
-            subject = exp.id
-        elif entry.type == "run" and result.get("run") in lab.runs:
-            run = lab.runs[result["run"]]
-            node = f"run:{run.id}"
-            graph.add_node(node, kind="run", label=f"run of {run.experiment}",
-                           status=run.status, steps=run.steps_done,
-                           reused=bool(result.get("reused")))
-            graph.add_edge(node, run.experiment, relation="run_of")
-            latest_run[run.experiment] = node
-            subject = node
-        elif entry.type == "define_statistic" and entry.params["name"] in lab.statistics:
-            subject = _metric_node(lab, graph, entry.params["name"])
-        elif entry.type == "add_neuron_stat" and entry.params["stat"] in lab.statistics:
-            _metric_node(lab, graph, entry.params["stat"])
-        elif entry.type == "fit" and result.get("fit") in lab.fits:
-            fit = lab.fits[result["fit"]]
-            best = fit.table.best
-            graph.add_node(fit.id, kind="fit", label=fit.id, metric=fit.metric,
-                           layer=fit.layer, best=best.family if best else None,
-                           r2=best.r2 if best else None)
-            edge = {"relation": "fitted_to", "layer": fit.layer,
-                    "x_range": list(fit.table.x_range) if fit.table.x_range else None}
-            if fit.experiment in latest_run:
-                graph.add_edge(fit.id, latest_run[fit.experiment], **edge)
-            graph.add_edge(fit.id, _metric_node(lab, graph, fit.metric), **edge)
-            subject = fit.id
-        elif entry.type == "note":
-            node = f"note_{notes}"
-            notes += 1
-            graph.add_node(node, kind="note", label=entry.params.get("text", ""))
-            if subject is not None:
-                graph.add_edge(node, subject, relation="about")
-    return graph
+        action = action_from_dict(entry.action_dict())
+        made = action.graph(graph, entry.result or {}, lab.state)
+        if made is not None:
+            graph.subject = made
+    return graph.nx
 
 
 def graph_json(graph: nx.DiGraph) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 
+from featurelab.engine.fit import _fmt_coef
 from featurelab.export.blog import (
     Block,
     ChartBlock,
@@ -23,7 +24,6 @@ from featurelab.export.blog import (
     Note,
     Sentence,
 )
-from featurelab.fit import _fmt_coef
 
 NOTE_MARK = "**Researcher's note**"
 _PUNCTUATION = re.compile(r"([\\`*\[\]|~$])")  # what makes markup anywhere in a line

@@ -45,10 +45,8 @@ def script_source(lab: Lab) -> str:
     ]
     stops = CancelRun.stops(entries)
     for entry in entries:
-        action = action_from_dict(entry.action_dict())
-        at = stops.get((entry.result or {}).get("run", "")) if entry.type == "run" else None
-        if at is not None:  # a cancelled run: rerun it stopped where it was
-            action = action.stopped_at(at)  # type: ignore[attr-defined]
+        # as a rerun applies it: a cancelled run stops where it was
+        action = action_from_dict(entry.action_dict()).rerun(entry.result, stops)
         lines += ["", _comment(action.describe(entry.result))]
         code = action.to_code()  # every user string in it went through repr
         why = action.not_replayed

@@ -1,4 +1,4 @@
-// The panel <-> kernel protocol (see featurelab/widget.py):
+// The panel <-> kernel protocol (see featurelab/ui/widget.py):
 //   {"kind": "action", "request": id, "action": {"type", "params"}} -> ack | error
 //   {"kind": "series", "request": id, "experiments", "metric", "layer"} -> series + 2 buffers each
 //   {"kind": "activations", "request": id, "experiment", "layer", "step"} -> activations + 1 buffer

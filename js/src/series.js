@@ -110,7 +110,7 @@ export function align(groups) {
   return { x, ys };
 }
 
-/** A fitted family's curve at t (the formulas of featurelab/fit.py). */
+/** A fitted family's curve at t (the formulas of featurelab/engine/fit.py). */
 export function familyValue(family, c, t) {
   switch (family) {
     case "sigmoid": return c[0] / (1 + Math.exp(c[1] * t + c[2])) + c[3];

@@ -3,7 +3,7 @@
 import emptyState from "./fixtures/empty-state.json";
 import referenceState from "./fixtures/reference-state.json";
 
-// lab_state() of featurelab/widget.py: a fresh lab, and one after the reference session
+// lab_state() of featurelab/ui/widget.py: a fresh lab, and one after the reference session
 // (exp_0, exp_1 viewed; hidden_activations, train_loss and nonlinear_rate charts; fit_0).
 const STATES = { "empty-state": emptyState, "reference-state": referenceState };
 

@@ -7,7 +7,7 @@ import uuid
 from . import jlab
 from .jlab import NB
 
-# Written by featurelab/widget.py when featurelab/static/widget.js is missing.
+# Written by featurelab/ui/widget.py when featurelab/static/widget.js is missing.
 NOT_BUILT = "the panel's JavaScript is not built"
 # Any element of the panel: its classes all start with "fl-".
 PANEL_ELEMENT = '[class^="fl-"], [class*=" fl-"]'

@@ -6,7 +6,7 @@
 export const METADATA_KEY = 'featurelab';
 const WIDGET_MIME = 'application/vnd.jupyter.widget-view+json';
 
-/** What the kernel sends (featurelab/cell_bridge.py). */
+/** What the kernel sends (featurelab/ui/cell_bridge.py). */
 export interface InsertRequest {
   op: 'insert_cell';
   source: string;

@@ -2,7 +2,7 @@
  * featurelab's JupyterLab extension: the panel's clicks become code cells.
  *
  * For every notebook's kernel it registers comm target "featurelab.cells". The kernel
- * (featurelab/cell_bridge.py) says hello once, and this answers "ready": that is how
+ * (featurelab/ui/cell_bridge.py) says hello once, and this answers "ready": that is how
  * the panel knows cells will be inserted. Each insert request arrives on a comm of its
  * own, so a notebook opened in a second tab gets them as well.
  */

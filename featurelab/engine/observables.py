@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from featurelab.errors import ConfigError, StatisticError
-from featurelab.stats import (
+from featurelab.engine.models import parse_hook_point
+from featurelab.engine.stats import (
     ACTIVATIONS,
     Statistic,
     StatisticRegistry,
@@ -31,6 +31,7 @@ from featurelab.stats import (
     check_output,
     compute_statistics,
 )
+from featurelab.errors import ConfigError, StatisticError
 
 SCALAR_OBSERVABLES: dict[str, str] = {
     "train_loss": "training loss at each step",
@@ -68,7 +69,7 @@ def plan_observables(observables: Iterable[str], registry: StatisticRegistry,
                      points: Iterable[str], classification: bool) -> ObservablePlan:
     """Checks every name and resolves where each statistic is computed."""
     points = list(points)
-    pre_points = [p for p in points if p.endswith(".pre")]
+    pre_points = [p for p in points if (parse_hook_point(p) or (0, ""))[1] == "pre"]
     allowed = (f"{', '.join(SCALAR_OBSERVABLES)}, a statistic ({', '.join(registry.names())}),"
                " or 'statistic@point' with a point among " + ", ".join(points))
     scalars: list[str] = []

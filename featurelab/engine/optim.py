@@ -17,19 +17,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 from torch.nn import Parameter
 from torch.optim import Optimizer
 
-from featurelab.config import OptimizerConfig
+from featurelab.engine.fused_adam import FusedAdam
 from featurelab.errors import ConfigError
-from featurelab.fused_adam import FusedAdam
+
+if TYPE_CHECKING:  # a type only: config validates names against OPTIMIZERS below
+    from featurelab.engine.config import OptimizerConfig
 
 NamedParams = list[tuple[str, Parameter]]
-Builder = Callable[[NamedParams, OptimizerConfig], tuple[Optimizer, str]]
+Builder = Callable[[NamedParams, "OptimizerConfig"], tuple[Optimizer, str]]
 
 # Keller Jordan's quintic: trades exact convergence to 1 for singular values in ~[0.5, 1.5]
 # after few steps, which is all the update needs.

@@ -17,13 +17,15 @@ import operator
 from dataclasses import dataclass, field
 from typing import Any
 
+# One registry per kind: validation reads the names of the registries the engine builds
+# from (these modules import config for types only).
+from featurelab.engine.activations import ACTIVATIONS
+from featurelab.engine.data import TASKS
+from featurelab.engine.optim import OPTIMIZERS
 from featurelab.errors import ConfigError
 
-ACTIVATIONS = ("relu", "gelu", "tanh", "silu", "square", "identity")
 MODEL_KINDS = ("mlp", "embed_mlp")
-TASKS = ("sin2", "formula", "modular", "teacher")
 MODULAR_OPS = ("+", "-", "*", "/")
-OPTIMIZERS = ("sgd", "adam", "adamw", "muon")
 SCHEDULES = ("constant", "cosine")
 LOSSES = ("mse", "cross_entropy")
 
@@ -173,7 +175,7 @@ class DataConfig(_ConfigBase):
         if not isinstance(self.formula, str):
             raise ConfigError("data.formula", self.formula, "a string")
         if self.task == "formula":
-            from featurelab.formula import parse_formula
+            from featurelab.engine.formula import parse_formula
 
             if not self.formula.strip():
                 raise ConfigError("data.formula", self.formula,

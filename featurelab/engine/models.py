@@ -9,34 +9,12 @@ and nothing has to be cleaned up.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from featurelab.config import ExperimentConfig, ModelConfig
+from featurelab.engine.activations import ACTIVATIONS
+from featurelab.engine.config import ExperimentConfig, ModelConfig
 from featurelab.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class Activation:
-    fn: Callable[[Tensor], Tensor]
-    # (dL/da, z, a) -> dL/dz for the hand-written training step. aten's own backward
-    # kernels: one op each and bitwise what autograd computes.
-    backward: Callable[[Tensor, Tensor, Tensor], Tensor]
-
-
-_aten = torch.ops.aten
-ACTIVATIONS: dict[str, Activation] = {
-    "relu": Activation(torch.relu, lambda g, z, a: _aten.threshold_backward(g, z, 0.0)),
-    "gelu": Activation(F.gelu, lambda g, z, a: _aten.gelu_backward(g, z)),
-    "tanh": Activation(torch.tanh, lambda g, z, a: _aten.tanh_backward(g, a)),
-    "silu": Activation(F.silu, lambda g, z, a: _aten.silu_backward(g, z)),
-    "square": Activation(torch.square, lambda g, z, a: g * z * 2.0),
-    "identity": Activation(lambda z: z, lambda g, z, a: g),
-}
 
 
 class MLP(nn.Module):
@@ -65,12 +43,7 @@ class MLP(nn.Module):
 
     def hook_shapes(self, n_samples: int) -> dict[str, tuple[int, int]]:
         """Every hook point and the shape of its activation for n_samples inputs."""
-        shapes = {}
-        for i in range(self.n_hidden):
-            width = self.cfg.widths[i + 1]
-            shapes[f"layers.{i}.pre"] = (n_samples, width)
-            shapes[f"layers.{i}.post"] = (n_samples, width)
-        return shapes
+        return widths_hook_shapes(self.cfg.widths, n_samples)
 
     def forward(self, x: Tensor, capture: frozenset[str] = frozenset()
                 ) -> tuple[Tensor, dict[str, Tensor]]:
@@ -79,10 +52,10 @@ class MLP(nn.Module):
         for i, layer in enumerate(self.layers[:-1]):
             z = layer(h)  # (B, h_i)
             h = self.act.fn(z)  # (B, h_i)
-            if f"layers.{i}.pre" in capture:
-                acts[f"layers.{i}.pre"] = z.detach()
-            if f"layers.{i}.post" in capture:
-                acts[f"layers.{i}.post"] = h.detach()
+            if (pre := hook_point(i, "pre")) in capture:
+                acts[pre] = z.detach()
+            if (post := hook_point(i, "post")) in capture:
+                acts[post] = h.detach()
         return self.layers[-1](h), acts  # (B, d_out)
 
 
@@ -119,10 +92,38 @@ def build_model(cfg: ModelConfig, vocab: int = 0) -> MLP:
     raise ConfigError("model.kind", cfg.kind, "'mlp' or 'embed_mlp'")
 
 
+HOOK_KINDS = ("pre", "post")  # before and after the nonlinearity
+
+
+def hook_point(layer: int, kind: str) -> str:
+    """The one spelling of a hook point: hidden layer `layer` (0-indexed), `kind` "pre"
+    or "post" -> 'layers.1.pre', the module path of the layer plus the side."""
+    if kind not in HOOK_KINDS:
+        raise ValueError(f"hook point kind {kind!r}; one of {HOOK_KINDS}")
+    return f"layers.{layer}.{kind}"
+
+
+def parse_hook_point(point: str) -> tuple[int, str] | None:
+    """'layers.1.pre' -> (1, 'pre'); None for anything that is not a hook point."""
+    parts = point.split(".")
+    if len(parts) == 3 and parts[0] == "layers" and parts[1].isdigit() \
+            and parts[2] in HOOK_KINDS:
+        return int(parts[1]), parts[2]
+    return None
+
+
+def widths_hook_shapes(widths: tuple[int, ...] | list[int], n_samples: int
+                       ) -> dict[str, tuple[int, int]]:
+    """Every hook point of an MLP of these widths (input, hidden..., output) and the
+    shape of its activation for n_samples inputs."""
+    return {hook_point(i, kind): (n_samples, widths[i + 1])
+            for i in range(len(widths) - 2) for kind in HOOK_KINDS}
+
+
 def point_label(point: str, shape: tuple[int, ...]) -> str:
     """'layers.1.pre', (500, 100) -> 'Layer 1 pre (500 x 100)', as the panel shows it."""
-    parts = point.split(".")
-    name = f"Layer {parts[1]} {parts[2]}" if len(parts) == 3 else point
+    parsed = parse_hook_point(point)
+    name = f"Layer {parsed[0]} {parsed[1]}" if parsed else point
     return f"{name} ({' x '.join(map(str, shape))})"
 
 
@@ -135,9 +136,4 @@ def hook_shapes(config: ExperimentConfig) -> dict[str, tuple[int, int]]:
         n_train = max(1, min(pairs - 1, round(d.train_frac * pairs)))
     else:
         n_train = d.n_train
-    widths = config.model.widths
-    shapes = {}
-    for i in range(len(widths) - 2):
-        for kind in ("pre", "post"):
-            shapes[f"layers.{i}.{kind}"] = (n_train, widths[i + 1])
-    return shapes
+    return widths_hook_shapes(config.model.widths, n_train)

@@ -9,13 +9,16 @@ import hashlib
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from featurelab.config import DataConfig
+from featurelab.engine.formula import parse_formula
 from featurelab.errors import ConfigError
-from featurelab.formula import parse_formula
+
+if TYPE_CHECKING:  # a type only: config validates task names against TASKS below
+    from featurelab.engine.config import DataConfig
 
 
 @dataclass(frozen=True)

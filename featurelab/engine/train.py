@@ -34,16 +34,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from featurelab.config import ExperimentConfig
-from featurelab.data import build_dataset, seed_for
+from featurelab.engine.config import ExperimentConfig
+from featurelab.engine.data import build_dataset, seed_for
+from featurelab.engine.models import HOOK_KINDS, MLP, build_model, parse_hook_point
+from featurelab.engine.observables import Recorder, plan_observables
+from featurelab.engine.optim import build_optimizer
+from featurelab.engine.results import RunResult
+from featurelab.engine.snapshots import Snapshots
+from featurelab.engine.stats import StatisticRegistry
+from featurelab.engine.steps import choose_step
 from featurelab.errors import FeaturelabError
-from featurelab.models import MLP, build_model
-from featurelab.observables import Recorder, plan_observables
-from featurelab.optim import build_optimizer
-from featurelab.results import RunResult
-from featurelab.snapshots import Snapshots
-from featurelab.stats import StatisticRegistry
-from featurelab.steps import choose_step
 
 EVENTS = ("on_step_end", "on_eval", "on_flush", "on_finish")
 CHECKPOINT_FORMAT = 1  # the layout of Trainer.checkpoint(); restore() refuses others
@@ -99,10 +99,10 @@ class Trainer:
         self._order: Tensor | None = None
         self.snapshots = None
         if self.plan.snapshots:
-            kinds = {"pre": (".pre",), "post": (".post",), "all": (".pre", ".post")}
+            kinds = {"pre": ("pre",), "post": ("post",), "all": HOOK_KINDS}
             keep = cfg.snapshots.max_samples or n_train
             snap_shapes = {p: (min(keep, s[0]), s[1]) for p, s in shapes.items()
-                           if p.endswith(kinds[cfg.snapshots.points])}
+                           if (parse_hook_point(p) or (0, ""))[1] in kinds[cfg.snapshots.points]}
             self.snapshots = Snapshots.allocate(snap_shapes, cfg.snapshots.steps(self.n_steps),
                                                 snapshot_dir)
         capture = self.plan.capture

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from featurelab.models import MLP
+from featurelab.engine.models import MLP, hook_point
 
 
 @dataclass
@@ -65,8 +65,8 @@ class FusedMLPStep:
         self.biases = [layer.bias for layer in model.layers]
         n_hidden = len(self.weights) - 1
         # which layers hand over their pre / post activation
-        self.pre = [i for i in range(n_hidden) if f"layers.{i}.pre" in capture]
-        self.post = [i for i in range(n_hidden) if f"layers.{i}.post" in capture]
+        self.pre = [i for i in range(n_hidden) if hook_point(i, "pre") in capture]
+        self.post = [i for i in range(n_hidden) if hook_point(i, "post") in capture]
 
     @torch.no_grad()
     def __call__(self, x: Tensor, y: Tensor, n_train: int) -> StepOutput:
@@ -91,8 +91,8 @@ class FusedMLPStep:
                 bs[i].grad = g.sum(0)
             if i:
                 g = act.backward(g @ ws[i], zs[i - 1][:n], hs[i][:n])  # (B, h_{i-1})
-        acts = {f"layers.{i}.pre": zs[i][:n] for i in self.pre}
-        acts.update({f"layers.{i}.post": hs[i + 1][:n] for i in self.post})
+        acts = {hook_point(i, "pre"): zs[i][:n] for i in self.pre}
+        acts.update({hook_point(i, "post"): hs[i + 1][:n] for i in self.post})
         return StepOutput(loss, out[:n], out[n:] if len(out) > n else None, acts)
 
 

@@ -35,8 +35,7 @@ import anywidget
 import numpy as np
 import traitlets
 
-from featurelab.cell_bridge import CellBridge, CellRecorder, kernel_bridge
-from featurelab.config import (
+from featurelab.engine.config import (
     ACTIVATIONS,
     LOSSES,
     MODULAR_OPS,
@@ -45,16 +44,17 @@ from featurelab.config import (
     TASKS,
     ExperimentConfig,
 )
+from featurelab.engine.fit import FAMILIES
+from featurelab.engine.models import hook_shapes, point_label
+from featurelab.engine.observables import SCALAR_OBSERVABLES
 from featurelab.errors import FeaturelabError
-from featurelab.fit import FAMILIES
-from featurelab.models import hook_shapes, point_label
-from featurelab.observables import SCALAR_OBSERVABLES
+from featurelab.ui.cell_bridge import CellBridge, CellRecorder, kernel_bridge
 from featurelab.view import METHOD_LABELS
 
 if TYPE_CHECKING:
     from featurelab.lab import Lab
 
-STATIC = Path(__file__).parent / "static"
+STATIC = Path(__file__).parent.parent / "static"  # built by js/ (esbuild)
 PUSH_HZ = 4  # live updates a second while a run trains
 
 
@@ -142,8 +142,8 @@ class Panel(anywidget.AnyWidget):
                        "message": f"internal error: {type(exc).__name__}: {exc}"})
 
     def _apply(self, action: Any) -> dict[str, Any]:
-        self.lab.apply(action, actor="human")
-        return self.lab.log[len(self.lab.log) - 1].result or {}
+        entry, _ = self.lab.apply_logged(action, actor="human")
+        return entry.result or {}  # its own entry's, whatever else was logged meanwhile
 
     def _series(self, content: dict[str, Any]) -> tuple[dict, list]:
         metric, layer = content.get("metric"), content.get("layer")

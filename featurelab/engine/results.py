@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from featurelab.config import ExperimentConfig
+from featurelab.engine.config import ExperimentConfig
+from featurelab.engine.snapshots import Snapshots
+from featurelab.engine.stats import StatisticRegistry, apply_statistic
 from featurelab.errors import FeaturelabError
-from featurelab.snapshots import Snapshots
-from featurelab.stats import StatisticRegistry, apply_statistic
 
 
 @dataclass
