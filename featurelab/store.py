@@ -238,7 +238,8 @@ class Store:
             (entry["id"], entry["type"], entry["version"], json.dumps(entry["params"]),
              entry["actor"], entry["time"], entry["duration"], json.dumps(entry["result"]),
              entry.get("cell"), session))
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None  # an INSERT into a rowid table always sets it
+        return cur.lastrowid
 
     # -- sessions: a lab's logs ---------------------------------------------------------
     # A session is one log of the lab. Lab(fresh=True) and lab.reset() start a new one;

@@ -12,6 +12,7 @@ Adding an action: one class with `@action`, plus its tests.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import asdict, fields
@@ -20,6 +21,7 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as _pydantic_dataclass
+from typing_extensions import Self
 
 from featurelab.errors import FeaturelabError
 from featurelab.runs import Run
@@ -60,10 +62,23 @@ class Context(Protocol):
     """What an action may use beyond the state it changes: the session it is applied in
     (the Lab implements this)."""
 
-    name: str  # the lab's name
-    session: int  # the session (log) the action is applied in
-    store: Store  # for run look-ups and new runs
-    log: LogLike
+    @property
+    def name(self) -> str:
+        """The lab's name."""
+        ...
+
+    @property
+    def session(self) -> int:
+        """The session (log) the action is applied in."""
+        ...
+
+    @property
+    def store(self) -> Store:
+        """For run look-ups and new runs."""
+        ...
+
+    @property
+    def log(self) -> LogLike: ...
 
     def start_session(self) -> int:
         """Empties the state into a new session; returns the number of the one left."""
@@ -93,8 +108,15 @@ class GraphLike(Protocol):
         """How many nodes of a kind the graph has."""
         ...
 
-    latest_run: dict[str, str]  # experiment -> the node of its run so far in the log
-    subject: str | None  # the node the last action that made one made
+    @property
+    def latest_run(self) -> dict[str, str]:
+        """Experiment -> the node of its run so far in the log."""
+        ...
+
+    @property
+    def subject(self) -> str | None:
+        """The node the last action that made one made."""
+        ...
 
 
 # What an action adds to the blog draft, in order: ("sentence", text), ("note", text),
@@ -164,6 +186,10 @@ class Action:
         """Actions with the same key replace each other's cell; None: a cell each."""
         chart = self.chart_changed()
         return None if chart is None else f"chart:{chart}"
+
+    def but(self, **changes: Any) -> Self:
+        """A copy with some parameters changed (validated again)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]  # a pydantic dataclass
 
     def params(self) -> dict[str, Any]:
         """The parameters as JSON values (tuples become lists)."""

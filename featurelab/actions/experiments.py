@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Iterable
 from typing import Any, ClassVar
@@ -227,12 +226,12 @@ class RunExperiment(Action):
 
     def stopped_at(self, step: int) -> RunExperiment:
         """This run as a rerun of it must go once a cancel stopped it at `step`."""
-        return dataclasses.replace(self, stop_at=step)
+        return self.but(stop_at=step)
 
     def rerun(self, result: dict[str, Any] | None, stops: dict[str, int]) -> RunExperiment:
         # A rerun waits for its run (in the foreground), and a cancelled run stops where
         # it was.
-        again = dataclasses.replace(self, background=False)
+        again = self.but(background=False)
         at = stops.get((result or {}).get("run", ""))
         return again if at is None else again.stopped_at(at)
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import operator
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +53,7 @@ def _check_float(path: str, value: Any, lo: float, hi: float, lo_open: bool = Fa
     return float(value)
 
 
-def _check_choice(path: str, value: Any, choices: tuple[str, ...]) -> str:
+def _check_choice(path: str, value: Any, choices: Collection[str]) -> str:
     if value not in choices:
         raise ConfigError(path, value, "one of " + ", ".join(map(repr, choices)))
     return value

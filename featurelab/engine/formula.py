@@ -75,8 +75,9 @@ class _Compiler:
         self.text, self.dim, self.field = text, dim, fld
 
     def fail(self, hint: str, node: ast.AST | None = None) -> ConfigError:
-        if node is not None and hasattr(node, "col_offset"):
-            hint = f"column {node.col_offset + 1}: {hint}"
+        column = getattr(node, "col_offset", None)  # expressions have one; AST in general not
+        if column is not None:
+            hint = f"column {column + 1}: {hint}"
         # An over-long text would otherwise be echoed in full inside the message.
         shown = self.text if len(self.text) <= MAX_CHARS else self.text[:80] + "..."
         return ConfigError(self.field, shown, _allowed(self.dim), hint)
@@ -225,7 +226,8 @@ def _literal(node: ast.AST) -> float | None:
     while isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         sign = -sign if isinstance(node.op, ast.USub) else sign
         node = node.operand
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
+            and not isinstance(node.value, bool):
         try:
             return sign * float(node.value)
         except OverflowError:

@@ -10,6 +10,7 @@ those of torch.optim (a test checks it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -19,7 +20,7 @@ from torch import Tensor
 class FusedAdam:
     """The subset of the torch.optim.Optimizer interface the trainer uses."""
 
-    def __init__(self, params: list[Tensor], lr: float, betas: tuple[float, float],
+    def __init__(self, params: Sequence[Tensor], lr: float, betas: tuple[float, float],
                  weight_decay: float = 0.0, eps: float = 1e-8, decoupled: bool = False) -> None:
         self.params = list(params)
         self.param_groups = [{"params": self.params, "lr": lr}]
@@ -33,9 +34,9 @@ class FusedAdam:
 
     @torch.no_grad()
     def step(self) -> None:
-        grads = [p.grad for p in self.params]
-        if any(g is None for g in grads):
-            missing = [i for i, g in enumerate(grads) if g is None]
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if len(grads) != len(self.params):
+            missing = [i for i, p in enumerate(self.params) if p.grad is None]
             raise RuntimeError(f"parameters {missing} have no gradient")
         self.step_count.add_(1)
         self.kernel(self.params, grads, self.exp_avgs, self.exp_avg_sqs, [],

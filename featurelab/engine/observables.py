@@ -15,7 +15,7 @@ whole chunk.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,7 +113,7 @@ class Recorder:
         self.stat_errors: dict[str, str] = {}  # series key -> the error that stopped it
         self.steps_done = 0  # steps whose every series is filled in
         self._steps_seen = 0
-        self._norms: list[list[Tensor]] = []
+        self._norms: list[Sequence[Tensor]] = []
         self._input_shapes: dict[str, tuple[int, ...]] = {}
         # point -> per-neuron statistic -> its outputs since the last flush, one per step
         self._live: dict[str, dict[str, tuple[Statistic, list[Tensor]]]] = {}

@@ -14,10 +14,11 @@ implementation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from featurelab.engine.models import MLP, hook_point
 
@@ -61,8 +62,9 @@ class FusedMLPStep:
 
     def __init__(self, model: MLP, loss: str, capture: frozenset[str]) -> None:
         self.act = model.act
-        self.weights = [layer.weight for layer in model.layers]
-        self.biases = [layer.bias for layer in model.layers]
+        layers = cast(list[nn.Linear], list(model.layers))  # a ModuleList of Linear
+        self.weights: list[Tensor] = [layer.weight for layer in layers]
+        self.biases: list[Tensor | None] = [layer.bias for layer in layers]
         n_hidden = len(self.weights) - 1
         # which layers hand over their pre / post activation
         self.pre = [i for i in range(n_hidden) if hook_point(i, "pre") in capture]
@@ -78,8 +80,8 @@ class FusedMLPStep:
             zs.append(z)
             hs.append(act.fn(z))
         last = len(ws) - 1
-        if bs[last] is not None:
-            out = torch.addmm(bs[last], hs[last], ws[last].t())  # (B + B_eval, d_out)
+        if (b_out := bs[last]) is not None:
+            out = torch.addmm(b_out, hs[last], ws[last].t())  # (B + B_eval, d_out)
         else:
             out = hs[last] @ ws[last].t()
         residual = out[:n] - y  # (B, d_out)
@@ -87,8 +89,8 @@ class FusedMLPStep:
         g = residual * (2.0 / residual.numel())  # dL/d out, (B, d_out)
         for i in range(last, -1, -1):
             ws[i].grad = g.t() @ hs[i][:n]  # (w_{i+1}, w_i)
-            if bs[i] is not None:
-                bs[i].grad = g.sum(0)
+            if (b := bs[i]) is not None:
+                b.grad = g.sum(0)
             if i:
                 g = act.backward(g @ ws[i], zs[i - 1][:n], hs[i][:n])  # (B, h_{i-1})
         acts = {hook_point(i, "pre"): zs[i][:n] for i in self.pre}

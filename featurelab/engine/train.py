@@ -209,7 +209,8 @@ class Trainer:
 
     @torch.no_grad()
     def _full_batch_acts(self) -> dict[str, Tensor]:
-        _, acts = self.model(self.data.x_train, frozenset(self.snapshots.points))
+        points = self.snapshots.points if self.snapshots is not None else ()
+        _, acts = self.model(self.data.x_train, frozenset(points))
         return acts
 
     @torch.no_grad()

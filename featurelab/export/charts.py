@@ -24,7 +24,8 @@ from featurelab.errors import FeaturelabError
 from featurelab.view import METHOD_LABELS, Chart
 
 if TYPE_CHECKING:
-    from featurelab.lab import Fit, Lab
+    from featurelab.lab import Lab
+    from featurelab.state import Fit
 
 ACTIVATIONS_METRIC = "hidden_activations"
 # The panel's colours (js/src/theme.js), so a picture matches what was on screen.

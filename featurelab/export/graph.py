@@ -99,7 +99,7 @@ def graph_json(graph: nx.DiGraph) -> dict[str, Any]:
 def graph_summary(graph: nx.DiGraph) -> str:
     counts: dict[str, int] = {}
     for _, kind in graph.nodes(data="kind"):
-        counts[kind] = counts.get(kind, 0) + 1
+        counts[str(kind)] = counts.get(str(kind), 0) + 1
     parts = [f"{counts[k]} {k}{'s' if counts[k] != 1 and k != 'activations' else ''}"
              for k in ("experiment", "run", "observable", "statistic", "fit", "note")
              if counts.get(k)]
@@ -128,7 +128,7 @@ def _layout(graph: nx.DiGraph, kinds: list[str]) -> dict[str, tuple[float, float
     """Columns by kind (COLUMNS order); within one, the order the session made them."""
     columns: dict[str, list[str]] = {k: [] for k in kinds}
     for node, kind in graph.nodes(data="kind"):
-        columns[kind].append(node)
+        columns[str(kind)].append(node)
     return {n: (float(x), (len(nodes) - 1) / 2 - i)
             for x, nodes in enumerate(columns.values()) for i, n in enumerate(nodes)}
 

@@ -147,6 +147,8 @@ class Panel(anywidget.AnyWidget):
 
     def _series(self, content: dict[str, Any]) -> tuple[dict, list]:
         metric, layer = content.get("metric"), content.get("layer")
+        if not isinstance(metric, str):
+            raise FeaturelabError(f"a series request names its metric; got {metric!r}")
         out, buffers = [], []
         for experiment in content.get("experiments") or []:
             try:
