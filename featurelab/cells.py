@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from featurelab.actions import Action, action_from_dict
+from featurelab.actions import Action
 from featurelab.actions.experiments import CancelRun, RunExperiment
 from featurelab.log import LogEntry
 
@@ -181,7 +181,7 @@ class CellBuilder:
 def action_cells(entries: Iterable[LogEntry]) -> list[ActionCell]:
     builder = CellBuilder()
     for entry in entries:
-        builder.add(entry.id, action_from_dict(entry.action_dict()), entry.result, entry.actor)
+        builder.add(entry.id, entry.action, entry.result, entry.actor)
     return builder.cells
 
 

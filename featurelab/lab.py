@@ -29,6 +29,7 @@ from featurelab.actions import experiments as _experiments
 from featurelab.actions import views as _views
 from featurelab.cells import ActionCell, action_cells, executing_cell, write_notebook
 from featurelab.engine.config import ExperimentConfig
+from featurelab.engine.events import Events
 from featurelab.engine.fit import FitTable
 from featurelab.engine.stats import ACTIVATIONS, StatisticRegistry
 from featurelab.errors import ConfigError, FeaturelabError, FeaturelabWarning
@@ -40,6 +41,7 @@ from featurelab.store import Store
 LAB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 MEMORY = ":memory:"
 Listener = Callable[[str, Any], None]
+LAB_EVENTS = ("action", "run_started", "run_ended")
 # Labs this process opened with fresh=True, by store file: a notebook's opening cell run
 # again in the same kernel re-attaches to its lab instead of starting it over.
 _NOTEBOOK_LABS: weakref.WeakValueDictionary[Path, Lab] = weakref.WeakValueDictionary()
@@ -92,7 +94,9 @@ class Lab:
             self.name = name
             self.store = Store(Path(root) / f"{name}.sqlite")
         self._lock = threading.RLock()
-        self._listeners: list[Listener] = []
+        # A failing listener (a panel, a recorder) must not stop the action it hears
+        # about: the action is already logged, and a run would never start.
+        self.events = Events(LAB_EVENTS, isolate=True, warning=FeaturelabWarning)
         self._panel: Any = None
         self.restore_errors: list[str] = []
         self._clear()
@@ -151,7 +155,7 @@ class Lab:
     @property
     def panel(self) -> Any:
         """The panel (an anywidget) of this lab; every display of it stays in sync."""
-        if self._panel is None:
+        if self._panel is None or self._panel.comm is None:  # none yet, or closed
             from featurelab.ui.widget import Panel  # the engine and the Lab never need it
 
             self._panel = Panel(self)
@@ -210,7 +214,7 @@ class Lab:
         for row in self.store.actions_after(self._seq, self.session):
             entry = LogEntry.from_dict(row)
             try:
-                action_from_dict(entry.action_dict()).apply(self.state, self,
+                entry.action.apply(self.state, self,
                                                             entry.result or {})
             except FeaturelabError as exc:  # keep the rest of the lab usable
                 message = f"action {entry.seq} ({entry.type}) could not be restored: {exc}"
@@ -227,19 +231,17 @@ class Lab:
     def on_change(self, listener: Listener) -> Callable[[], None]:
         """listener(kind, payload) after every action ("action", (entry, action)), when a
         run's trainer starts ("run_started", run: subscribe to run.trainer.events there)
-        and when a run ends ("run_ended", run). Returns a function that unsubscribes."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        and when a run ends ("run_ended", run). Returns a function that unsubscribes.
+        (`lab.events` has them by name.)"""
+        offs = [self.events.subscribe(kind, listener) for kind in LAB_EVENTS]
+
+        def unsubscribe() -> None:
+            for off in offs:
+                off()
+        return unsubscribe
 
     def _notify(self, kind: str, payload: Any) -> None:
-        # A failing listener (a panel, a recorder) must not stop the action it hears
-        # about: the action is already logged, and a run would never start.
-        for listener in list(self._listeners):
-            try:
-                listener(kind, payload)
-            except Exception as exc:
-                warnings.warn(f"listener {listener!r} failed on {kind!r}: "
-                              f"{type(exc).__name__}: {exc}", FeaturelabWarning, stacklevel=3)
+        self.events.emit(kind, kind, payload)
 
     def run_started(self, run: Run) -> None:
         self._notify("run_started", run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from featurelab.actions import Action, action_from_dict
 from featurelab.errors import FeaturelabError
 
 
@@ -28,10 +30,14 @@ class LogEntry:
     def action_dict(self) -> dict[str, Any]:
         return {"type": self.type, "version": self.version, "params": self.params}
 
-    def describe(self) -> str:
-        from featurelab.actions import action_from_dict
+    @functools.cached_property
+    def action(self) -> Action:
+        """The logged action, parsed once (it is immutable); ActionError if this featurelab
+        cannot read it."""
+        return action_from_dict(self.action_dict())
 
-        return action_from_dict(self.action_dict()).describe(self.result)
+    def describe(self) -> str:
+        return self.action.describe(self.result)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

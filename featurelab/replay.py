@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from featurelab.actions import ACTIONS, action_from_dict
+from featurelab.actions import ACTIONS
 from featurelab.actions.experiments import CancelRun
 from featurelab.lab import MEMORY, Lab
 from featurelab.log import ActionLog, LogEntry
@@ -71,7 +71,7 @@ def replay(log: str | Path | ActionLog | Lab | Iterable[LogEntry], verify: bool 
             report.skipped.append(f"action {index}: {entry.type} is not replayed "
                                   f"({kind.not_replayed})")
             continue
-        action = action_from_dict(entry.action_dict()).rerun(entry.result, stops)
+        action = entry.action.rerun(entry.result, stops)
         made, _ = lab.apply_logged(action, actor=entry.actor)
         if verify and entry.result:  # each action knows what its results are
             same, differ = action.compare(entry.result, made.result or {}, lab.state)

@@ -198,3 +198,45 @@ def test_the_reference_session_through_panel_messages_only(lab):
     assert state["fits"][0]["table"]["rows"][0]["family"] == "sigmoid"
     assert state["view"]["charts"]["nonlinear_rate"]["fits_visible"] is False
     assert {e.actor for e in lab.log} == {"human"}
+
+
+def test_a_closed_panel_stops_listening_and_the_lab_shows_a_new_one(lab):
+    """Issue 11: the Panel never unsubscribed from the Lab or the kernel's cell bridge."""
+    from featurelab.ui.cell_bridge import CellBridge
+
+    bridge = CellBridge()
+    bridge.start = lambda: None  # no kernel here
+    before = {kind: lab.events.subscribers(kind) for kind in ("action", "run_ended")}
+    panel = Panel(lab, bridge=bridge)
+    assert lab.events.subscribers("action") == before["action"] + 2  # panel + recorder
+    assert bridge.events.subscribers("status") == 1
+    panel.close()
+    assert {kind: lab.events.subscribers(kind) for kind in ("action", "run_ended")} == before
+    assert bridge.events.subscribers("status") == 0
+    lab.note("after the close")  # nothing pushes to the closed panel
+    shown = lab.panel
+    assert shown is not panel and lab.panel is shown
+    shown.close()
+    assert lab.panel is not shown
+
+
+def test_a_failing_listener_is_reported_and_the_others_still_hear():
+    from featurelab.engine.events import Events
+    from featurelab.errors import FeaturelabWarning
+
+    heard = []
+    events = Events(("x",), isolate=True, warning=FeaturelabWarning)
+    events.subscribe("x", lambda v: 1 / 0)
+    off = events.subscribe("x", heard.append)
+    with pytest.warns(FeaturelabWarning, match="failed on 'x': ZeroDivisionError"):
+        events.emit("x", 1)
+    off()
+    with pytest.warns(FeaturelabWarning):
+        events.emit("x", 2)
+    assert heard == [1]
+    with pytest.raises(ValueError, match="unknown event 'y'"):
+        events.subscribe("y", print)
+    strict = Events(("x",))
+    strict.subscribe("x", lambda v: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # a trainer's store that cannot write: it fails
+        strict.emit("x", 1)

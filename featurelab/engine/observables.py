@@ -33,7 +33,9 @@ from featurelab.engine.stats import (
 )
 from featurelab.errors import ConfigError, StatisticError
 
-SCALAR_OBSERVABLES: dict[str, str] = {
+# The observables asked for by name alone (not statistics): the scalar series, and the
+# activation snapshots (hidden_activations).
+NAMED_OBSERVABLES: dict[str, str] = {
     "train_loss": "training loss at each step",
     "test_loss": "test loss at each step, at the same parameters",
     "train_accuracy": "training accuracy (classification)",
@@ -70,13 +72,13 @@ def plan_observables(observables: Iterable[str], registry: StatisticRegistry,
     """Checks every name and resolves where each statistic is computed."""
     points = list(points)
     pre_points = [p for p in points if (parse_hook_point(p) or (0, ""))[1] == "pre"]
-    allowed = (f"{', '.join(SCALAR_OBSERVABLES)}, a statistic ({', '.join(registry.names())}),"
+    allowed = (f"{', '.join(NAMED_OBSERVABLES)}, a statistic ({', '.join(registry.names())}),"
                " or 'statistic@point' with a point among " + ", ".join(points))
     scalars: list[str] = []
     stats: dict[str, list[str]] = {}
     for i, spec in enumerate(observables):
         name, _, point = spec.partition("@")
-        if name in SCALAR_OBSERVABLES and not point:
+        if name in NAMED_OBSERVABLES and not point:
             if name in CLASSIFICATION_ONLY and not classification:
                 raise ConfigError(f"observables[{i}]", spec, allowed,
                                   hint="accuracy needs a classification task")

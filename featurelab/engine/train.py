@@ -25,8 +25,6 @@ from __future__ import annotations
 import copy
 import math
 import threading
-from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from torch import Tensor
 
 from featurelab.engine.config import ExperimentConfig
 from featurelab.engine.data import build_dataset, seed_for
+from featurelab.engine.events import Events
 from featurelab.engine.models import HOOK_KINDS, MLP, build_model, parse_hook_point
 from featurelab.engine.observables import Recorder, plan_observables
 from featurelab.engine.optim import build_optimizer
@@ -49,22 +48,6 @@ EVENTS = ("on_step_end", "on_eval", "on_flush", "on_finish")
 CHECKPOINT_FORMAT = 1  # the layout of Trainer.checkpoint(); restore() refuses others
 # Statuses a run can end in; "running" and "ready" are the live ones.
 FINAL_STATUSES = ("finished", "cancelled", "diverged", "failed")
-
-
-class Events:
-    """A minimal named-event hub: subscribe(name, fn), emit(name, *args)."""
-
-    def __init__(self) -> None:
-        self._subscribers: dict[str, list[Callable[..., Any]]] = defaultdict(list)
-
-    def subscribe(self, name: str, fn: Callable[..., Any]) -> None:
-        if name not in EVENTS:
-            raise ValueError(f"unknown event {name!r}; events are {', '.join(EVENTS)}")
-        self._subscribers[name].append(fn)
-
-    def emit(self, name: str, *args: Any) -> None:
-        for fn in self._subscribers[name]:
-            fn(*args)
 
 
 def _layer_params(model: MLP) -> dict[str, list[Tensor]]:
@@ -112,7 +95,7 @@ class Trainer:
         self._eval_rows = None
         if self.plan.needs_eval and not self.batch_size and len(self.data.x_test):
             self._eval_rows = torch.cat([self.data.x_train, self.data.x_test])
-        self.events = Events()
+        self.events = Events(EVENTS)
         self.recorder = Recorder(self.plan, self.statistics, self.n_steps,
                                  _layer_params(self.model), flush_every,
                                  on_flush=lambda a, b, series: self.events.emit("on_flush", a, b,

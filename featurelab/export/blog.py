@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from featurelab.actions import Action, action_from_dict
+from featurelab.actions import Action
 from featurelab.engine.fit import FitRow, FitTable
 from featurelab.engine.formula import parse_formula
 from featurelab.errors import ConfigError, FeaturelabError
@@ -257,7 +257,7 @@ def _groups(entries: list[LogEntry], detail: str, notes: NotebookNotes
     """Full: one entry each. Condensed: runs of view entries, broken by notes."""
     group: list[tuple[LogEntry, Action]] = []
     for entry in entries:
-        action = action_from_dict(entry.action_dict())
+        action = entry.action
         if detail == "condensed" and action.view:
             group.append((entry, action))
             if entry.id in notes.after:

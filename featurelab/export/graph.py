@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from featurelab.actions import action_from_dict
-from featurelab.engine.observables import SCALAR_OBSERVABLES
+from featurelab.engine.observables import NAMED_OBSERVABLES
 from featurelab.engine.stats import ACTIVATIONS
 
 if TYPE_CHECKING:
@@ -77,7 +76,7 @@ class _Graph:
         node = f"observable:{name}"
         if node not in self.nx:
             self.node(node, "observable", label=name,
-                      description=SCALAR_OBSERVABLES.get(name, ""))
+                      description=NAMED_OBSERVABLES.get(name, ""))
         return node
 
 
@@ -85,7 +84,7 @@ def build_graph(lab: Lab) -> nx.DiGraph:
     """The session's knowledge graph: each action adds its part (Action.graph)."""
     graph = _Graph(lab)
     for entry in lab.log:
-        action = action_from_dict(entry.action_dict())
+        action = entry.action
         made = action.graph(graph, entry.result or {}, lab.state)
         if made is not None:
             graph.subject = made

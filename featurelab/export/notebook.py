@@ -120,14 +120,13 @@ def notebook_notes(notebook: dict[str, Any], entries: list[LogEntry],
 def _matching_code(source: str, entries: list[LogEntry], start: int) -> list[int]:
     """The entries from `start` on whose code the cell holds, in order: a notebook run
     without cell ids (nbval, a plain Jupyter client) still anchors its notes."""
-    from featurelab.actions import action_from_dict
 
     found = []
     for i in range(start, len(entries)):
         if getattr(entries[i], "cell", None):
             break
         try:
-            code = action_from_dict(entries[i].action_dict()).to_code()
+            code = entries[i].action.to_code()
         except FeaturelabError:
             break
         if code not in source:

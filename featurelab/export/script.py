@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from featurelab.actions import action_from_dict
 from featurelab.actions.experiments import CancelRun
 
 if TYPE_CHECKING:
@@ -46,7 +45,7 @@ def script_source(lab: Lab) -> str:
     stops = CancelRun.stops(entries)
     for entry in entries:
         # as a rerun applies it: a cancelled run stops where it was
-        action = action_from_dict(entry.action_dict()).rerun(entry.result, stops)
+        action = entry.action.rerun(entry.result, stops)
         lines += ["", _comment(action.describe(entry.result))]
         code = action.to_code()  # every user string in it went through repr
         why = action.not_replayed

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from featurelab.cells import CellBuilder
+from featurelab.engine.events import Events
 
 if TYPE_CHECKING:
     from featurelab.lab import Lab
@@ -40,7 +41,7 @@ class CellBridge:
         self.status = "unknown"
         self._hello: Any = None
         self._hello_time = 0.0
-        self._listeners: list[Callable[[str], None]] = []
+        self.events = Events(("status",))
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -56,14 +57,13 @@ class CellBridge:
         self._hello.on_close(self._on_close)
 
     def on_status(self, listener: Callable[[str], None]) -> Callable[[], None]:
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        """listener(status) when it changes; returns a function that unsubscribes."""
+        return self.events.subscribe("status", listener)
 
     def _set(self, status: str) -> None:
         if status != self.status:
             self.status = status
-            for listener in list(self._listeners):
-                listener(status)
+            self.events.emit("status", status)
 
     def _on_message(self, message: dict[str, Any]) -> None:
         if (message.get("content", {}).get("data") or {}).get("op") == "ready":

@@ -46,7 +46,7 @@ from featurelab.engine.config import (
 )
 from featurelab.engine.fit import FAMILIES
 from featurelab.engine.models import hook_shapes, point_label
-from featurelab.engine.observables import SCALAR_OBSERVABLES
+from featurelab.engine.observables import NAMED_OBSERVABLES
 from featurelab.errors import FeaturelabError
 from featurelab.ui.cell_bridge import CellBridge, CellRecorder, kernel_bridge
 from featurelab.view import METHOD_LABELS
@@ -88,14 +88,23 @@ class Panel(anywidget.AnyWidget):
         self.lab = lab
         self._last_push = 0.0
         self._push_lock = threading.Lock()
-        self.unsubscribe = lab.on_change(self._on_lab_change)
+        self._unsubscribe = [lab.on_change(self._on_lab_change)]
         self.on_msg(self._on_message)
         self.bridge = bridge or kernel_bridge()
         self.recorder = CellRecorder(lab, self.model_id, self.bridge)
-        self.bridge.on_status(self._on_cells_status)
+        self._unsubscribe += [self.recorder.unsubscribe,
+                              self.bridge.on_status(self._on_cells_status)]
         self.bridge.start()
         self.cells = self.bridge.status
         self.refresh()
+
+    def close(self) -> None:
+        """Closes the panel and stops listening: to the lab (state pushes, the cell
+        recorder) and to the kernel's cell bridge. The lab shows a new panel after."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+        super().close()
 
     def _on_cells_status(self, status: str) -> None:
         self.cells = status
@@ -231,7 +240,7 @@ def lab_state(lab: Lab) -> dict[str, Any]:
         "options": {"activations": list(ACTIVATIONS), "tasks": list(TASKS),
                     "optimizers": list(OPTIMIZERS), "losses": list(LOSSES),
                     "schedules": list(SCHEDULES), "modular_ops": list(MODULAR_OPS),
-                    "observables": list(SCALAR_OBSERVABLES), "methods": METHOD_LABELS},
+                    "observables": list(NAMED_OBSERVABLES), "methods": METHOD_LABELS},
         "defaults": ExperimentConfig().to_dict(),
         "cells": [_cell(e) for e in lab.log],
         "notes": list(lab.notes),
