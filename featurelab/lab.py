@@ -393,12 +393,13 @@ class Lab:
     def note(self, text: str) -> str:
         return self.apply(_analysis.Note(text=text))
 
-    def reset(self) -> str:
+    def reset(self) -> None:
         """Starts over: a new, empty session of this lab, with its own log and ids from
         exp_0. The earlier session stays in the store (`fl.Lab(name, session=n)` opens
         it) and finished runs stay in the run cache. Logged as the new session's first
-        action, so a notebook's cells replay it where it happened."""
-        return self.apply(_experiments.Reset())
+        action, so a notebook's cells replay it where it happened. Says what it did (an
+        agent's apply gets the same sentence as its value)."""
+        print(self.apply(_experiments.Reset()))
 
     def export_log(self, path: str | Path) -> Path:
         return self.apply(_analysis.ExportLog(path=str(path)))

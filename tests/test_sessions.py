@@ -56,14 +56,15 @@ def test_the_first_fresh_open_in_a_kernel_starts_a_new_session(tmp_path):
     assert other == [lab.session + 1, []]
 
 
-def test_reset_starts_over_keeps_the_old_session_and_reuses_runs(tmp_path):
+def test_reset_starts_over_keeps_the_old_session_and_reuses_runs(tmp_path, capsys):
     lab = fl.Lab("nb", root=tmp_path, fresh=True)
     lab.create_experiment(**TINY)
     first_run = lab.run("exp_0")
     lab.note("before")
     old = lab.session
-    message = lab.reset()
-    assert f"session {old} stays in the store" in message
+    lab.reset()
+    message = capsys.readouterr().out
+    assert f"Started session {old + 1} of lab 'nb'; session {old} stays in the store" in message
     assert lab.session == old + 1 and not lab.experiments and not lab.notes
     assert [e.type for e in lab.log] == ["reset"]
     assert lab.log.sentences() == ["Started the lab over (a new session)."]
