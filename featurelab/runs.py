@@ -9,6 +9,7 @@ an in-memory lab: a new run continues from it (`train(..., resume_from=run)`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -175,6 +176,11 @@ class Run:
         """What is recorded: complete once the run has ended, the flushed steps before."""
         if self._result is not None:
             return self._result
+        trainer = self.trainer  # read once: a run that ends lets its trainer go
+        if trainer is not None and not self._recorded.is_set():
+            # Training here: from memory, not every series reloaded from the store on
+            # every chart request.
+            return dataclasses.replace(trainer.recorded(), status=self.status)
         row = self._row()
         config = ExperimentConfig.from_dict(row["config"]) if row["config"] else None
         snapshots = self._snapshots

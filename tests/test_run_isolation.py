@@ -5,6 +5,7 @@ import gc
 import os
 import weakref
 
+import numpy as np
 from conftest import TINY_LAB as TINY
 
 import featurelab as fl
@@ -82,3 +83,24 @@ def test_finished_runs_hold_no_trainer_and_leak_no_file_descriptors(tmp_path):
     after = len(os.listdir("/proc/self/fd"))
     assert after - before < 5, f"{after - before} descriptors more after 25 runs"
     assert all(ref() is None for ref in trainers)  # data, model, optimizer let go
+
+
+def test_a_training_run_is_read_from_memory_not_reloaded_from_the_store(tmp_path):
+    """Issue 11: while a run trained, each chart request reloaded every series from
+    SQLite. Its result now comes from the trainer's memory up to the last flush."""
+    lab = fl.Lab("live", root=tmp_path)
+    lab.create_experiment(**{**TINY, "optimizer": {"lr": 1e-2, "steps": 4000}})
+    run = lab.run("exp_0", background=True)
+    loads = []
+    real_load = lab.store.load_series
+    lab.store.load_series = lambda *a: loads.append(a) or real_load(*a)
+    while run.result().steps_done < 100:
+        pass
+    live = run.result()
+    assert live.status == "running" and live.steps_done >= 100 and not loads
+    assert len(live.series("train_loss")) == live.steps_done
+    run.wait(120)
+    stored = run.result()  # the finished run: from the store, once
+    assert stored.status == "finished" and len(loads) == 1
+    np.testing.assert_array_equal(stored.series("train_loss")[: live.steps_done],
+                                  live.series("train_loss"))

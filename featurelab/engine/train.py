@@ -298,6 +298,22 @@ class Trainer:
     def progress(self) -> float:
         return self.step_count / self.n_steps
 
+    def recorded(self) -> RunResult:
+        """What the run has recorded up to its last flush, read from memory without
+        changing anything: safe from another thread while it trains (the panel)."""
+        done = self.recorder.steps_done
+        series = dict(self.recorder.series)  # one copy in C, atomic: the trainer may add keys
+        return RunResult(
+            config=self.config,
+            status="running" if self.status == "ready" else self.status,
+            steps_done=done,
+            arrays={k: v[:done] for k, v in series.items()},
+            info=dict(self.info),
+            error=self.error,
+            stat_errors=dict(self.recorder.stat_errors),
+            snapshots=self.snapshots,
+        )
+
     def result(self) -> RunResult:
         """What the run has recorded so far (all of it once it has ended)."""
         self.recorder.flush()
