@@ -46,3 +46,17 @@ class ViewState:
     def to_dict(self) -> dict[str, Any]:
         return {"selected": list(self.selected), "viewed": list(self.viewed),
                 "charts": {k: c.to_dict() for k, c in self.charts.items()}}
+
+
+# The colours of what is shown: one per experiment (by its position in the lab, cycling)
+# and one per fit family. The panel (shipped in its state) and the blog's pictures
+# (export/charts.py) both take them from here, so a picture matches the screen.
+EXPERIMENT_COLORS = ("#3b82f6", "#f97316", "#10b981", "#ef4444", "#a855f7", "#eab308",
+                     "#06b6d4", "#ec4899", "#84cc16", "#64748b")
+FAMILY_COLORS = {"sigmoid": "#d946ef", "exponential": "#14b8a6", "power": "#f59e0b",
+                 "log_power": "#8b5cf6", "linear": "#78716c"}
+
+
+def experiment_color(index: int) -> str:
+    """The colour of the experiment at this position in the lab."""
+    return EXPERIMENT_COLORS[index % len(EXPERIMENT_COLORS)]

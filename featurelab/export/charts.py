@@ -21,18 +21,14 @@ from matplotlib.figure import Figure
 
 from featurelab.engine.models import point_label
 from featurelab.errors import FeaturelabError
-from featurelab.view import METHOD_LABELS, Chart
+from featurelab.view import FAMILY_COLORS, METHOD_LABELS, Chart
+from featurelab.view import experiment_color as color_at
 
 if TYPE_CHECKING:
     from featurelab.lab import Lab
     from featurelab.state import Fit
 
 ACTIVATIONS_METRIC = "hidden_activations"
-# The panel's colours (js/src/theme.js), so a picture matches what was on screen.
-EXPERIMENT_COLORS = ("#3b82f6", "#f97316", "#10b981", "#ef4444", "#a855f7", "#eab308",
-                     "#06b6d4", "#ec4899", "#84cc16", "#64748b")
-FAMILY_COLORS = {"sigmoid": "#d946ef", "exponential": "#14b8a6", "power": "#f59e0b",
-                 "log_power": "#8b5cf6", "linear": "#78716c"}
 DPI = 100
 HISTOGRAM_BINS = 60
 
@@ -90,8 +86,7 @@ def moving_average(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
 
 def experiment_color(lab: Lab, experiment: str) -> str:
     ids = list(lab.experiments)
-    index = ids.index(experiment) if experiment in ids else 0
-    return EXPERIMENT_COLORS[index % len(EXPERIMENT_COLORS)]
+    return color_at(ids.index(experiment) if experiment in ids else 0)
 
 
 def draw_chart(lab: Lab, chart: Chart, experiments: list[str],

@@ -1,7 +1,9 @@
 """The panel: an anywidget that mirrors a Lab and turns clicks into Lab actions.
 
 It holds no logic of its own. Its JavaScript (js/src, bundled into
-featurelab/static) renders `state`, a JSON mirror of the lab, and sends:
+featurelab/static) renders `state`, a JSON mirror of the lab (`lab_state`: a PanelState,
+typed and validated in featurelab/ui/panel_state.py, which also ships the facts the
+panel would otherwise re-type: fit families, colours, metric kinds, labels), and sends:
 
   {"kind": "action", "request": id, "action": {"type": ..., "params": {...}}}
       -> lab.apply(action, actor="human"); answered by
@@ -29,7 +31,7 @@ import math
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anywidget
 import numpy as np
@@ -38,24 +40,42 @@ import traitlets
 from featurelab.engine.config import (
     ACTIVATIONS,
     LOSSES,
+    MODEL_KINDS,
     MODULAR_OPS,
     OPTIMIZERS,
     SCHEDULES,
     TASKS,
     ExperimentConfig,
 )
-from featurelab.engine.fit import FAMILIES
 from featurelab.engine.models import hook_shapes, point_label
 from featurelab.engine.observables import NAMED_OBSERVABLES
 from featurelab.errors import FeaturelabError
 from featurelab.ui.cell_bridge import CellBridge, CellRecorder, kernel_bridge
-from featurelab.view import METHOD_LABELS
+from featurelab.ui.panel_state import (
+    Cell,
+    ExperimentConfigState,
+    ExperimentRow,
+    FinalLosses,
+    FitState,
+    FitTableState,
+    Options,
+    PanelState,
+    RunRow,
+    StatisticRow,
+    ViewState,
+    families,
+    metric_kind,
+    validate_panel_state,
+)
+from featurelab.view import METHOD_LABELS, experiment_color
 
 if TYPE_CHECKING:
     from featurelab.lab import Lab
+    from featurelab.state import Experiment
 
 STATIC = Path(__file__).parent.parent / "static"  # built by js/ (esbuild)
 PUSH_HZ = 4  # live updates a second while a run trains
+LOSS_COLUMNS: tuple[Literal["train_loss", "test_loss"], ...] = ("train_loss", "test_loss")
 
 
 NOT_BUILT = """
@@ -190,66 +210,81 @@ class Panel(anywidget.AnyWidget):
                 [values.tobytes()])
 
 
-def lab_state(lab: Lab) -> dict[str, Any]:
-    """Everything the panel shows, as JSON."""
-    experiments = []
-    for exp in lab.experiments.values():
-        shapes = hook_shapes(exp.config)
-        row: dict[str, Any] = {
-            "id": exp.id, "name": exp.name, "based_on": exp.based_on,
-            "label": exp.config.model.label, "data_label": exp.config.data.label,
-            "optimizer_label": exp.config.optimizer.label, "config": exp.config.to_dict(),
-            "observables": list(exp.config.observables),
-            "hook_points": {p: list(s) for p, s in shapes.items()},
-            "point_labels": {p: point_label(p, s) for p, s in shapes.items()},
-            "status": "new", "progress": 0.0, "steps_done": 0, "final": {}, "error": "",
-            "checkpoint_step": None, "runs": _runs(lab, exp.id),
-        }
-        if exp.id in lab.latest:
-            run = lab.runs[lab.latest[exp.id]]
-            row.update(status=run.status, progress=run.progress, steps_done=run.steps_done)
-            if row["status"] == "cancelled" and run.has_checkpoint:  # "Continue from step N"
-                row["checkpoint_step"] = row["steps_done"]
-            trainer = run.trainer  # read once: a run that ends lets its trainer go
-            if trainer is not None and not run.done:  # live losses, from the trainer
-                series, last = trainer.recorder.series, trainer.step_count - 1
-                for name in ("train_loss", "test_loss"):
-                    if name in series and last >= 0:
-                        row["final"][name] = _finite(series[name][last])
-            elif run.done:
-                result = run.result()
-                row["error"] = result.error
-                row["stat_errors"] = result.stat_errors
-                for name in ("train_loss", "test_loss"):
-                    if name in result.arrays and len(result.arrays[name]):
-                        row["final"][name] = _finite(result.arrays[name][-1])
-        experiments.append(row)
-    return {
-        "lab": lab.name,
-        "experiments": experiments,
-        "view": lab.view.to_dict(),
-        "statistics": [{"name": s, "on": lab.statistics[s].on, "level": lab.statistics.level(s),
-                        "builtin": lab.statistics[s].builtin, "source": lab.statistics[s].source,
-                        "description": lab.statistics[s].description}
-                       for s in lab.statistics.names()],
-        "neuron_stats": [list(p) for p in lab.neuron_stats],
-        "fits": [{"id": f.id, "experiment": f.experiment, "metric": f.metric, "layer": f.layer,
-                  "table": f.table.to_dict()} for f in lab.fits.values()],
-        "families": [{"name": f.name, "label": f.label, "equation": f.equation,
-                      "latex": f.latex} for f in FAMILIES.values()],
-        "options": {"activations": list(ACTIVATIONS), "tasks": list(TASKS),
-                    "optimizers": list(OPTIMIZERS), "losses": list(LOSSES),
-                    "schedules": list(SCHEDULES), "modular_ops": list(MODULAR_OPS),
-                    "observables": list(NAMED_OBSERVABLES), "methods": METHOD_LABELS},
-        "defaults": ExperimentConfig().to_dict(),
-        "cells": [_cell(e) for e in lab.log],
-        "notes": list(lab.notes),
-    }
+def lab_state(lab: Lab) -> PanelState:
+    """Everything the panel shows, as JSON: a PanelState (featurelab/ui/panel_state.py),
+    validated against that model on the way out."""
+    statistics = lab.statistics
+    state = PanelState(
+        lab=lab.name,
+        experiments=[_experiment(lab, exp, i) for i, exp in enumerate(lab.experiments.values())],
+        view=cast(ViewState, lab.view.to_dict()),
+        statistics=[StatisticRow(name=s, on=statistics[s].on, level=statistics.level(s),
+                                 builtin=statistics[s].builtin, source=statistics[s].source,
+                                 description=statistics[s].description)
+                    for s in statistics.names()],
+        neuron_stats=[list(p) for p in lab.neuron_stats],
+        fits=[FitState(id=f.id, experiment=f.experiment, metric=f.metric, layer=f.layer,
+                       table=cast(FitTableState, f.table.to_dict())) for f in lab.fits.values()],
+        families=families(),
+        metric_kinds={**{m: metric_kind(m, None) for m in NAMED_OBSERVABLES},
+                      **{s: metric_kind(s, statistics.level(s)) for s in statistics.names()}},
+        options=Options(model_kinds=list(MODEL_KINDS), activations=list(ACTIVATIONS),
+                        tasks=list(TASKS), optimizers=list(OPTIMIZERS), losses=list(LOSSES),
+                        schedules=list(SCHEDULES), modular_ops=list(MODULAR_OPS),
+                        observables=list(NAMED_OBSERVABLES), methods=dict(METHOD_LABELS)),
+        defaults=_config(ExperimentConfig()),
+        cells=[_cell(e) for e in lab.log],
+        notes=list(lab.notes),
+    )
+    return validate_panel_state(state)
 
 
-def _runs(lab: Lab, experiment: str) -> list[dict[str, Any]]:
+def _config(config: ExperimentConfig) -> ExperimentConfigState:
+    return cast(ExperimentConfigState, config.to_dict())
+
+
+def _experiment(lab: Lab, exp: Experiment, index: int) -> ExperimentRow:
+    """One row of the experiments table: its config, hook points and latest run."""
+    shapes = hook_shapes(exp.config)
+    status, progress, steps_done, checkpoint_step, error = "new", 0.0, 0, None, ""
+    final = FinalLosses()
+    stat_errors: dict[str, str] | None = None
+    if exp.id in lab.latest:
+        run = lab.runs[lab.latest[exp.id]]
+        status, progress, steps_done = run.status, run.progress, run.steps_done
+        if status == "cancelled" and run.has_checkpoint:  # "Continue from step N"
+            checkpoint_step = steps_done
+        trainer = run.trainer  # read once: a run that ends lets its trainer go
+        if trainer is not None and not run.done:  # live losses, from the trainer
+            series, last = trainer.recorder.series, trainer.step_count - 1
+            for name in LOSS_COLUMNS:
+                if name in series and last >= 0:
+                    final[name] = _finite(series[name][last])
+        elif run.done:
+            result = run.result()
+            error, stat_errors = result.error, result.stat_errors
+            for name in LOSS_COLUMNS:
+                if name in result.arrays and len(result.arrays[name]):
+                    final[name] = _finite(result.arrays[name][-1])
+    row = ExperimentRow(
+        id=exp.id, name=exp.name, based_on=exp.based_on,
+        label=exp.config.model.label, data_label=exp.config.data.label,
+        optimizer_label=exp.config.optimizer.label, config=_config(exp.config),
+        observables=list(exp.config.observables),
+        hook_points={p: list(s) for p, s in shapes.items()},
+        point_labels={p: point_label(p, s) for p, s in shapes.items()},
+        color=experiment_color(index), status=status, progress=progress,
+        steps_done=steps_done, final=final, error=error, checkpoint_step=checkpoint_step,
+        runs=_runs(lab, exp.id),
+    )
+    if stat_errors is not None:
+        row["stat_errors"] = stat_errors
+    return row
+
+
+def _runs(lab: Lab, experiment: str) -> list[RunRow]:
     """An experiment's runs, oldest first: a cancelled run stays listed once continued."""
-    return [{"id": r.id, "status": r.status, "steps_done": r.steps_done}
+    return [RunRow(id=r.id, status=r.status, steps_done=r.steps_done)
             for r in lab.runs_of(experiment)]
 
 
@@ -262,9 +297,9 @@ def _cell_of(action_id: str, actor: str, action: str, result: str) -> dict[str, 
             "code": act.to_code()}
 
 
-def _cell(entry: Any) -> dict[str, Any]:
+def _cell(entry: Any) -> Cell:
     """A log entry as the panel's Code section shows it; cached, because the state is
     rebuilt several times a second while a run trains (a run's result changes once)."""
-    return dict(_cell_of(entry.id, entry.actor, json.dumps(entry.action_dict()),
-                         json.dumps(entry.result)))
+    return cast(Cell, dict(_cell_of(entry.id, entry.actor, json.dumps(entry.action_dict()),
+                                   json.dumps(entry.result))))
 

@@ -3,10 +3,9 @@
 // activations at one snapshot step, drawn on canvas.
 import { fillSelect, h, replaceChildren } from "./dom.js";
 import { fmtG } from "./format.js";
+import { methodLabels } from "./facts.js";
 import { createSeriesPlot } from "./plot.js";
 import { parseColor } from "./theme.js";
-
-export const ACTIVATIONS_METRIC = "hidden_activations";
 
 /** Hook points of some experiments (all when none given), with their labels. */
 export function layerOptions(state, experiments = []) {
@@ -242,11 +241,12 @@ export function describeActivations(values) {
 }
 
 /**
- * The body of the hidden_activations chart. Neuron stats: one plot per added statistic
- * (faint per-neuron lines and the mean for a per-neuron statistic, one line for a
- * per-layer one). Heatmap / histogram: the activations at a snapshot step.
+ * The body of the chart of the activation snapshots (`metric`, hidden_activations).
+ * Neuron stats: one plot per added statistic (faint per-neuron lines and the mean for a
+ * per-neuron statistic, one line for a per-layer one). Heatmap / histogram: the
+ * activations at a snapshot step.
  */
-export function createActivationsBody(ctx, { metric = ACTIVATIONS_METRIC, slot, zoomSlot }) {
+export function createActivationsBody(ctx, { metric, slot, zoomSlot }) {
   const method = h("select", { class: "fl-select", testid: "method-select", "aria-label": "Method" });
   method.addEventListener("change", () => ctx.act("choose_method", { metric, method: method.value }, slot));
   const addSelect = h("select", { class: "fl-select", testid: "add-stat-select", "aria-label": "Statistic to add" });
@@ -318,7 +318,8 @@ export function createActivationsBody(ctx, { metric = ACTIVATIONS_METRIC, slot, 
     stepLabel.textContent = `step ${last.step}`;
     const heatmap = view.method === "heatmap";
     canvas.dataset.testid = heatmap ? "heatmap" : "histogram";
-    canvas.setAttribute("aria-label", `${heatmap ? "Heatmap" : "Histogram"} of ${last.layer} of ${last.experiment} at step ${last.step}`);
+    const label = methodLabels(state)[view.method] || view.method;
+    canvas.setAttribute("aria-label", `${label} of ${last.layer} of ${last.experiment} at step ${last.step}`);
     canvas.style.height = `${height}px`;
     const theme = ctx.theme();
     if (heatmap) drawHeatmap(canvas, last.values, rows, cols, theme, height);
@@ -361,8 +362,7 @@ export function createActivationsBody(ctx, { metric = ACTIVATIONS_METRIC, slot, 
       state = nextState;
       experiments = viewed;
       height = view.enlarged ? 380 : 260;
-      const methods = state.options?.methods || { neuron_stats: "Neuron stats", heatmap: "Heatmap", histogram: "Histogram" };
-      fillSelect(method, Object.entries(methods).map(([value, label]) => ({ value, label })), view.method);
+      fillSelect(method, Object.entries(methodLabels(state)).map(([value, label]) => ({ value, label })), view.method);
       const stats = (state.statistics || []).filter((s) => s.level === 1 || s.level === 2);
       const current = addSelect.value;
       fillSelect(addSelect, stats.map((s) => ({ value: s.name,
@@ -386,7 +386,7 @@ export function createActivationsBody(ctx, { metric = ACTIVATIONS_METRIC, slot, 
       updateStatPlots();
       if (!neuron) {
         const exps = (state.experiments || []).filter((e) => experiments.includes(e.id));
-        const prefer = exps.find((e) => e.observables.includes(ACTIVATIONS_METRIC))?.id || exps[0]?.id || "";
+        const prefer = exps.find((e) => e.observables.includes(metric))?.id || exps[0]?.id || "";
         fillSelect(expSelect, exps.map((e) => e.id), experiments.includes(expSelect.value) ? expSelect.value : prefer);
         expSelect.hidden = exps.length < 2;
         const key = JSON.stringify([expSelect.value, view.layer, wantedStep()]);

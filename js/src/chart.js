@@ -5,20 +5,11 @@
 import { h, setPressed, setValueUnlessFocused } from "./dom.js";
 import { clearErrors, errorSlot } from "./errors.js";
 import { fmtBound } from "./format.js";
-import { ACTIVATIONS_METRIC, createActivationsBody, createLayerSelect, statisticLevel } from "./activations.js";
+import { createActivationsBody, createLayerSelect } from "./activations.js";
 import { parseNumber } from "./experiment-form.js";
+import { metricKind } from "./facts.js";
 import { chartFits, createFitPanel } from "./fits.js";
 import { createSeriesPlot, zoomAction } from "./plot.js";
-
-/** How a metric is drawn: "activations", "per-neuron" (level-1 statistic), "per-layer"
- *  (level-2 statistic) or "scalar". */
-export function metricKind(state, metric) {
-  if (metric === ACTIVATIONS_METRIC) return "activations";
-  const level = statisticLevel(state, metric);
-  if (level === 1) return "per-neuron";
-  if (level >= 2) return "per-layer";
-  return "scalar";
-}
 
 /** The zoom params from the range boxes: empty boxes mean the whole range. */
 export function rangeFromInputs(loText, hiText) {
@@ -111,7 +102,7 @@ export function createChartCard(ctx, metric) {
     const snapshotMethod = kind === "activations" && view.method && view.method !== "neuron_stats";
     for (const b of [logX, logY, smoothLabel]) b.hidden = snapshotMethod;
     zoomBox.hidden = snapshotMethod;
-    const fittable = kind === "scalar" || kind === "per-layer";
+    const fittable = kind === "scalar" || kind === "per_layer";
     fits.el.hidden = !fittable;
 
     if (kind === "activations") {

@@ -8,7 +8,7 @@ const REGRESSION = ["sin2", "formula", "teacher"];
 
 /** The config fields the form edits: path, label, kind, and the tasks it applies to. */
 export const FIELDS = [
-  { path: "model.kind", label: "Model", kind: "select", options: () => ["mlp", "embed_mlp"] },
+  { path: "model.kind", label: "Model", kind: "select", options: (s) => s.options?.model_kinds },
   { path: "model.widths", label: "Widths", kind: "list", hint: "input, hidden…, output" },
   { path: "model.activation", label: "Activation", kind: "select", options: (s) => s.options?.activations },
   { path: "data.task", label: "Task", kind: "select", options: (s) => s.options?.tasks },

@@ -4,7 +4,7 @@ import { h, replaceChildren } from "./dom.js";
 import { errorSlot } from "./errors.js";
 import { createExperimentForm } from "./experiment-form.js";
 import { fmtValue } from "./format.js";
-import { experimentColor } from "./theme.js";
+import { experimentColor } from "./facts.js";
 
 export const ACTIVE = ["running", "starting"];
 

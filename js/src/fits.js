@@ -1,22 +1,13 @@
 // Fits: choose families and an x range (the chart's zoom by default), send `fit`, show the
-// table ranked by R^2 with each equation as MathML, and show / hide the fitted curves.
+// table as the engine ranked it (by R^2) with each equation as MathML, and show / hide the
+// fitted curves. The families, their equations, colours and defaults come with the state.
 import { fillSelect, h, replaceChildren, setPressed, setValueUnlessFocused } from "./dom.js";
 import { clearErrors, errorSlot } from "./errors.js";
 import { fmtBound, fmtCoef, fmtG, fmtR2 } from "./format.js";
 import { parseNumber } from "./experiment-form.js";
-import { familyColor } from "./theme.js";
+import { defaultFamilies, familyColor, familyOf } from "./facts.js";
 
-export const DEFAULT_FAMILIES = ["sigmoid", "exponential", "power", "log_power"];
 const MATHML = "http://www.w3.org/1998/Math/MathML";
-
-/** Rows ranked as the engine ranks them: fitted rows by R^2, best first; failed rows last. */
-export function sortRows(rows) {
-  return [...rows].sort((a, b) => {
-    if (a.ok !== b.ok) return a.ok ? -1 : 1;
-    if (!a.ok) return 0;
-    return (b.r2 ?? -Infinity) - (a.r2 ?? -Infinity);
-  });
-}
 
 /** One table row as text: [type, R^2, coefficients, RMSE]. */
 export function formatRow(row) {
@@ -37,49 +28,29 @@ export function chartFits(state, metric, layer) {
   return viewed.filter((e) => latest.has(e)).map((e) => latest.get(e));
 }
 
-function m(tag, ...children) {
+/** MathML elements from lab_state's [tag, child...] arrays (text children as strings). */
+function mathml(node) {
+  if (typeof node === "string") return document.createTextNode(node);
+  const [tag, ...children] = node;
   const el = document.createElementNS(MATHML, tag);
-  for (const c of children.flat()) el.append(typeof c === "string" ? document.createTextNode(c) : c);
+  for (const child of children) el.append(mathml(child));
   return el;
 }
-const mi = (t) => m("mi", t);
-const mn = (t) => m("mn", t);
-const mo = (t) => m("mo", t);
-const c = (i) => m("msub", mi("c"), mn(String(i)));
-const mrow = (...xs) => m("mrow", ...xs);
-const ft = () => [mi("f"), mo("("), mi("t"), mo(")"), mo("=")];
 
-/** Hand-written MathML of each family's equation (null for an unknown family). */
+/** A family's equation (state.families[].mathml: f(t) = ...) as a display <math>; null
+ *  for a family without one. */
 export function equationMathML(family) {
-  let body;
-  switch (family) {
-    case "sigmoid":
-      body = [m("mfrac", c(1), mrow(mn("1"), mo("+"), m("msup", mi("e"), mrow(c(2), mi("t"), mo("+"), c(3))))), mo("+"), c(4)];
-      break;
-    case "exponential":
-      body = [c(1), mo("·"), m("msup", mi("e"), mrow(mo("−"), c(2), mi("t"))), mo("+"), c(3)];
-      break;
-    case "power":
-      body = [c(1), mo("·"), m("msup", mrow(mo("("), mi("t"), mo("+"), mn("1"), mo(")")), c(2)), mo("+"), c(3)];
-      break;
-    case "log_power":
-      body = [c(1), mo("·"), m("msup", mrow(mi("log"), mo("("), mi("t"), mo("+"), mn("1"), mo(")")), c(2)), mo("+"), c(3)];
-      break;
-    case "linear":
-      body = [c(1), mi("t"), mo("+"), c(2)];
-      break;
-    default:
-      return null;
-  }
-  const math = m("math", mrow(...ft(), ...body));
+  if (!Array.isArray(family?.mathml)) return null;
+  const math = document.createElementNS(MATHML, "math");
   math.setAttribute("displaystyle", "true");
+  math.append(mathml(family.mathml));
   return math;
 }
 
-/** A fit table as a <table>: Type, R^2, Equation, Coefficients, RMSE. */
+/** A fit table as a <table>: Type, R^2, Equation, Coefficients, RMSE; its rows in the
+ *  engine's order (ranked by R^2, failed rows last). */
 export function fitTable(fit, families = []) {
-  const rows = sortRows(fit.table?.rows || []);
-  const byName = Object.fromEntries(families.map((f) => [f.name, f]));
+  const rows = fit.table?.rows || [];
   const xr = fit.table?.x_range;
   const caption = `${fit.id}: ${fit.metric}${fit.layer ? ` (${fit.layer})` : ""} of ${fit.experiment}` +
     (xr ? `, steps ${fmtG(xr[0], 6)} to ${fmtG(xr[1], 6)}` : "");
@@ -88,20 +59,22 @@ export function fitTable(fit, families = []) {
     h("thead", {}, h("tr", {}, ["Type", "R²", "Equation", "Coefficients", "RMSE"].map((t) => h("th", { scope: "col" }, t)))),
     h("tbody", {}, rows.map((row) => {
       const [label, r2, coefs, rmse] = formatRow(row);
-      const math = equationMathML(row.family);
-      const text = row.equation || byName[row.family]?.equation || "";
+      const family = familyOf(families, row.family);
+      const math = equationMathML(family);
+      const text = row.equation || family?.equation || "";
       const eq = math ? h("span", { class: "fl-eq", title: text }, math) : h("span", { class: "fl-mono" }, text);
       return h("tr", { class: row.ok ? null : "fl-failed", dataset: { family: row.family } },
-        h("td", {}, h("span", { class: "fl-swatch fl-dash", style: { borderColor: familyColor(row.family) } }), " ", label),
+        h("td", {}, h("span", { class: "fl-swatch fl-dash", style: { borderColor: familyColor(families, row.family) } }), " ", label),
         h("td", { class: "fl-num" }, r2), h("td", {}, eq),
         h("td", { class: row.ok ? "fl-mono" : "fl-muted" }, coefs), h("td", { class: "fl-num" }, rmse));
     })));
 }
 
-/** The fit params for the panel's choices (families left out when they are the default). */
-export function fitParams({ experiment, metric, layer, xRange, families }) {
+/** The fit params for the panel's choices (families left out when they are `defaults`,
+ *  the engine's default families). */
+export function fitParams({ experiment, metric, layer, xRange, families, defaults }) {
   const params = { experiment, metric, layer: layer ?? null, x_range: xRange };
-  const same = families.length === DEFAULT_FAMILIES.length && DEFAULT_FAMILIES.every((f) => families.includes(f));
+  const same = families.length === defaults.length && defaults.every((f) => families.includes(f));
   if (!same) params.families = families;
   return params;
 }
@@ -132,7 +105,8 @@ export function createFitPanel(ctx, metric) {
     const b = parseNumber(hi.value);
     const xRange = a == null && b == null ? null : [a, b];
     clearErrors(el);
-    const params = fitParams({ experiment: expSelect.value, metric, layer, xRange, families });
+    const params = fitParams({ experiment: expSelect.value, metric, layer, xRange, families,
+      defaults: defaultFamilies(state) });
     fitButton.disabled = true;
     await ctx.act("fit", params, { root: el, fallback: slot });
     fitButton.disabled = false;
@@ -154,7 +128,7 @@ export function createFitPanel(ctx, metric) {
         const first = !familyBox.children.length;
         replaceChildren(familyBox, families.map((f) => h("label", { class: "fl-check", title: f.equation },
           h("input", { type: "checkbox", value: f.name, testid: `fit-family-${f.name}`,
-            checked: first ? DEFAULT_FAMILIES.includes(f.name) : checked.has(f.name) }), " ", f.label)));
+            checked: first ? !!f.default : checked.has(f.name) }), " ", f.label)));
       }
       const zoom = JSON.stringify(view.x_range ?? null);
       if (zoom !== lastZoom) {

@@ -4,7 +4,8 @@ import uPlot from "uplot";
 import { h, replaceChildren } from "./dom.js";
 import { fmtG } from "./format.js";
 import { buildPlot, hasPoints } from "./series.js";
-import { experimentColor, withAlpha } from "./theme.js";
+import { experimentColor } from "./facts.js";
+import { withAlpha } from "./theme.js";
 
 const defaultFactory = (opts, data, target) => new uPlot(opts, data, target);
 let factory = defaultFactory;
@@ -272,7 +273,7 @@ export function createSeriesPlot(ctx, { metric, chartMetric = metric, height, te
     const traces = ok.map((s) => ({ ...s, color: experimentColor(state, s.experiment) }));
     const built = buildPlot(traces, {
       smoothing: view.smoothing || 0, logX: !!view.log_x, logY: !!view.log_y,
-      fits, fitsVisible: view.fits_visible !== false,
+      fits, fitsVisible: view.fits_visible !== false, families: state.families || [],
     });
     plot.draw(built, { xRange: view.x_range, yRange: view.y_range, logX: !!view.log_x,
       logY: !!view.log_y, theme: ctx.theme(),

@@ -1,6 +1,6 @@
 // Data shaping for the charts (no DOM): columns of a series reply, smoothing, aligning
 // several experiments on one x axis, log-axis filtering, fitted curves.
-import { familyColor } from "./theme.js";
+import { familyColor, familyOf } from "./facts.js";
 
 /** Trailing moving average over a window in x units (steps): point i averages the
  *  finite values with x in (x_i - window, x_i]. For one point a step it is the mean of
@@ -110,26 +110,43 @@ export function align(groups) {
   return { x, ys };
 }
 
-/** A fitted family's curve at t (the formulas of featurelab/engine/fit.py). */
-export function familyValue(family, c, t) {
-  switch (family) {
-    case "sigmoid": return c[0] / (1 + Math.exp(c[1] * t + c[2])) + c[3];
-    case "exponential": return c[0] * Math.exp(-c[1] * t) + c[2];
-    case "power": return c[0] * (t + 1) ** c[1] + c[2];
-    case "log_power": return c[0] * Math.log(t + 1) ** c[1] + c[2];
-    case "linear": return c[0] * t + c[1];
-    default: return NaN;
+const UNARY = { neg: (a) => -a, exp: Math.exp, log: Math.log };
+const BINARY = { "+": (a, b) => a + b, "*": (a, b) => a * b, "/": (a, b) => a / b,
+  "^": (a, b) => a ** b };
+
+/** A fit family's expression (state.families[].expression, from featurelab/ui/
+ *  panel_state.py: a number, "t", ["c", i] or [op, operand...]) as a function (c, t)
+ *  with c[0] the coefficient c1. An expression it cannot read gives NaN. */
+export function compileExpression(expr) {
+  if (typeof expr === "number") return () => expr;
+  if (expr === "t") return (c, t) => t;
+  if (!Array.isArray(expr)) return () => NaN;
+  const [op, a, b] = expr;
+  if (op === "c") return (c) => c[a - 1] ?? NaN;
+  if (op in UNARY && expr.length === 2) {
+    const f = UNARY[op];
+    const fa = compileExpression(a);
+    return (c, t) => f(fa(c, t));
   }
+  if (op in BINARY && expr.length === 3) {
+    const f = BINARY[op];
+    const fa = compileExpression(a);
+    const fb = compileExpression(b);
+    return (c, t) => f(fa(c, t), fb(c, t));
+  }
+  return () => NaN;
 }
 
-/** Values of a fitted row on x, null outside the fitted x range. */
-export function fittedCurve(row, x, xRange) {
+/** Values of a fitted row on x, null outside the fitted x range; `expression` is its
+ *  family's (none: no curve). */
+export function fittedCurve(row, x, xRange, expression) {
   const [lo, hi] = xRange || [-Infinity, Infinity];
   const c = (row.coefficients || []).map((v) => (v == null ? NaN : v));
+  const f = compileExpression(expression);
   const out = new Array(x.length).fill(null);
   for (let i = 0; i < x.length; i++) {
     if (x[i] < lo || x[i] > hi) continue;
-    const v = familyValue(row.family, c, x[i]);
+    const v = f(c, x[i]);
     out[i] = Number.isFinite(v) ? v : null;
   }
   return out;
@@ -137,10 +154,12 @@ export function fittedCurve(row, x, xRange) {
 
 /** Everything one plot draws.
  *  traces: [{experiment, color, steps, values, shape}] (decoded series replies)
- *  options: {smoothing, logX, logY, fits: [{experiment, table}], fitsVisible}
+ *  options: {smoothing, logX, logY, fits: [{experiment, table}], fitsVisible,
+ *  families: state.families (the fitted curves' expressions and colours)}
  *  -> {data: [x, ...ys], specs: [{label, color, alpha, width, dash, kind, experiment}]} */
 export function buildPlot(traces, options = {}) {
-  const { smoothing = 0, logX = false, logY = false, fits = [], fitsVisible = true } = options;
+  const { smoothing = 0, logX = false, logY = false, fits = [], fitsVisible = true,
+    families = [] } = options;
   const groups = [];
   const specs = [];
   for (const t of traces) {
@@ -190,8 +209,8 @@ export function buildPlot(traces, options = {}) {
       const table = fit.table || {};
       for (const row of table.rows || []) {
         if (!row.ok) continue;
-        ys.push(fittedCurve(row, x, table.x_range));
-        specs.push({ experiment: fit.experiment, color: familyColor(row.family), alpha: 1,
+        ys.push(fittedCurve(row, x, table.x_range, familyOf(families, row.family)?.expression));
+        specs.push({ experiment: fit.experiment, color: familyColor(families, row.family), alpha: 1,
           width: 1.5, dash: [6, 4], kind: "fit", family: row.family,
           label: `${fit.experiment} ${row.label} fit` });
       }

@@ -1,11 +1,5 @@
-// Colours: JupyterLab theme variables (read from the panel, as canvas needs real colours),
-// one colour per experiment and per fit family.
-
-export const EXPERIMENT_COLORS = ["#3b82f6", "#f97316", "#10b981", "#ef4444", "#a855f7",
-  "#eab308", "#06b6d4", "#ec4899", "#84cc16", "#64748b"];
-
-export const FAMILY_COLORS = { sigmoid: "#d946ef", exponential: "#14b8a6", power: "#f59e0b",
-  log_power: "#8b5cf6", linear: "#78716c" };
+// Colours: JupyterLab theme variables (read from the panel, as canvas needs real colours).
+// The colours of experiments and fit families come with the state (facts.js).
 
 const FALLBACK = { fg: "#212121", fg2: "#616161", grid: "#e0e0e0", axis: "#bdbdbd",
   bg: "#ffffff", brand: "#1976d2", font: "system-ui, -apple-system, 'Segoe UI', sans-serif",
@@ -28,16 +22,6 @@ export function readTheme(el) {
   }
   theme.dark = isDark(theme.bg);
   return theme;
-}
-
-export function experimentColor(state, id) {
-  const ids = (state.experiments || []).map((e) => e.id);
-  const i = Math.max(0, ids.indexOf(id));
-  return EXPERIMENT_COLORS[i % EXPERIMENT_COLORS.length];
-}
-
-export function familyColor(name) {
-  return FAMILY_COLORS[name] || "#78716c";
 }
 
 /** [r, g, b] of "#rgb", "#rrggbb" or "rgb(a)(...)"; null if unknown. */

@@ -3,8 +3,12 @@
 import emptyState from "./fixtures/empty-state.json";
 import referenceState from "./fixtures/reference-state.json";
 
-// lab_state() of featurelab/ui/widget.py: a fresh lab, and one after the reference session
-// (exp_0, exp_1 viewed; hidden_activations, train_loss and nonlinear_rate charts; fit_0).
+// lab_state() of featurelab/ui/widget.py: a fresh lab, and one after a reference-like
+// session (exp_0, exp_1 viewed; hidden_activations, train_loss and nonlinear_rate charts;
+// fit_0). Generated from Python by tests/test_panel_state.py, which fails when they are
+// stale; regenerate them with
+//   FEATURELAB_WRITE_FIXTURES=1 .venv/bin/python -m pytest -q tests/test_panel_state.py
+// (or `npm run fixtures`). Never edit them by hand.
 const STATES = { "empty-state": emptyState, "reference-state": referenceState };
 
 export function loadState(name) {

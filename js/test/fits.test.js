@@ -1,19 +1,26 @@
 import { describe, expect, it } from "vitest";
-import { chartFits, equationMathML, fitParams, fitTable, formatRow, sortRows } from "../src/fits.js";
+import { chartFits, equationMathML, fitParams, fitTable, formatRow } from "../src/fits.js";
+import { defaultFamilies, familyOf } from "../src/facts.js";
 import { loadState } from "./fakes.js";
 
 const state = loadState("reference-state");
 const fit = state.fits[0];
+const DEFAULTS = defaultFamilies(state);
 
 describe("fit table", () => {
-  it("ranks rows by R^2, failed rows last", () => {
+  it("shows the rows in the order the engine ranked them (by R^2, failed rows last)", () => {
     const rows = [
-      { family: "power", ok: true, r2: 0.84 },
-      { family: "linear", ok: false, r2: null },
-      { family: "sigmoid", ok: true, r2: 0.996 },
-      { family: "exponential", ok: true, r2: 0.96 },
+      { family: "sigmoid", label: "Sigmoid", ok: true, r2: 0.996, coefficients: [] },
+      { family: "power", label: "Power", ok: true, r2: 0.84, coefficients: [] },
+      { family: "linear", label: "Linear", ok: false, r2: null, coefficients: [] },
     ];
-    expect(sortRows(rows).map((r) => r.family)).toEqual(["sigmoid", "exponential", "power", "linear"]);
+    const table = fitTable({ ...fit, table: { ...fit.table, rows } }, state.families);
+    expect([...table.querySelectorAll("tbody tr")].map((r) => r.dataset.family))
+      .toEqual(["sigmoid", "power", "linear"]);
+    // as sent, even when not sorted: the ranking is the engine's, not the panel's
+    const reversed = fitTable({ ...fit, table: { ...fit.table, rows: [...rows].reverse() } }, state.families);
+    expect([...reversed.querySelectorAll("tbody tr")].map((r) => r.dataset.family))
+      .toEqual(["linear", "power", "sigmoid"]);
   });
 
   it("formats R^2 with 4 decimals, coefficients like -9.31e-1, RMSE with 3 digits", () => {
@@ -23,25 +30,36 @@ describe("fit table", () => {
     expect(formatRow({ label: "Linear", ok: false, reason: "too short" })).toEqual(["Linear", "failed", "too short", "–"]);
   });
 
-  it("renders the engine's table with sigmoid first and MathML equations", () => {
-    const shuffled = { ...fit, table: { ...fit.table, rows: [...fit.table.rows].reverse() } };
-    const table = fitTable(shuffled, state.families);
+  it("renders the engine's table with sigmoid first, MathML equations and family colours", () => {
+    const table = fitTable(fit, state.families);
     const rows = [...table.querySelectorAll("tbody tr")];
     expect(rows.map((r) => r.dataset.family)).toEqual(["sigmoid", "exponential", "log_power", "power"]);
     expect(rows[0].cells[1].textContent).toBe("0.9979");
     expect(rows[0].cells[3].textContent).toBe("-7.66e-1, -2.35e-1, 4.50e+0, 1.01e+0");
     expect(rows[0].querySelector("math")).not.toBeNull();
+    expect(rows[0].querySelector(".fl-swatch").style.borderColor).toBe("rgb(217, 70, 239)"); // #d946ef
     expect(table.querySelector("caption").textContent).toContain("steps 0 to 100");
   });
 
-  it("has MathML for every family", () => {
-    for (const f of ["sigmoid", "exponential", "power", "log_power", "linear"]) {
+  it("has MathML for every family, from the state", () => {
+    expect(state.families.map((f) => f.name)).toEqual(["sigmoid", "exponential", "power", "log_power", "linear"]);
+    for (const f of state.families) {
       const math = equationMathML(f);
       expect(math.namespaceURI).toBe("http://www.w3.org/1998/Math/MathML");
+      expect(math.getAttribute("displaystyle")).toBe("true");
+      expect(math.textContent.startsWith("f(t)=")).toBe(true);
       expect(math.textContent).toContain("c1");
     }
-    expect(equationMathML("sigmoid").querySelector("mfrac")).not.toBeNull();
-    expect(equationMathML("nope")).toBeNull();
+    const sigmoid = equationMathML(familyOf(state.families, "sigmoid"));
+    expect(sigmoid.querySelector("mfrac")).not.toBeNull();
+    expect(sigmoid.querySelector("mfrac").namespaceURI).toBe("http://www.w3.org/1998/Math/MathML");
+    // what js/src/fits.js wrote by hand before the state carried it
+    expect(equationMathML(familyOf(state.families, "exponential")).innerHTML).toBe(
+      "<mrow><mi>f</mi><mo>(</mo><mi>t</mi><mo>)</mo><mo>=</mo><msub><mi>c</mi><mn>1</mn></msub>" +
+      "<mo>·</mo><msup><mi>e</mi><mrow><mo>−</mo><msub><mi>c</mi><mn>2</mn></msub><mi>t</mi></mrow></msup>" +
+      "<mo>+</mo><msub><mi>c</mi><mn>3</mn></msub></mrow>");
+    expect(equationMathML(null)).toBeNull();
+    expect(equationMathML({ name: "nope" })).toBeNull();
   });
 
   it("finds the latest fit of a chart's metric and layer among viewed experiments", () => {
@@ -52,10 +70,12 @@ describe("fit table", () => {
   });
 
   it("leaves the default families out of the fit action", () => {
+    expect(DEFAULTS).toEqual(["sigmoid", "exponential", "power", "log_power"]);
     expect(fitParams({ experiment: "exp_1", metric: "m", layer: null, xRange: [0, 100],
-      families: ["log_power", "power", "exponential", "sigmoid"] }))
+      families: ["log_power", "power", "exponential", "sigmoid"], defaults: DEFAULTS }))
       .toEqual({ experiment: "exp_1", metric: "m", layer: null, x_range: [0, 100] });
-    expect(fitParams({ experiment: "exp_1", metric: "m", layer: "l", xRange: null, families: ["linear"] }))
+    expect(fitParams({ experiment: "exp_1", metric: "m", layer: "l", xRange: null, families: ["linear"],
+      defaults: DEFAULTS }))
       .toEqual({ experiment: "exp_1", metric: "m", layer: "l", x_range: null, families: ["linear"] });
   });
 });

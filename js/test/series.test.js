@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { align, buildPlot, familyValue, filledRows, fittedCurve, movingAverage } from "../src/series.js";
+import { align, buildPlot, compileExpression, filledRows, fittedCurve, movingAverage } from "../src/series.js";
+import { familyOf } from "../src/facts.js";
+import { loadState } from "./fakes.js";
+import familyValues from "./fixtures/family-values.json";
+
+const { families } = loadState("empty-state");
 
 const near = (a, b) => a.forEach((v, i) => (Number.isNaN(b[i]) ? expect(v).toBeNaN() : expect(v).toBeCloseTo(b[i], 10)));
 
@@ -86,21 +91,38 @@ describe("buildPlot", () => {
     const fit = { experiment: "exp_0", table: { x_range: [0, 1], rows: [
       { family: "linear", label: "Linear", ok: true, coefficients: [2, 1] },
       { family: "power", label: "Power", ok: false, coefficients: [null, null, null] }] } };
-    const built = buildPlot([trace("exp_0", [0, 1, 2], [1, 3, 5])], { fits: [fit] });
-    expect(built.specs.at(-1)).toMatchObject({ kind: "fit", family: "linear", dash: [6, 4] });
+    const built = buildPlot([trace("exp_0", [0, 1, 2], [1, 3, 5])], { fits: [fit], families });
+    expect(built.specs.at(-1)).toMatchObject({ kind: "fit", family: "linear", dash: [6, 4], color: "#78716c" });
     expect(built.data.at(-1)).toEqual([1, 3, null]);
-    const hidden = buildPlot([trace("exp_0", [0, 1, 2], [1, 3, 5])], { fits: [fit], fitsVisible: false });
+    const hidden = buildPlot([trace("exp_0", [0, 1, 2], [1, 3, 5])], { fits: [fit], fitsVisible: false, families });
     expect(hidden.specs.length).toBe(1);
   });
 });
 
 describe("fitted families", () => {
-  it("evaluate the engine's formulas", () => {
+  const value = (name, c, t) => compileExpression(familyOf(families, name).expression)(c, t);
+
+  it("evaluate the expressions the state carries", () => {
     const c = [-0.931, -0.153, 2.61, 1.06];
-    expect(familyValue("sigmoid", c, 10)).toBeCloseTo(-0.931 / (1 + Math.exp(-1.53 + 2.61)) + 1.06, 12);
-    expect(familyValue("exponential", [1, 0.5, 2], 2)).toBeCloseTo(Math.exp(-1) + 2, 12);
-    expect(familyValue("power", [2, -1, 0], 3)).toBeCloseTo(0.5, 12);
-    expect(familyValue("log_power", [1, 2, 0], Math.E - 1)).toBeCloseTo(1, 12);
-    expect(fittedCurve({ family: "linear", coefficients: [1, 0] }, [0, 5, 10], [1, 9])).toEqual([null, 5, null]);
+    expect(value("sigmoid", c, 10)).toBeCloseTo(-0.931 / (1 + Math.exp(-1.53 + 2.61)) + 1.06, 12);
+    expect(value("exponential", [1, 0.5, 2], 2)).toBeCloseTo(Math.exp(-1) + 2, 12);
+    expect(value("power", [2, -1, 0], 3)).toBeCloseTo(0.5, 12);
+    expect(value("log_power", [1, 2, 0], Math.E - 1)).toBeCloseTo(1, 12);
+    const linear = familyOf(families, "linear").expression;
+    expect(fittedCurve({ family: "linear", coefficients: [1, 0] }, [0, 5, 10], [1, 9], linear)).toEqual([null, 5, null]);
+    expect(fittedCurve({ family: "nope", coefficients: [1, 0] }, [0, 5], null, undefined)).toEqual([null, null]);
+  });
+
+  it("give the engine's values (family-values.json, computed by featurelab/engine/fit.py)", () => {
+    expect(Object.keys(familyValues)).toEqual(families.map((f) => f.name));
+    for (const [name, { coefficients, t, values }] of Object.entries(familyValues)) {
+      t.forEach((ti, i) => expect(value(name, coefficients, ti)).toBeCloseTo(values[i], 10));
+    }
+  });
+
+  it("read nothing they do not know", () => {
+    expect(compileExpression(["sqrt", 4])([], 0)).toBeNaN();
+    expect(compileExpression({ op: "+" })([], 0)).toBeNaN();
+    expect(compileExpression(["c", 3])([1], 0)).toBeNaN();
   });
 });

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import widget from "../src/widget.js";
 import { runControls } from "../src/experiments.js";
 import { setPlotFactory } from "../src/plot.js";
+import { fmtValue } from "../src/format.js";
 import { ack, createFakeModel, createFakePlots, fail, flush, loadState, seriesReply } from "./fakes.js";
 
 const REFERENCE_SOURCE = "def compute_nonlinear_rate(tensor, dim, keepdim=False):\n" +
@@ -54,12 +55,18 @@ const line = (n) => ({ steps: [...Array(n).keys()], values: [...Array(n).keys()]
 
 describe("experiments", () => {
   it("renders a row per experiment with status, progress and final losses", () => {
-    const { $ } = mount("reference-state");
+    const { $, model } = mount("reference-state");
     const row = $("exp-row-exp_0");
     expect(row).not.toBeNull();
     expect($("exp-row-exp_1")).not.toBeNull();
     const cells = [...row.cells].map((c) => c.textContent);
-    expect(cells.slice(1)).toEqual(["exp_0", "", "MLP 10, 100, 100, 1, relu", "finished", "100%", "3.62e-05", "2.64"]);
+    const { final } = model.get("state").experiments[0];
+    expect(cells.slice(1)).toEqual(["exp_0", "", "MLP 10, 100, 100, 1, relu", "finished", "100%",
+      fmtValue(final.train_loss), fmtValue(final.test_loss)]);
+    expect(cells.slice(6).every((c) => /^\d/.test(c))).toBe(true);
+    // the colours of the state (featurelab/ui/panel_state.py: #3b82f6, #f97316)
+    expect(row.querySelector(".fl-swatch").style.background).toBe("rgb(59, 130, 246)");
+    expect($("exp-row-exp_1").querySelector(".fl-swatch").style.background).toBe("rgb(249, 115, 22)");
     expect(row.getAttribute("aria-selected")).toBe("true");
     expect(row.tabIndex).toBe(0);
   });
