@@ -17,7 +17,7 @@ from featurelab.lab import Lab
 from featurelab.log import ActionLog, LogEntry
 from featurelab.replay import ReplayReport, replay
 from featurelab.runs import Run
-from featurelab.state import Experiment, Fit, LabState
+from featurelab.state import Experiment, Fit, LabState, Sweep
 
 __all__ = [
     "ActionError",
@@ -32,6 +32,7 @@ __all__ = [
     "FitTable",
     "Lab",
     "LabState",
+    "Sweep",
     "LogEntry",
     "ModelConfig",
     "OptimizerConfig",

@@ -19,13 +19,14 @@ import warnings
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from featurelab.actions import ACTORS, Action, ActionError, action_from_dict
 from featurelab.actions import analysis as _analysis
 from featurelab.actions import experiments as _experiments
+from featurelab.actions import sweeps as _sweeps
 from featurelab.actions import views as _views
 from featurelab.cells import ActionCell, action_cells, executing_cell, write_notebook
 from featurelab.engine.config import ExperimentConfig
@@ -35,11 +36,18 @@ from featurelab.engine.stats import ACTIVATIONS, StatisticRegistry
 from featurelab.errors import ConfigError, FeaturelabError, FeaturelabWarning
 from featurelab.log import ActionLog, LogEntry
 from featurelab.runs import Run
-from featurelab.state import Experiment, LabState
+from featurelab.state import Experiment, LabState, Sweep
 from featurelab.store import Store
+
+if TYPE_CHECKING:  # pandas is imported on first use (featurelab.frames)
+    import pandas as pd
 
 LAB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 MEMORY = ":memory:"
+SWEEP_PREFIX = "sweep_"  # lab.run(id) trains a sweep's members when the id has it
+# A sweep's members with a run that ended so are not trained again (the same config and
+# code diverge again; cancelled, failed and interrupted runs are trained again).
+SWEEP_DONE = ("finished", "diverged")
 Listener = Callable[[str, Any], None]
 LAB_EVENTS = ("action", "run_started", "run_ended")
 # Labs this process opened with fresh=True, by store file: a notebook's opening cell run
@@ -130,6 +138,7 @@ class Lab:
     statistics = property(lambda self: self.state.statistics)
     neuron_stats = property(lambda self: self.state.neuron_stats)
     fits = property(lambda self: self.state.fits)
+    sweeps = property(lambda self: self.state.sweeps)
     notes = property(lambda self: self.state.notes)
     view = property(lambda self: self.state.view)
 
@@ -312,14 +321,26 @@ class Lab:
         return self.apply(_experiments.SelectExperiments(experiments=ids))
 
     def run(self, experiment: str, force: bool = False, background: bool = False,
-            stop_at: int | None = None, resume: bool = False) -> Run:
+            stop_at: int | None = None, resume: bool = False) -> Run | dict[str, Run]:
         """Trains an experiment (blocking unless background=True). A finished run with
         the same config and code is reused unless force=True.
 
         stop_at=N trains the first N steps only and ends the run "cancelled" there (the
         cell of a run cancelled in the panel says so, and reruns reuse that run).
         resume=True continues the experiment's cancelled run from its checkpoint in a new
-        run, as if it had never stopped; the cancelled run stays (`runs_of`)."""
+        run, as if it had never stopped; the cancelled run stays (`runs_of`).
+
+        A sweep's id ("sweep_0") trains its members without a finished run, and returns
+        {member: its latest run} (see `run_sweep`)."""
+        if isinstance(experiment, str) and experiment.startswith(SWEEP_PREFIX):
+            options = {"force": force, "background": background, "stop_at": stop_at,
+                       "resume": resume}
+            for option, value in options.items():
+                if value not in (False, None):
+                    raise ConfigError(option, value, "its default for a sweep",
+                                      hint="lab.run(sweep_id) trains the members without "
+                                           "a finished run")
+            return self.run_sweep(experiment)
         return self.apply(_experiments.RunExperiment(experiment=experiment, force=force,
                                                      background=background, stop_at=stop_at,
                                                      resume=resume))
@@ -328,6 +349,46 @@ class Lab:
         """Stops a running experiment after the step it is in; the log records that step,
         and `lab.run(experiment, resume=True)` continues from it."""
         return self.apply(_experiments.CancelRun(experiment=experiment))
+
+    # -- verbs: many runs ----------------------------------------------------------------
+
+    def sweep(self, based_on: str, grid: dict[str, Any] | None = None,
+              zip: dict[str, Any] | None = None,  # DESIGN.md's name; builtin zip unused here
+              sample: dict[str, Any] | None = None, n: int | None = None,
+              sample_seed: int | None = None, seeds: Any = None,
+              name: str | None = None) -> Sweep:
+        """Member experiments of `based_on` with knob paths ("optimizer.lr",
+        "model.widths", "data.n_train", "seed", ...) set to every combination of the
+        `grid` lists, the `zip` lists taken together, `n` points drawn from the product of
+        the `sample` lists (without replacement; `sample_seed` picks them) and `seeds`.
+        A member equal to an existing experiment (its config, whatever its name) reuses
+        it. Members that differ only by seed form a group (`Sweep.groups`)."""
+        return self.apply(_sweeps.CreateSweep(
+            based_on=based_on, grid=_sweeps.as_json(grid), zip=_sweeps.as_json(zip),
+            sample=_sweeps.as_json(sample), n=n, sample_seed=sample_seed,
+            seeds=_sweeps.as_json(seeds), name=name))
+
+    def run_sweep(self, sweep: str) -> dict[str, Run]:
+        """Trains the members of a sweep without a finished run in this session, one
+        after another, each as its own run action (so each reuses a cached run, logs and
+        restores like `lab.run(member)`); running it again trains only what is left (a
+        diverged member is left as it is: training it again diverges again).
+        Returns {member: its latest run}."""
+        from tqdm.auto import tqdm  # a widget bar in a notebook, text elsewhere
+
+        members = self.state.sweep(sweep).members
+        todo = [m for m in members if m not in self.latest
+                or self.runs[self.latest[m]].status not in SWEEP_DONE]
+        running = [m for m in todo if m in self.latest and not self.runs[self.latest[m]].done]
+        if running:
+            raise FeaturelabError(f"{', '.join(running)} of {sweep} still running; wait for "
+                                  f"it or lab.cancel({running[0]!r})")
+        with tqdm(total=len(todo), desc=sweep, unit="run", disable=not todo) as bar:
+            for member in todo:
+                bar.set_postfix_str(member)
+                self.apply(_experiments.RunExperiment(experiment=member))
+                bar.update()
+        return {m: self.results(m) for m in members if m in self.latest}
 
     # -- verbs: views -------------------------------------------------------------------
 
@@ -403,6 +464,31 @@ class Lab:
 
     def export_log(self, path: str | Path) -> Path:
         return self.apply(_analysis.ExportLog(path=str(path)))
+
+    # -- data out (pandas; reads the lab, changes nothing) -------------------------------
+
+    def table(self) -> pd.DataFrame:
+        """A pandas DataFrame, one row per experiment: id, name, sweep, seed, every config
+        knob by path, the status of its latest run, and per scalar metric its final value,
+        minimum and the step of the minimum (`train_loss.final`, `.min`, `.argmin`)."""
+        from featurelab import frames
+
+        return frames.table(self.state)
+
+    def series_frame(self, metric: str, layer: str | None = None,
+                     experiments: list[str] | None = None) -> pd.DataFrame:
+        """One scalar metric in long format (experiment, step, value): of `experiments`,
+        or of every experiment whose latest run has it."""
+        from featurelab import frames
+
+        return frames.series_frame(self.state, metric, layer, _listed(experiments))
+
+    def bands(self, metric: str, sweep: str, layer: str | None = None) -> pd.DataFrame:
+        """Per group of the sweep (members differing only by seed) and step: mean, std
+        (ddof=1), min, max and n over the group's finished runs."""
+        from featurelab import frames
+
+        return frames.bands(self.state, metric, sweep, layer)
 
     # -- the session as notebook cells --------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The lab as data: experiments, runs, statistics, fits, notes and the view.
+"""The lab as data: experiments, runs, statistics, fits, sweeps, notes and the view.
 
 Actions change a LabState through its narrow methods (and the dicts it holds); the Lab
 owns one per session and exporters read it. It knows nothing of the log, the store's
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,25 @@ class Fit:
     table: FitTable
 
 
+@dataclass(frozen=True)
+class Sweep:
+    """Experiments made from one base by varying knobs (config paths such as
+    "optimizer.lr"); members that differ only by seed form a group."""
+
+    id: str  # "sweep_0", ...
+    name: str
+    base: str  # the experiment the members are based on
+    knobs: tuple[str, ...]  # the config paths varied, "seed" last when seeds were given
+    members: tuple[str, ...]  # experiment ids, in expansion order (some may be reused)
+    values: dict[str, dict[str, Any]]  # member -> its knob values (path -> JSON value)
+    groups: dict[str, tuple[str, ...]]  # group key (knob values but the seed) -> members
+
+    def __repr__(self) -> str:
+        name = f" {self.name!r}" if self.name else ""
+        return (f"<Sweep {self.id}{name}: {len(self.members)} members in "
+                f"{len(self.groups)} groups, based on {self.base}>")
+
+
 @dataclass
 class LabState:
     experiments: dict[str, Experiment] = field(default_factory=dict)
@@ -58,6 +78,7 @@ class LabState:
     statistics: StatisticRegistry = field(default_factory=StatisticRegistry)
     neuron_stats: list[tuple[str, str]] = field(default_factory=list)  # (stat, layer) shown
     fits: dict[str, Fit] = field(default_factory=dict)
+    sweeps: dict[str, Sweep] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     view: ViewState = field(default_factory=ViewState)
 
@@ -75,6 +96,15 @@ class LabState:
         self.latest[experiment] = run.id
         return run.of(experiment)
 
+    def add_sweep(self, name: str, base: str, knobs: tuple[str, ...],
+                  members: dict[str, dict[str, Any]],
+                  groups: dict[str, tuple[str, ...]]) -> Sweep:
+        """A sweep over experiments already in the state (`members`: id -> knob values)."""
+        sweep = Sweep(f"sweep_{len(self.sweeps)}", name, base, knobs, tuple(members),
+                      dict(members), dict(groups))
+        self.sweeps[sweep.id] = sweep
+        return sweep
+
     def add_fit(self, experiment: str, metric: str, layer: str | None,
                 table: FitTable) -> Fit:
         fit = Fit(f"fit_{len(self.fits)}", experiment, metric, layer, table)
@@ -88,6 +118,12 @@ class LabState:
             known = ", ".join(self.experiments) or "none yet"
             raise ConfigError("experiment", experiment, f"an existing experiment ({known})")
         return self.experiments[experiment]
+
+    def sweep(self, sweep: str) -> Sweep:
+        if sweep not in self.sweeps:
+            known = ", ".join(self.sweeps) or "none yet"
+            raise ConfigError("sweep", sweep, f"an existing sweep ({known})")
+        return self.sweeps[sweep]
 
     def results(self, experiment: str) -> Run:
         """The latest run of an experiment."""

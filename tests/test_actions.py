@@ -76,6 +76,7 @@ def lab_state(lab: fl.Lab) -> dict[str, Any]:
         "neuron_stats": list(lab.neuron_stats),
         "fits": {k: (f.experiment, f.metric, f.layer, [r.family for r in f.table.rows])
                  for k, f in lab.fits.items()},
+        "sweeps": dict(lab.sweeps),
         "notes": list(lab.notes),
         "view": lab.view.to_dict(),
         "selected": list(lab.view.selected),
@@ -376,6 +377,17 @@ DECORATOR_CODE = (
     "    t = tensor.float()  # a comment survives\n"
     "    return ((t > 0) * (t < 1)).float().mean(dim=dim, keepdim=keepdim)\n")
 
+def _sweep(lab, tmp):
+    tiny(lab)
+    lab.sweep(based_on="exp_0", grid={"optimizer.lr": [0.01, 0.03]}, seeds=range(2), name="lr")
+
+
+def _sweep_zip_sample(lab, tmp):
+    trained(lab)
+    lab.sweep(based_on="exp_0", zip={"optimizer.lr": [0.01, 0.02], "optimizer.steps": [10, 20]},
+              sample={"model.activation": ["relu", "tanh", "gelu"]}, n=2, sample_seed=3)
+
+
 def _reset(lab, tmp):
     tiny(lab)
     lab.note("before the reset")
@@ -481,6 +493,18 @@ CASES = [
     Case("export_log", "plain", _export_log,
          lambda tmp: f"lab.export_log({str(tmp / 'session.jsonl')!r})",
          lambda lab: f"Exported the action log to {lab.log[-1].params['path']}."),
+    Case("sweep", "grid-and-seeds", _sweep,
+         long_call("lab.sweep", "based_on='exp_0'", "grid={'optimizer.lr': [0.01, 0.03]}",
+                   "seeds=[0, 1]", "name='lr'"),
+         "Created sweep 0, 'lr': 4 experiments (1 reused) based on exp_0 varying "
+         "optimizer.lr and seed."),
+    Case("sweep", "zip-and-sample", _sweep_zip_sample,
+         long_call("lab.sweep", "based_on='exp_0'",
+                   "zip={'optimizer.lr': [0.01, 0.02], 'optimizer.steps': [10, 20]}",
+                   "sample={'model.activation': ['relu', 'tanh', 'gelu']}", "n=2",
+                   "sample_seed=3"),
+         "Created sweep 0: 4 experiments based on exp_0 varying optimizer.lr, "
+         "optimizer.steps and model.activation."),
     Case("reset", "after-a-session", _reset, "lab.reset()",
          "Started the lab over (a new session)."),
     # cancel: see test_cancel below (its round trip cannot reproduce the timing)
@@ -720,6 +744,9 @@ FIELD_STRATEGIES = {
     "int": st.integers(),
     "list[str]": st.lists(NASTY, max_size=3),
     "dict[str, Any]": st.dictionaries(NASTY, JSON_VALUE, max_size=3),
+    "dict[str, list[Any]]": st.dictionaries(NASTY, st.lists(JSON_VALUE, max_size=3),
+                                            max_size=3),
+    "list[int]": st.lists(st.integers(), max_size=3),
     "tuple[float, float]": st.tuples(FINITE, FINITE),
 }
 LOSSY = {"run": {"background": False}}  # a cell waits for its run

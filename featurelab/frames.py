@@ -1,0 +1,141 @@
+"""The lab's numbers as pandas frames: a table of experiments, long series, seed bands.
+
+They read the state and change nothing, so they are not actions. pandas is imported
+with this module, which the Lab imports on first use: opening a lab does not pay for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from featurelab.errors import ConfigError, FeaturelabError
+from featurelab.runs import Run
+from featurelab.state import LabState
+
+TABLE_START = ["id", "name", "sweep", "seed"]
+BAND_COLUMNS = ["group", "step", "mean", "std", "min", "max", "n"]
+SERIES_COLUMNS = ["experiment", "step", "value"]
+
+
+def _hashable(value: Any) -> Any:
+    # Lists (model.widths) as tuples: a column of them can be grouped and compared.
+    return tuple(_hashable(v) for v in value) if isinstance(value, list) else value
+
+
+def _knobs(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Every config value by its path, as a sweep names it ("optimizer.lr")."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(_knobs(value, f"{prefix}{key}."))
+        elif prefix or key not in ("name", "seed"):  # in the table's first columns
+            out[prefix + key] = _hashable(value)
+    return out
+
+
+def _summaries(run: Run) -> dict[str, Any]:
+    """Per scalar series: its final value, its minimum and the step of the minimum (NaN
+    steps, as a diverged run has, are passed over)."""
+    out: dict[str, Any] = {}
+    for key, values in sorted(run.result().arrays.items()):
+        if values.ndim != 1 or not len(values):
+            continue  # per-neuron series have no single summary
+        finite = np.where(np.isfinite(values), values, np.nan)
+        best = None if np.isnan(finite).all() else int(np.nanargmin(finite))
+        out[f"{key}.final"] = float(values[-1])
+        out[f"{key}.min"] = np.nan if best is None else float(values[best])
+        out[f"{key}.argmin"] = best
+    return out
+
+
+def _member_of(state: LabState) -> dict[str, str]:
+    """Experiment -> the first sweep that lists it (a reused one may be in several)."""
+    out: dict[str, str] = {}
+    for sweep in state.sweeps.values():
+        for member in sweep.members:
+            out.setdefault(member, sweep.id)
+    return out
+
+
+def table(state: LabState) -> pd.DataFrame:
+    """One row per experiment: id, name, sweep, seed, every config knob by path, the
+    status of its latest run and the summaries of its scalar series."""
+    sweeps = _member_of(state)
+    rows = []
+    for exp in state.experiments.values():
+        run = state.runs[state.latest[exp.id]] if exp.id in state.latest else None
+        rows.append({"id": exp.id, "name": exp.name, "sweep": sweeps.get(exp.id),
+                     "seed": exp.config.seed, **_knobs(exp.config.to_dict()),
+                     "status": run.status if run else "not run",
+                     "steps": run.steps_done if run else 0,
+                     **(_summaries(run) if run else {})})
+    frame = pd.DataFrame(rows, columns=None if rows else [*TABLE_START, "status", "steps"])
+    # None, not NaN, for an experiment in no sweep (pandas would infer a string column)
+    frame["sweep"] = pd.Series([row["sweep"] for row in rows], dtype=object)
+    return frame
+
+
+def _scalar(state: LabState, experiment: str, metric: str, layer: str | None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    steps, values = state.metric_series(experiment, metric, layer)
+    if values.ndim != 1:
+        key = f"{metric}@{layer}" if layer else metric
+        raise ConfigError("metric", key, "a series with one value per step",
+                          hint=f"{key} has one per neuron; define a statistic that "
+                               "reduces it")
+    return steps, values
+
+
+def series_frame(state: LabState, metric: str, layer: str | None = None,
+                 experiments: list[str] | None = None) -> pd.DataFrame:
+    """Long format (experiment, step, value) of one scalar metric. Without `experiments`,
+    every experiment whose latest run has the metric."""
+    chosen = experiments if experiments is not None else \
+        [e for e in state.experiments if e in state.latest]
+    parts, missing = [], []
+    for experiment in chosen:
+        try:
+            steps, values = _scalar(state, experiment, metric, layer)
+        except ConfigError:
+            raise
+        except FeaturelabError as exc:  # no run, or no such series in it
+            if experiments is not None:
+                raise
+            missing.append(str(exc))
+            continue
+        parts.append(pd.DataFrame({"experiment": experiment, "step": steps,
+                                   "value": values}))
+    if not parts:
+        if missing:
+            raise FeaturelabError(f"no run has {metric!r}: {missing[0]}")
+        return pd.DataFrame(columns=SERIES_COLUMNS)
+    return pd.concat(parts, ignore_index=True)
+
+
+def bands(state: LabState, metric: str, sweep: str, layer: str | None = None
+          ) -> pd.DataFrame:
+    """Per group of the sweep (members that differ only by seed) and step: the mean,
+    standard deviation (ddof=1, as pandas; NaN for one run), min and max over the
+    group's finished runs, and how many there are (n)."""
+    parts = []
+    for group, members in state.sweep(sweep).groups.items():
+        done = [m for m in members if m in state.latest
+                and state.runs[state.latest[m]].status == "finished"]
+        if not done:
+            continue
+        series = [_scalar(state, m, metric, layer) for m in done]
+        length = min(len(values) for _, values in series)
+        stack = np.stack([values[:length] for _, values in series])  # (runs, steps)
+        n = len(done)
+        spread = stack.std(axis=0, ddof=1) if n > 1 else np.full(length, np.nan)
+        parts.append(pd.DataFrame({"group": group, "step": series[0][0][:length],
+                                   "mean": stack.mean(axis=0), "std": spread,
+                                   "min": stack.min(axis=0), "max": stack.max(axis=0),
+                                   "n": n}))
+    if not parts:
+        raise FeaturelabError(f"{sweep} has no finished run yet; lab.run({sweep!r}) "
+                              "trains its members")
+    return pd.concat(parts, ignore_index=True)
