@@ -72,8 +72,9 @@ class Lab:
         if fresh and session is None:
             path = _store_file(name, root)
             live = _NOTEBOOK_LABS.get(path) if path is not None else None
-            if live is not None:
+            if live is not None and path is not None and path.exists():
                 return live  # __init__ sees it is open and says so
+            # (a store deleted since, say to start clean, is opened anew, not written into)
         return super().__new__(cls)
 
     def __init__(self, name: str = "lab", root: str | Path = ".featurelab",
@@ -386,8 +387,10 @@ class Lab:
         with tqdm(total=len(todo), desc=sweep, unit="run", disable=not todo) as bar:
             for member in todo:
                 bar.set_postfix_str(member)
-                self.apply(_experiments.RunExperiment(experiment=member))
+                run = self.apply(_experiments.RunExperiment(experiment=member))
                 bar.update()
+                if run.status == "cancelled":  # the notebook's stop button: stop the sweep
+                    break
         return {m: self.results(m) for m in members if m in self.latest}
 
     # -- verbs: views -------------------------------------------------------------------

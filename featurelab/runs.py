@@ -247,7 +247,10 @@ class Run:
                     trainer.interrupt()
                     trainer.run()
             finally:
-                summary = self._finish(trainer, time.time() - started)
+                try:
+                    summary = self._finish(trainer, time.time() - started)
+                except BaseException as exc:  # a second Ctrl-C, a database error: the run
+                    summary = self._failed_to_finish(trainer, exc)  # must still end
                 self._recorded.set()
                 try:  # before _done: wait() returns once the log and listeners know
                     on_end(self, summary)
@@ -289,6 +292,19 @@ class Run:
                             before.snapshots)
         return trainer
 
+    def _failed_to_finish(self, trainer: Trainer, exc: BaseException) -> dict[str, Any]:
+        """The run's end could not be recorded: say so in the store if it can be written
+        at all, so no one waits for a run that is not running (its rows stay readable)."""
+        error = f"its end could not be recorded: {type(exc).__name__}: {exc}"
+        try:
+            self.store.finish_run(self.id, "failed", dict(trainer.info), error, {}, {})
+        except Exception as again:
+            warnings.warn(f"run {self.id}: {error}; the store could not be told either "
+                          f"({again})", FeaturelabWarning, stacklevel=3)
+        return {"run": self.id, "status": "failed", "steps": trainer.step_count,
+                "seconds": 0.0, "info": dict(trainer.info), "error": error,
+                "stat_errors": {}, "series": {}, **self._origin}
+
     def _finish(self, trainer: Trainer, seconds: float) -> dict[str, Any]:
         self._save_checkpoint(trainer)  # before the store says "cancelled": then it exists
         result = trainer.result()
@@ -312,7 +328,13 @@ class RunOf:
         self.experiment = experiment
 
     def __getattr__(self, name: str) -> Any:
+        if name == "_run" or name.startswith("__"):  # copy/pickle probe before _run is set
+            raise AttributeError(name)
         return getattr(self._run, name)
+
+    def wait(self, timeout: float | None = None) -> RunOf:
+        self._run.wait(timeout)
+        return self
 
     def __repr__(self) -> str:
         return (f"<Run {self._run.id} of {self.experiment}: {self._run.status}, "

@@ -104,3 +104,49 @@ def test_a_training_run_is_read_from_memory_not_reloaded_from_the_store(tmp_path
     assert stored.status == "finished" and len(loads) == 1
     np.testing.assert_array_equal(stored.series("train_loss")[: live.steps_done],
                                   live.series("train_loss"))
+
+
+def test_a_run_whose_end_cannot_be_recorded_still_ends(tmp_path):
+    """A database error (or a second Ctrl-C) while a run's end is recorded left it
+    'running' for good: lab.run said 'already running', reset refused."""
+    lab = fl.Lab("ending", root=tmp_path)
+    lab.create_experiment(**{**TINY, "optimizer": {"lr": 1e-2, "steps": 30}})
+    real_finish = lab.store.finish_run
+    calls = []
+
+    def finish_once_failing(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise OSError("disk full")
+        return real_finish(*args)
+
+    lab.store.finish_run = finish_once_failing
+    run = lab.run("exp_0")
+    assert run.status == "failed" and "disk full" in run.result().error
+    assert run.result().steps_done == 30  # what it recorded is still there
+    lab.store.finish_run = real_finish
+    assert lab.run("exp_0", force=True).status == "finished"
+
+
+def test_a_reused_run_waits_and_copies_as_the_experiment_asked_for(tmp_path):
+    import copy
+
+    lab = fl.Lab("reuse", root=tmp_path)
+    lab.create_experiment(**TINY)
+    lab.create_experiment(**TINY)
+    lab.run("exp_0")
+    reused = lab.run("exp_1", background=True)
+    assert reused.wait().experiment == "exp_1"
+    assert copy.copy(reused).experiment == "exp_1"
+
+
+def test_the_opening_cell_after_its_store_was_deleted_opens_a_new_lab(tmp_path, capsys):
+    import shutil
+
+    first = fl.Lab("gone", root=tmp_path / "store", fresh=True)
+    first.create_experiment(**TINY)
+    shutil.rmtree(tmp_path / "store")  # "start clean"
+    again = fl.Lab("gone", root=tmp_path / "store", fresh=True)
+    assert again is not first and not again.experiments
+    assert (tmp_path / "store" / "gone.sqlite").exists()
+    assert "re-attached" not in capsys.readouterr().out

@@ -399,3 +399,24 @@ def test_bands_use_only_finished_runs():
     np.testing.assert_array_equal(lone["mean"], lab.results("exp_3").series("test_loss"))
     with pytest.raises(fl.ConfigError, match="sweep_7"):
         lab.bands("test_loss", sweep="sweep_7")
+
+
+def test_the_stop_button_stops_the_whole_sweep_not_one_member():
+    """A foreground sweep blocks the kernel: the notebook's stop button (KeyboardInterrupt)
+    ends the member it lands in, and no other member starts."""
+    lab = base_lab()
+    sweep = lab.sweep(based_on="exp_0", seeds=range(3))
+
+    def stop_at_step_5(kind, run):
+        if kind == "run_started":
+            def maybe_stop(step, *_):
+                if step == 5:
+                    raise KeyboardInterrupt
+            run.trainer.events.subscribe("on_step_end", maybe_stop)
+
+    off = lab.on_change(stop_at_step_5)
+    with pytest.warns(FeaturelabWarning, match="cancelled"):
+        lab.run(sweep.id)
+    off()
+    statuses = [lab.results(m).status if m in lab.latest else None for m in sweep.members]
+    assert statuses.count("cancelled") == 1 and statuses.count(None) >= 1, statuses

@@ -123,3 +123,27 @@ def set_theme(page: Any, theme: str, timeout: float = 20_000) -> None:
     # the theme's CSS variables are in; let the panel repaint (canvas charts redraw on it)
     page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     page.wait_for_timeout(300)
+
+
+def restart_run_all(page: Any, timeout: float = 180_000) -> list[dict]:
+    """Restart & Run All (the dialog accepted); waits until the last cell has run in the
+    new kernel (it counts from 1, so the last cell's count is the number of cells) and
+    returns the cells. Every cell must be a code cell that runs."""
+    count = len(cells(page))
+    page.evaluate("() => { void window.jupyterapp.commands.execute("
+                  "'notebook:restart-run-all'); }")
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+    page.wait_for_function(
+        """n => { const cells = window.jupyterapp.shell.currentWidget.content.model.sharedModel
+                    .cells.map(c => c.toJSON());
+                  return cells.length === n && cells[n - 1].execution_count === n
+                    && cells[n - 1].outputs.length > 0; }""",
+        arg=count, timeout=timeout)
+    wait_kernel_idle(page)
+    return cells(page)
+
+
+def errors_in(notebook_cells: list[dict]) -> list[str]:
+    """The errors the cells show, as 'Name: value'."""
+    return [output_text(c) for c in notebook_cells
+            if any(o["output_type"] == "error" for o in c["outputs"])]

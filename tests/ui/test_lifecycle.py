@@ -98,24 +98,11 @@ def test_rerun_opening_cell_reset_and_restart_run_all(front_end, request, page, 
     page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
     page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
     count = len(jlab.cells(page))
-    page.evaluate("() => { void window.jupyterapp.commands.execute("
-                  "'notebook:restart-run-all'); }")
-    page.locator(".jp-Dialog .jp-mod-accept").click()
-    # a new kernel counts from 1: the last cell done with count n holds the new state
-    page.wait_for_function(
-        """n => { const cells = window.jupyterapp.shell.currentWidget.content.model.sharedModel
-                    .cells.map(c => c.toJSON());
-                  return cells.length === n && cells[n - 1].execution_count === n
-                    && cells[n - 1].outputs.length > 0; }""",
-        arg=count, timeout=180_000)
-    jlab.wait_kernel_idle(page)
+    after_cells = jlab.restart_run_all(page)
     stopwatch("restarted and ran all")
-    after_cells = jlab.cells(page)
     assert len(after_cells) == count
     assert sources(action_cells(page)) == every[1:reset_at] + every[reset_at + 1:count - 1]
-    errors = [jlab.output_text(c) for c in after_cells
-              if any(o["output_type"] == "error" for o in c["outputs"])]
-    assert not errors, errors
+    assert not jlab.errors_in(after_cells), jlab.errors_in(after_cells)
     after = json.loads(jlab.output_text(after_cells[-1]).strip())
     for key in ("experiments", "runs", "view"):
         assert after[key] == before[key], (key, after[key], before[key])
@@ -174,21 +161,9 @@ def test_a_cancelled_run_replays_as_cancelled_and_continues(jupyter, page, scree
     assert len(runs) == 2 and runs[0][2] == at_step and runs[1][2] > at_step, runs
     stopwatch("cancelled, continued, cancelled")
 
-    count = len(jlab.cells(page))
-    page.evaluate("() => { void window.jupyterapp.commands.execute("
-                  "'notebook:restart-run-all'); }")
-    page.locator(".jp-Dialog .jp-mod-accept").click()
-    page.wait_for_function(
-        """n => { const cells = window.jupyterapp.shell.currentWidget.content.model.sharedModel
-                    .cells.map(c => c.toJSON());
-                  return cells.length === n && cells[n - 1].execution_count === n
-                    && cells[n - 1].outputs.length > 0; }""",
-        arg=count, timeout=120_000)
+    after_cells = jlab.restart_run_all(page, timeout=120_000)
     seconds = stopwatch("restarted and ran all")
-    after_cells = jlab.cells(page)
-    errors = [jlab.output_text(c) for c in after_cells
-              if any(o["output_type"] == "error" for o in c["outputs"])]
-    assert not errors, errors
+    assert not jlab.errors_in(after_cells), jlab.errors_in(after_cells)
     after = json.loads(jlab.output_text(after_cells[-2]).strip())  # the STATE cell
     for key in ("experiments", "runs"):
         assert after[key] == before[key], (key, after[key], before[key])
