@@ -1,6 +1,7 @@
 """featurelab: a Jupyter-native lab bench for the physics of feature learning."""
 
 from featurelab.actions import ActionError, action_schema
+from featurelab.actions.laws import GroupFit, LawFit
 from featurelab.engine.config import (
     DataConfig,
     ExperimentConfig,
@@ -30,8 +31,10 @@ __all__ = [
     "Fit",
     "FitRow",
     "FitTable",
+    "GroupFit",
     "Lab",
     "LabState",
+    "LawFit",
     "LogEntry",
     "ModelConfig",
     "OptimizerConfig",

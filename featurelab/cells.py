@@ -18,10 +18,11 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from featurelab.actions import Action
 from featurelab.actions.experiments import CancelRun, RunExperiment
+from featurelab.actions.sweep_runs import RunSweep
 from featurelab.log import LogEntry
 
 METADATA_KEY = "featurelab"  # cell metadata: {"featurelab": {"action_id": ..., ...}}
@@ -82,10 +83,11 @@ class ActionCell:
     action_ids: list[str] = field(default_factory=list)
     coalesce_key: str | None = None
     parts: list[tuple[tuple[str, tuple[str, ...]], str]] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)  # above the code: what happened since
 
     @property
     def source(self) -> str:
-        return "\n".join(code for _, code in self.parts)
+        return "\n".join([*(f"# {c}" for c in self.comments), *(code for _, code in self.parts)])
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -134,6 +136,7 @@ class CellBuilder:
         self.cells: list[ActionCell] = []
         self._open: ActionCell | None = None  # the cell the next action may join
         self._runs: dict[str, tuple[ActionCell, RunExperiment]] = {}  # run id -> its cell
+        self._sweeps: dict[str, ActionCell] = {}  # sweep id -> the cell that ran it last
 
     def add(self, entry_id: str, action: Action, result: dict[str, Any] | None = None,
             actor: str | None = None) -> tuple[ActionCell, str | None]:
@@ -144,6 +147,12 @@ class CellBuilder:
             stopped = self._stop(entry_id, action, result or {}, actor)
             if stopped is not None:
                 return stopped
+        if self.absorbs(action):  # a sweep's member: the sweep's cell runs it
+            member = cast(RunExperiment, action)
+            cell = self._sweeps[str(member.sweep)]
+            if result and result.get("run"):
+                self._runs[result["run"]] = (cell, member)
+            return cell, None
         key = action.coalesce_key()
         cell = self._open
         if cell is not None and key is not None and cell.coalesce_key == key:
@@ -157,6 +166,8 @@ class CellBuilder:
         cell.add(entry_id, action, code)
         if isinstance(action, RunExperiment) and result and result.get("run"):
             self._runs[result["run"]] = (cell, action)
+        if isinstance(action, RunSweep):
+            self._sweeps[cast(RunSweep, action).sweep] = cell
         self._open = cell
         return cell, previous
 
@@ -170,8 +181,22 @@ class CellBuilder:
             return None
         cell, run = found
         previous = cell.action_ids[-1]
+        if run.sweep is not None and self._sweeps.get(run.sweep) is cell:
+            # One member of the sweep the cell runs: it says so, and a rerun of the cell
+            # continues the member (a sweep trains what has no finished run).
+            where = " in the panel" if actor == "human" else ""
+            cell.comments.append(f"{run.experiment} cancelled{where} at step "
+                                 f"{result['at_step']}; running this again continues it")
+            cell.action_ids.append(entry_id)
+            return cell, previous
         cell.rewrite(entry_id, _stopped_run_code(run, result["at_step"], actor))
         return cell, previous
+
+    def absorbs(self, action: Action) -> bool:
+        """Whether an action is part of a cell already here (a member's run of a sweep
+        these cells ran), so it adds no cell or code of its own."""
+        sweep = getattr(action, "sweep", None) if isinstance(action, RunExperiment) else None
+        return sweep is not None and sweep in self._sweeps
 
     def interrupt(self) -> None:
         """Something not in these cells happened: the next action starts a new cell."""

@@ -11,13 +11,14 @@ transaction, so ids never collide and every Lab sees one linear history.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
 import uuid
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,8 @@ import numpy as np
 from featurelab.actions import ACTORS, Action, ActionError, action_from_dict
 from featurelab.actions import analysis as _analysis
 from featurelab.actions import experiments as _experiments
+from featurelab.actions import laws as _laws
+from featurelab.actions import sweep_runs as _sweep_runs
 from featurelab.actions import sweeps as _sweeps
 from featurelab.actions import views as _views
 from featurelab.cells import ActionCell, action_cells, executing_cell, write_notebook
@@ -38,16 +41,14 @@ from featurelab.log import ActionLog, LogEntry
 from featurelab.runs import Run
 from featurelab.state import Experiment, LabState, Sweep
 from featurelab.store import Store
+from featurelab.workers.remote import Scheduler
 
 if TYPE_CHECKING:  # pandas is imported on first use (featurelab.frames)
     import pandas as pd
 
 LAB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 MEMORY = ":memory:"
-SWEEP_PREFIX = "sweep_"  # lab.run(id) trains a sweep's members when the id has it
-# A sweep's members with a run that ended so are not trained again (the same config and
-# code diverge again; cancelled, failed and interrupted runs are trained again).
-SWEEP_DONE = ("finished", "diverged")
+SWEEP_PREFIX = _sweep_runs.SWEEP_PREFIX
 Listener = Callable[[str, Any], None]
 LAB_EVENTS = ("action", "run_started", "run_ended")
 # Labs this process opened with fresh=True, by store file: a notebook's opening cell run
@@ -107,6 +108,7 @@ class Lab:
         # about: the action is already logged, and a run would never start.
         self.events = Events(LAB_EVENTS, isolate=True, warning=FeaturelabWarning)
         self._panel: Any = None
+        self._executor: Scheduler | None = None
         self.restore_errors: list[str] = []
         self._clear()
         with self._lock, self.store.transaction() as db:
@@ -322,33 +324,48 @@ class Lab:
         return self.apply(_experiments.SelectExperiments(experiments=ids))
 
     def run(self, experiment: str, force: bool = False, background: bool = False,
-            stop_at: int | None = None, resume: bool = False) -> Run | dict[str, Run]:
+            stop_at: int | None = None, resume: bool = False, backend: str | None = None,
+            workers: int | None = None) -> Run | dict[str, Run]:
         """Trains an experiment (blocking unless background=True). A finished run with
         the same config and code is reused unless force=True.
 
         stop_at=N trains the first N steps only and ends the run "cancelled" there (the
         cell of a run cancelled in the panel says so, and reruns reuse that run).
-        resume=True continues the experiment's cancelled run from its checkpoint in a new
+        resume=True continues the experiment's cancelled run from its checkpoint, in a new
         run, as if it had never stopped; the cancelled run stays (`runs_of`).
 
-        A sweep's id ("sweep_0") trains its members without a finished run, and returns
-        {member: its latest run} (see `run_sweep`)."""
+        A sweep's id ("sweep_0") trains its members without a finished run on `backend`
+        ("processes", the default: one worker process per core; "ray"; "kernel") and
+        returns {member: its latest run} (see `run_sweep`)."""
         if isinstance(experiment, str) and experiment.startswith(SWEEP_PREFIX):
-            options = {"force": force, "background": background, "stop_at": stop_at,
-                       "resume": resume}
+            options = {"force": force, "stop_at": stop_at, "resume": resume}
             for option, value in options.items():
                 if value not in (False, None):
                     raise ConfigError(option, value, "its default for a sweep",
                                       hint="lab.run(sweep_id) trains the members without "
-                                           "a finished run")
-            return self.run_sweep(experiment)
+                                           "a finished run and continues cancelled ones")
+            return self.run_sweep(experiment, backend=backend, workers=workers,
+                                  background=background)
+        for option, value in {"backend": backend, "workers": workers}.items():
+            if value is not None:
+                raise ConfigError(option, value, "None for a single experiment",
+                                  hint="a sweep's members train on a backend; a single "
+                                       "run trains in the kernel")
         return self.apply(_experiments.RunExperiment(experiment=experiment, force=force,
                                                      background=background, stop_at=stop_at,
                                                      resume=resume))
 
-    def cancel(self, experiment: str) -> Run:
+    def cancel(self, experiment: str) -> Run | list[str]:
         """Stops a running experiment after the step it is in; the log records that step,
-        and `lab.run(experiment, resume=True)` continues from it."""
+        and `lab.run(experiment, resume=True)` continues from it. A sweep's id stops the
+        sweep: no member starts any more, and the running ones are cancelled (returns
+        them)."""
+        if isinstance(experiment, str) and experiment.startswith(SWEEP_PREFIX):
+            self.state.sweep(experiment)
+            running = self.state.sweep_runs.get(experiment)
+            if running is None or running.done:
+                raise FeaturelabError(f"{experiment} is not running")
+            return running.stop("code")
         return self.apply(_experiments.CancelRun(experiment=experiment))
 
     # -- verbs: many runs ----------------------------------------------------------------
@@ -369,29 +386,34 @@ class Lab:
             sample=_sweeps.as_json(sample), n=n, sample_seed=sample_seed,
             seeds=_sweeps.as_json(seeds), name=name))
 
-    def run_sweep(self, sweep: str) -> dict[str, Run]:
-        """Trains the members of a sweep without a finished run in this session, one
-        after another, each as its own run action (so each reuses a cached run, logs and
-        restores like `lab.run(member)`); running it again trains only what is left (a
-        diverged member is left as it is: training it again diverges again).
-        Returns {member: its latest run}."""
-        from tqdm.auto import tqdm  # a widget bar in a notebook, text elsewhere
+    def run_sweep(self, sweep: str, backend: str | None = None, workers: int | None = None,
+                  background: bool = False) -> dict[str, Run]:
+        """Trains the members of a sweep without a finished run in this session, each as
+        its own run action (so each reuses a cached run, logs and restores like
+        `lab.run(member)`), as many at once as the backend has workers: "processes" (the
+        default; `workers` processes, one per core), "ray" (actors on the Ray cluster
+        `ray.init` connected to) or "kernel" (one after another, here). A member's run is
+        logged when a worker starts it. Running it again trains only what is left and
+        continues cancelled members from their checkpoints (a diverged member is left as
+        it is: training it again diverges again). Ctrl-C or `lab.cancel(sweep)` stops it.
+        Returns {member: its latest run}; in the background, the SweepRun (`.wait()`)."""
+        return self.apply(_sweep_runs.RunSweep(sweep=sweep, backend=backend, workers=workers,
+                                               background=background))
 
-        members = self.state.sweep(sweep).members
-        todo = [m for m in members if m not in self.latest
-                or self.runs[self.latest[m]].status not in SWEEP_DONE]
-        running = [m for m in todo if m in self.latest and not self.runs[self.latest[m]].done]
-        if running:
-            raise FeaturelabError(f"{', '.join(running)} of {sweep} still running; wait for "
-                                  f"it or lab.cancel({running[0]!r})")
-        with tqdm(total=len(todo), desc=sweep, unit="run", disable=not todo) as bar:
-            for member in todo:
-                bar.set_postfix_str(member)
-                run = self.apply(_experiments.RunExperiment(experiment=member))
-                bar.update()
-                if run.status == "cancelled":  # the notebook's stop button: stop the sweep
-                    break
-        return {m: self.results(m) for m in members if m in self.latest}
+    @property
+    def executor(self) -> Scheduler | None:
+        """Where a run applied now trains: a worker pool while a sweep starts a member
+        (`with_executor`), else None (the kernel)."""
+        return self._executor
+
+    @contextlib.contextmanager
+    def with_executor(self, executor: Scheduler | None) -> Iterator[None]:
+        with self._lock:  # held through the apply: no other run picks it up
+            self._executor = executor
+            try:
+                yield
+            finally:
+                self._executor = None
 
     # -- verbs: views -------------------------------------------------------------------
 
@@ -422,6 +444,11 @@ class Lab:
 
     def set_smoothing(self, metric: str, window: int) -> Any:
         return self.apply(_views.SetSmoothing(metric=metric, window=window))
+
+    def set_band(self, metric: str, band: str | None = "std") -> Any:
+        """Draws the chart's sweep groups as mean and band ("std" or "minmax"; None:
+        every run on its own)."""
+        return self.apply(_views.SetBand(metric=metric, band=band))
 
     def show_fits(self, metric: str, visible: bool = True) -> Any:
         return self.apply(_views.ShowFits(metric=metric, visible=visible))
@@ -492,6 +519,27 @@ class Lab:
         from featurelab import frames
 
         return frames.bands(self.state, metric, sweep, layer)
+
+    def fit_group(self, sweep: str, group: str, metric: str, layer: str | None = None,
+                  families: list[str] | None = None,
+                  x_range: tuple[float, float] | None = None) -> _laws.GroupFit:
+        """Fits laws (those of `lab.fit`: sigmoid, exponential, power, log-power by default)
+        to the mean curve of a group of the sweep (a key of `Sweep.groups`: the `mean` of
+        `lab.bands` over its finished runs). Returns a GroupFit (`.table`, `.best`, `.n`)."""
+        return self.apply(_laws.FitGroup(sweep=sweep, group=group, metric=metric, layer=layer,
+                                         families=_listed(families), x_range=x_range))
+
+    def fit_across(self, sweep: str, metric: str, knob: str, summary: str = "final",
+                   law: str = "power", layer: str | None = None,
+                   where: dict[str, Any] | None = None) -> _laws.LawFit:
+        """Fits a law of a knob of the sweep ("power": y = a x^b, "exponential": y = a e^(b x),
+        "linear": y = a + b x) to a summary of each finished run ("final", "min",
+        "argmin", "first_below:<x>", "first_above:<x>"), its mean over each group; `where`
+        fixes the sweep's other knobs. Returns a LawFit (`.points`, `.a`, `.b`, `.r2`,
+        `.equation`)."""
+        return self.apply(_laws.FitAcross(sweep=sweep, metric=metric, knob=knob,
+                                          summary=summary, law=law, layer=layer,
+                                          where=_sweeps.as_json(where)))
 
     # -- the session as notebook cells --------------------------------------------------
 

@@ -27,9 +27,12 @@ from featurelab.engine.config import ExperimentConfig
 from featurelab.engine.results import RunResult
 from featurelab.engine.snapshots import STEPS_FILE, Snapshots
 from featurelab.engine.stats import StatisticRegistry
+from featurelab.engine.threads import choose_threads
 from featurelab.engine.train import FINAL_STATUSES, Trainer
 from featurelab.errors import FeaturelabError, FeaturelabWarning
 from featurelab.store import Store
+from featurelab.workers.jobs import Job, new_job_id, portable_statistics
+from featurelab.workers.remote import RemoteTrainer, Scheduler
 
 ENDED = (*FINAL_STATUSES, "interrupted")
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -56,7 +59,7 @@ class Run:
         self.experiment = experiment
         self.store = store
         self.statistics = statistics
-        self.trainer: Trainer | None = None
+        self.trainer: Trainer | RemoteTrainer | None = None
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
         # Set once the store holds everything the run recorded (its last rows, status,
@@ -153,7 +156,7 @@ class Run:
                                   f"({self.status}): only a run that ended cancelled keeps one")
         return torch.load(path, weights_only=True)
 
-    def _save_checkpoint(self, trainer: Trainer) -> None:
+    def _save_checkpoint(self, trainer: Trainer | RemoteTrainer) -> None:
         path = self._checkpoint_path()
         try:  # the run must end whatever happens here; it just cannot be continued then
             state = trainer.checkpoint()
@@ -209,16 +212,18 @@ class Run:
     def train(self, config: ExperimentConfig, cache_key: str, background: bool,
               on_end: Callable[[Run, dict[str, Any]], None],
               on_start: Callable[[Run], None] | None = None, stop_at: int | None = None,
-              resume_from: Run | None = None) -> Run:
+              resume_from: Run | None = None, executor: Scheduler | None = None) -> Run:
         """Trains `config`, persisting as it goes: `stop_at` steps at most (it then ends
         cancelled), from the checkpoint of `resume_from` if given. on_start gets the run
-        once its trainer exists (to subscribe to its events), on_end the result summary."""
+        once its trainer exists (to subscribe to its events), on_end the result summary.
+        With an `executor` (a pool of worker processes, Ray actors) a worker trains it
+        and this process stores what it sends; background is then implied."""
         self.store.create_run(self.id, self.experiment, cache_key, config.to_dict(),
                               config.optimizer.steps)
         if resume_from is not None:  # the log's summary says where it continued from
             self._origin = {"resumed_from": resume_from.id, "from_step": resume_from.steps_done}
         try:
-            trainer = self._trainer(config, stop_at, resume_from)
+            trainer = self._trainer(config, stop_at, resume_from, executor)
         except BaseException as exc:  # e.g. out of memory: end the run, do not leave it live
             error = f"the run could not start: {type(exc).__name__}: {exc}"
             self.store.finish_run(self.id, "failed", {}, error, {}, {})
@@ -234,12 +239,17 @@ class Run:
         started = time.time()
 
         def work() -> None:
-            if threading.current_thread() is not threading.main_thread():
+            threads = torch.get_num_threads()
+            if isinstance(trainer, RemoteTrainer):
+                pass  # the worker has its own
+            elif threading.current_thread() is not threading.main_thread():
                 # Once the main thread has used OpenMP (any torch op in a cell), a second
                 # OpenMP team started from another thread runs small ops ~4x slower here
                 # (2 cores, libgomp: 3.9 s instead of 0.8 s for the reference run). One
                 # intra-op thread avoids that; the setting is this thread's own.
                 torch.set_num_threads(1)
+            else:  # the kernel's thread: as many as the model's size pays for
+                torch.set_num_threads(choose_threads(config, threads))
             try:
                 try:
                     trainer.run()
@@ -262,8 +272,10 @@ class Run:
                     self.trainer = None
                     if threading.current_thread() is not threading.main_thread():
                         self.store.close()
+                    else:
+                        torch.set_num_threads(threads)  # the notebook's own, as it was
 
-        if background:
+        if background or isinstance(trainer, RemoteTrainer):
             self._thread = threading.Thread(target=work, name=f"featurelab-{self.id}",
                                             daemon=True)
             self._thread.start()
@@ -277,12 +289,35 @@ class Run:
         return self
 
     def _trainer(self, config: ExperimentConfig, stop_at: int | None,
-                 resume_from: Run | None) -> Trainer:
+                 resume_from: Run | None, executor: Scheduler | None = None
+                 ) -> Trainer | RemoteTrainer:
         """A trainer persisting to the store, at the checkpoint of `resume_from` if given
         (whose series before it become this run's first rows)."""
         root = self.store.snapshot_root
-        trainer = Trainer(config, self.statistics, stop_at=stop_at,
-                          snapshot_dir=None if root is None else Path(root) / self.id)
+        snapshot_dir = None if root is None else Path(root) / self.id
+        statistics = None if executor is None else portable_statistics(self.statistics, config)
+        if executor is not None and statistics is None:
+            warnings.warn(f"{self.experiment}: a statistic it records has no source text "
+                          "a worker could run, so it trains in the kernel",
+                          FeaturelabWarning, stacklevel=4)
+        if executor is not None and statistics is not None:
+            resume = None
+            if resume_from is not None:
+                state = resume_from.checkpoint()
+                before = resume_from.result()
+                resume = {"checkpoint": state,
+                          "arrays": self.store.load_series(resume_from.id, state["step"]),
+                          "snapshots": before.snapshots if root is None else None,
+                          "snapshot_dir": None if before.snapshots is None or root is None
+                          else str(Path(root) / resume_from.id)}
+            job = Job(config=config.to_dict(), statistics=statistics,
+                      snapshot_dir=None if snapshot_dir is None else str(snapshot_dir),
+                      stop_at=stop_at, resume=resume, id=new_job_id())
+            remote = RemoteTrainer(config, job, executor)
+            remote.events.subscribe("on_flush", lambda a, b, series: self.store.append_series(
+                self.id, a, b, {k: v[a:b] for k, v in series.items()}))
+            return remote
+        trainer = Trainer(config, self.statistics, stop_at=stop_at, snapshot_dir=snapshot_dir)
         trainer.events.subscribe("on_flush", lambda a, b, series: self.store.append_series(
             self.id, a, b, {k: v[a:b] for k, v in series.items()}))
         if resume_from is not None:
@@ -292,7 +327,8 @@ class Run:
                             before.snapshots)
         return trainer
 
-    def _failed_to_finish(self, trainer: Trainer, exc: BaseException) -> dict[str, Any]:
+    def _failed_to_finish(self, trainer: Trainer | RemoteTrainer, exc: BaseException
+                          ) -> dict[str, Any]:
         """The run's end could not be recorded: say so in the store if it can be written
         at all, so no one waits for a run that is not running (its rows stay readable)."""
         error = f"its end could not be recorded: {type(exc).__name__}: {exc}"
@@ -305,7 +341,7 @@ class Run:
                 "seconds": 0.0, "info": dict(trainer.info), "error": error,
                 "stat_errors": {}, "series": {}, **self._origin}
 
-    def _finish(self, trainer: Trainer, seconds: float) -> dict[str, Any]:
+    def _finish(self, trainer: Trainer | RemoteTrainer, seconds: float) -> dict[str, Any]:
         self._save_checkpoint(trainer)  # before the store says "cancelled": then it exists
         result = trainer.result()
         prints = {k: fingerprint(v) for k, v in result.arrays.items()}

@@ -79,6 +79,7 @@ class LabState:
     neuron_stats: list[tuple[str, str]] = field(default_factory=list)  # (stat, layer) shown
     fits: dict[str, Fit] = field(default_factory=dict)
     sweeps: dict[str, Sweep] = field(default_factory=dict)
+    sweep_runs: dict[str, Any] = field(default_factory=dict)  # sweep -> its latest SweepRun
     notes: list[str] = field(default_factory=list)
     view: ViewState = field(default_factory=ViewState)
 

@@ -10,6 +10,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 METHODS = ("neuron_stats", "heatmap", "histogram")
+# How a chart draws the members of a sweep's group (those differing only by seed): each
+# run on its own (None), or one mean line with a band of the standard deviation or of
+# the minimum and maximum.
+BANDS = ("std", "minmax")
 METHOD_LABELS = {"neuron_stats": "Neuron stats", "heatmap": "Heatmap", "histogram": "Histogram"}
 
 
@@ -26,6 +30,7 @@ class Chart:
     log_y: bool = False
     smoothing: int = 0  # moving-average window in steps; 0 is raw
     fits_visible: bool = True  # fitted curves drawn on the chart
+    band: str | None = None  # sweep groups as mean and band: one of BANDS, or each run
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -285,6 +285,16 @@ def _smoothing_off(lab, tmp):
     lab.set_smoothing("train_loss", 0)
 
 
+def _band(lab, tmp):
+    tiny(lab)
+    lab.set_band("train_loss", "minmax")
+
+
+def _band_off(lab, tmp):
+    _band(lab, tmp)
+    lab.set_band("train_loss", None)
+
+
 def _hide_fits(lab, tmp):
     tiny(lab)
     lab.show_fits("train_loss", visible=False)
@@ -388,6 +398,52 @@ def _sweep_zip_sample(lab, tmp):
               sample={"model.activation": ["relu", "tanh", "gelu"]}, n=2, sample_seed=3)
 
 
+def _run_sweep(lab, tmp):
+    tiny(lab)
+    lab.sweep(based_on="exp_0", seeds=[0, 1])
+    lab.run("sweep_0", backend="kernel")
+    lab.run("sweep_0", backend="kernel")  # nothing left: the sweep's own entry is last
+
+
+def _swept(lab, tmp):
+    """A sweep over three learning rates times two seeds, every member run."""
+    tiny(lab)
+    sweep = lab.sweep(based_on="exp_0", grid={"optimizer.lr": [0.01, 0.02, 0.03]},
+                      seeds=range(2), name="lr")
+    for member in sweep.members:
+        lab.run(member)
+
+
+def _fit_group(lab, tmp):
+    _swept(lab, tmp)
+    lab.fit_group("sweep_0", "optimizer.lr=0.03", "train_loss", families=["exponential", "linear"],
+                  x_range=(0, 20))
+
+
+def _fit_across(lab, tmp):
+    _swept(lab, tmp)
+    lab.fit_across("sweep_0", "train_loss", "optimizer.lr")
+
+
+def _fit_across_threshold(lab, tmp):
+    _swept(lab, tmp)
+    lab.fit_across("sweep_0", "test_loss", "optimizer.lr", summary="argmin", law="linear")
+
+
+def _group_fitted(lab: fl.Lab) -> str:
+    best = fl.FitTable.from_dict(lab.log[-1].result["table"]).best
+    return ("Fitted exponential and linear to the mean train_loss of group optimizer.lr=0.03 "
+            f"of sweep_0 on steps 0-20 (2 runs); best: {best.label.lower()}, "
+            f"R^2 = {best.r2:.3f}.")
+
+
+def _law_fitted(sentence: str) -> Callable[[fl.Lab], str]:
+    def make(lab: fl.Lab) -> str:
+        result = lab.log[-1].result
+        return f"{sentence} (3 groups): {result['equation']}, R^2 = {result['r2']:.3f}."
+    return make
+
+
 def _reset(lab, tmp):
     tiny(lab)
     lab.note("before the reset")
@@ -456,6 +512,10 @@ CASES = [
          "Set the x axis to linear scale and the y axis to log scale on the train_loss chart."),
     Case("set_axes", "one", _set_axes_one, "lab.set_axes('test_loss', log_x=True)",
          "Set the x axis to log scale on the test_loss chart."),
+    Case("set_band", "minmax", _band, "lab.set_band('train_loss', 'minmax')",
+         "Drew sweep groups on the train_loss chart as mean and minimum and maximum."),
+    Case("set_band", "off", _band_off, "lab.set_band('train_loss', None)",
+         "Drew every run on the train_loss chart."),
     Case("set_smoothing", "on", _smoothing, "lab.set_smoothing('train_loss', 5)",
          "Smoothed the train_loss chart over 5 steps."),
     Case("set_smoothing", "off", _smoothing_off, "lab.set_smoothing('train_loss', 0)",
@@ -505,6 +565,20 @@ CASES = [
                    "sample_seed=3"),
          "Created sweep 0: 4 experiments based on exp_0 varying optimizer.lr, "
          "optimizer.steps and model.activation."),
+    Case("run_sweep", "nothing-left", _run_sweep, "lab.run('sweep_0', backend='kernel')",
+         "Ran sweep_0 on kernel: every member had a finished run."),
+    Case("fit_group", "families-and-range", _fit_group,
+         long_call("lab.fit_group", "'sweep_0'", "'optimizer.lr=0.03'", "'train_loss'",
+                   "families=['exponential', 'linear']", "x_range=(0.0, 20.0)"),
+         _group_fitted),
+    Case("fit_across", "power-of-final", _fit_across,
+         "lab.fit_across('sweep_0', 'train_loss', 'optimizer.lr')",
+         _law_fitted("Fitted a power law of optimizer.lr to the final value of train_loss "
+                     "across sweep_0")),
+    Case("fit_across", "linear-of-argmin", _fit_across_threshold,
+         "lab.fit_across('sweep_0', 'test_loss', 'optimizer.lr', summary='argmin', law='linear')",
+         _law_fitted("Fitted a linear law of optimizer.lr to the step of the minimum of "
+                     "test_loss across sweep_0")),
     Case("reset", "after-a-session", _reset, "lab.reset()",
          "Started the lab over (a new session)."),
     # cancel: see test_cancel below (its round trip cannot reproduce the timing)
@@ -749,7 +823,9 @@ FIELD_STRATEGIES = {
     "list[int]": st.lists(st.integers(), max_size=3),
     "tuple[float, float]": st.tuples(FINITE, FINITE),
 }
-LOSSY = {"run": {"background": False}}  # a cell waits for its run
+# A cell waits for its run; a sweep member's run is its sweep's cell's (its own code is a
+# comment saying so: test_a_sweep_members_run_code_points_at_the_sweep).
+LOSSY = {"run": {"background": False, "sweep": None}, "run_sweep": {"background": False}}
 
 
 def params_strategy(cls: type) -> st.SearchStrategy[dict[str, Any]]:
@@ -775,6 +851,12 @@ def test_generated_code_rebuilds_any_action(kind: str, data: st.DataObject):
     lab = CapturingLab()
     exec_cell(code, {"lab": lab})
     assert [a.to_dict() for a in lab.captured] == [action.to_dict()]
+
+
+def test_a_sweep_members_run_code_points_at_the_sweep():
+    member = action_from_dict({"type": "run", "params": {"experiment": "exp_3",
+                                                          "sweep": "sweep_0"}})
+    assert member.to_code() == "# lab.run('exp_3'): trained by lab.run('sweep_0')"
 
 
 def test_every_action_has_a_lab_verb():

@@ -6,8 +6,11 @@ Every training here is tiny (TINY_LAB with 20 steps).
 
 from __future__ import annotations
 
+import _thread
 import ast
 import itertools
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -233,7 +236,8 @@ def test_running_a_sweep_runs_each_member_without_a_finished_run(ran):
     # again: nothing is left to train, and nothing is logged
     logged = len(lab.log)
     runs = lab.run("sweep_0")
-    assert len(lab.log) == logged
+    assert [e.describe() for e in list(lab.log)[logged:]] == \
+        ["Ran sweep_0: every member had a finished run."]  # the ask, and nothing trained
     assert isinstance(runs, dict) and list(runs) == list(sweep.members)
     assert all(runs[m].id == lab.results(m).id for m in sweep.members)
 
@@ -261,21 +265,27 @@ def test_a_diverged_member_is_not_trained_again():
     assert lab.results("exp_1").status == "diverged"
     logged = len(lab.log)
     lab.run("sweep_0")
-    assert len(lab.log) == logged
+    assert [e.type for e in list(lab.log)[logged:]] == ["run_sweep"]
     table = lab.table().set_index("id")
     assert table.loc["exp_1", "status"] == "diverged"
     assert np.isfinite(table.loc["exp_1", "train_loss.min"])
 
 
-def test_run_takes_no_options_for_a_sweep_and_checks_its_id():
+def test_run_checks_its_options_for_a_sweep_and_its_id():
     lab = base_lab()
     lab.sweep(based_on="exp_0", seeds=[1, 2])
     before = snapshot(lab)
-    for option in ({"force": True}, {"background": True}, {"stop_at": 3}, {"resume": True}):
+    for option in ({"force": True}, {"stop_at": 3}, {"resume": True}, {"backend": "gpu"},
+                   {"workers": 0}):
         with pytest.raises(fl.ConfigError, match=next(iter(option))):
             lab.run("sweep_0", **option)
+    for option in ({"backend": "processes"}, {"workers": 2}):  # a sweep's, not a run's
+        with pytest.raises(fl.ConfigError, match=next(iter(option))):
+            lab.run("exp_0", **option)
     with pytest.raises(fl.ConfigError, match="sweep_0"):
         lab.run("sweep_5")
+    with pytest.raises(fl.FeaturelabError, match="not running"):
+        lab.cancel("sweep_0")
     assert snapshot(lab) == before
 
 
@@ -293,7 +303,7 @@ def test_a_reopened_lab_has_the_sweep_and_its_runs(ran):
     pd.testing.assert_frame_equal(again.table(), lab.table())
     logged = len(again.log)
     again.run("sweep_0")  # finished in the reopened session too
-    assert len(again.log) == logged
+    assert [e.type for e in list(again.log)[logged:]] == ["run_sweep"]
 
 
 def test_a_fresh_session_rebuilds_the_sweep_from_its_cells_reusing_the_runs(ran):
@@ -416,7 +426,116 @@ def test_the_stop_button_stops_the_whole_sweep_not_one_member():
 
     off = lab.on_change(stop_at_step_5)
     with pytest.warns(FeaturelabWarning, match="cancelled"):
-        lab.run(sweep.id)
+        lab.run(sweep.id, backend="kernel")
     off()
     statuses = [lab.results(m).status if m in lab.latest else None for m in sweep.members]
     assert statuses.count("cancelled") == 1 and statuses.count(None) >= 1, statuses
+
+
+# -- on worker processes ---------------------------------------------------------------------
+
+def kernel_run(config: fl.ExperimentConfig, threads: int = 1) -> dict[str, np.ndarray]:
+    """The series of the same config trained here, at the workers' one thread."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        trainer = fl.Trainer(config)
+        trainer.run()
+        return trainer.result().arrays
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_workers_train_members_bitwise_as_the_kernel_does(tmp_path):
+    lab = base_lab(tmp_path)
+    lab.create_experiment(based_on="exp_0", observables_add=["active_rate"])
+    sweep = lab.sweep(based_on="exp_1", grid={"optimizer.lr": [0.01, 0.03]}, seeds=[0, 5])
+    runs = lab.run(sweep.id, workers=2)
+    assert list(runs) == list(sweep.members)
+    for member, run in runs.items():
+        assert run.status == "finished"
+        result = run.result()
+        assert result.info["backend"] == "process" and result.info["threads"] == 1
+        expected = kernel_run(lab.experiments[member].config)
+        assert set(result.arrays) == set(expected)
+        for key, values in expected.items():
+            np.testing.assert_array_equal(result.arrays[key], values, err_msg=key)
+        assert result.snapshots is not None and result.snapshots.count > 0
+    # stored by the kernel: a reopened lab reads the same
+    again = fl.Lab("sweeps", root=tmp_path, session=lab.session)
+    for member in sweep.members:
+        np.testing.assert_array_equal(again.results(member).series("active_rate", "layers.0.pre"),
+                                      runs[member].series("active_rate", "layers.0.pre"))
+
+
+def test_the_stop_button_cancels_running_members_exactly_and_a_rerun_continues_them():
+    """Ctrl-C in a foreground sweep on workers: no member starts any more, each running
+    member is cancelled at an exact step (a logged cancel, its cell stops there), and
+    running the sweep again continues those from their checkpoints, bitwise."""
+    lab = fl.Lab(":memory:")
+    lab.create_experiment(**{**BASE, "optimizer": {"lr": 0.01, "steps": 4000}})
+    sweep = lab.sweep(based_on="exp_0", seeds=range(4))
+    interrupted = threading.Event()
+
+    def interrupt_soon(kind, run):
+        def on_flush(*_):  # once the first member has sent steps
+            if not interrupted.is_set():
+                interrupted.set()
+                _thread.interrupt_main()
+        if kind == "run_started":
+            run.trainer.events.subscribe("on_flush", on_flush)
+
+    off = lab.on_change(interrupt_soon)
+    lab.run(sweep.id, workers=1)
+    off()
+    statuses = {m: lab.results(m).status for m in sweep.members if m in lab.latest}
+    assert set(statuses.values()) == {"cancelled"} and len(statuses) < len(sweep.members)
+    cancels = {e.result["run"]: e.result["at_step"] for e in lab.log if e.type == "cancel"}
+    for member in statuses:
+        run = lab.results(member)
+        assert cancels[run.id] == run.steps_done and 0 < run.steps_done < 4000
+        assert run.has_checkpoint
+    # one cell for the sweep, saying where its members stopped
+    cell = next(c.source for c in lab.cells() if "sweep_0'" in c.source and "run" in c.source)
+    lines = cell.splitlines()
+    assert lines[-1] == "lab.run('sweep_0', workers=1)"
+    for member in statuses:
+        at = lab.results(member).steps_done
+        assert f"# {member} cancelled at step {at}; running this again continues it" in lines
+    start = len(lab.log)
+    lab.run(sweep.id, workers=2)
+    resumed = [e for e in list(lab.log)[start:] if e.type == "run" and e.params["resume"]]
+    assert [e.params["experiment"] for e in resumed] == list(statuses)
+    for member in sweep.members:
+        run = lab.results(member)
+        assert run.status == "finished"
+        expected = kernel_run(lab.experiments[member].config)
+        np.testing.assert_array_equal(run.series("train_loss"), expected["train_loss"])
+
+
+def test_a_killed_worker_fails_its_member_keeps_its_steps_and_the_sweep_goes_on(tmp_path):
+    from featurelab.workers.processes import local_pool
+
+    lab = base_lab(tmp_path)
+    lab.create_experiment(**{**BASE, "optimizer": {"lr": 0.01, "steps": 20_000}})
+    sweep = lab.sweep(based_on="exp_1", zip={"optimizer.steps": [20_000, STEPS]})
+    pool = local_pool(1)
+    job = lab.run(sweep.id, workers=1, background=True)
+    first = sweep.members[0]
+    deadline = time.monotonic() + 120
+    while first not in lab.latest or lab.results(first).steps_done < 100:
+        assert time.monotonic() < deadline, "the first member never sent steps"
+        time.sleep(0.05)
+    busy = [w for w in pool._all if w.alive()]
+    assert len(busy) == 1
+    busy[0].process.kill()  # as the OOM killer would
+    job.wait(120)
+    run = lab.results(first)
+    assert run.status == "failed" and "worker" in run.result().error
+    kept = run.steps_done
+    assert kept >= 100
+    assert np.isfinite(run.series("train_loss")[:kept]).all()  # what it sent is stored
+    assert lab.results(sweep.members[1]).status == "finished"  # on a new worker
+    again = fl.Lab("sweeps", root=tmp_path, session=lab.session)
+    assert again.results(first).status == "failed" and again.results(first).steps_done == kept

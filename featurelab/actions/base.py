@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -27,6 +28,7 @@ from featurelab.errors import FeaturelabError
 from featurelab.runs import Run
 from featurelab.state import LabState
 from featurelab.store import Store
+from featurelab.workers.remote import Scheduler
 
 ACTORS = ("human", "code", "agent")
 # Unknown keys are errors, not ignored; NaN has no Python literal for to_code.
@@ -82,6 +84,21 @@ class Context(Protocol):
 
     def start_session(self) -> int:
         """Empties the state into a new session; returns the number of the one left."""
+        ...
+
+    @property
+    def executor(self) -> Scheduler | None:
+        """Where a run applied now trains: None for the kernel, a pool of workers while
+        a sweep starts a member."""
+        ...
+
+    def with_executor(self, executor: Scheduler | None) -> AbstractContextManager[None]:
+        """Runs applied inside (by this thread) train on `executor`."""
+        ...
+
+    def apply(self, action: Action, actor: str = "code") -> Any:
+        """Applies another action through the lab's choke point (a sweep its members'
+        runs), logged as any."""
         ...
 
     def run_started(self, run: Run) -> None:

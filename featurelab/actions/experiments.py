@@ -136,6 +136,7 @@ class RunExperiment(Action):
     background: bool = False  # the panel trains in the background; code waits
     stop_at: int | None = None
     resume: bool = False
+    sweep: str | None = None  # a member's run started by `lab.run(sweep)`: its cell's
 
     def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
               ) -> tuple[dict, Any]:
@@ -222,7 +223,8 @@ class RunExperiment(Action):
         return run.train(config, entry.result["cache_key"], self.background, ctx.run_ended,
                          on_start=ctx.run_started,
                          stop_at=self._stop(config),
-                         resume_from=state.runs[partial] if partial else None)
+                         resume_from=state.runs[partial] if partial else None,
+                         executor=ctx.executor)
 
     def stopped_at(self, step: int) -> RunExperiment:
         """This run as a rerun of it must go once a cancel stopped it at `step`."""
@@ -254,9 +256,12 @@ class RunExperiment(Action):
         return node
 
     def to_code(self) -> str:
-        # A cell waits for its run, so Restart & Run All replays in order.
-        return call("lab.run", self.experiment, force=self.force or None,
+        code = call("lab.run", self.experiment, force=self.force or None,
                     stop_at=self.stop_at, resume=self.resume or None)
+        if self.sweep is not None:  # the sweep's own code trains it
+            return f"# {code}: trained by {call('lab.run', self.sweep)}"
+        # A cell waits for its run, so Restart & Run All replays in order.
+        return code
 
     def describe(self, result: dict[str, Any] | None = None) -> str:
         if not result:

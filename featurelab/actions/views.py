@@ -8,7 +8,7 @@ from featurelab.actions.base import Action, Context, action, call, params
 from featurelab.engine.models import point_label
 from featurelab.errors import ConfigError
 from featurelab.state import LabState
-from featurelab.view import METHOD_LABELS, METHODS, Chart
+from featurelab.view import BANDS, METHOD_LABELS, METHODS, Chart
 
 
 def chart_metrics(state: LabState) -> list[str]:
@@ -240,6 +240,33 @@ class SetSmoothing(ChartAction):
         if not self.window:
             return f"Turned smoothing off on the {self.metric} chart."
         return f"Smoothed the {self.metric} chart over {self.window} steps."
+
+
+@action
+class SetBand(ChartAction):
+    """Draws a chart's sweep groups (members differing only by seed) as their mean with a
+    band of one standard deviation ("std") or of the minimum and maximum ("minmax"), N
+    in the legend; None draws every run."""
+
+    type: ClassVar[str] = "set_band"
+    band: str | None = "std"
+
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
+        if self.band is not None and self.band not in BANDS:
+            raise ConfigError("band", self.band, "one of " + ", ".join(BANDS) + " or None")
+        chart = self.chart(state)
+        chart.band = self.band
+        return {}, chart
+
+    def to_code(self) -> str:
+        return call("lab.set_band", self.metric, self.band)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        if self.band is None:
+            return f"Drew every run on the {self.metric} chart."
+        what = "standard deviation" if self.band == "std" else "minimum and maximum"
+        return f"Drew sweep groups on the {self.metric} chart as mean and {what}."
 
 
 @action

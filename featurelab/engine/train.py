@@ -298,6 +298,12 @@ class Trainer:
     def progress(self) -> float:
         return self.step_count / self.n_steps
 
+    @property
+    def series(self) -> dict[str, Any]:
+        """The recorder's arrays, live: rows up to step_count - 1 hold values (those
+        computed per step; per-layer statistics up to the last flush)."""
+        return self.recorder.series
+
     def recorded(self) -> RunResult:
         """What the run has recorded up to its last flush, read from memory without
         changing anything: safe from another thread while it trains (the panel)."""

@@ -1,14 +1,17 @@
 """The blog draft as a document: a list of blocks built from the log in session order.
 
 Every action gives its `describe()` sentence; a created experiment adds its config
-table, a DIY statistic its source, a fit its table. Chart pictures come where a chart
+table, a DIY statistic its source, a fit its table (a group fit its table, a law across
+runs its points, equation and picture). Chart pictures come where a chart
 was looked at: the log's view actions are replayed onto a fresh ViewState, so each
 picture shows the chart as it was then (zoom, layer, axes, smoothing, fits shown).
 In "full" detail every event is a sentence and a run of view events on one chart ends
 in one picture; in "condensed" detail a run of view events is one sentence and one
 picture per chart it changed. The researcher's words (`lab.note`, and markdown cells of
 the notebook anchored after the actions of the code cells above them) are Note blocks,
-never run through describe().
+never run through describe(). After the session, each sweep has a section: its grid,
+its groups with their final values (mean ± std over the seeds, n), a banded chart per
+metric drawn from `lab.bands`, and the laws fitted across its runs.
 
 `markdown.py` writes a Document as Markdown, `html_page.py` as a standalone page.
 """
@@ -17,16 +20,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from featurelab.actions import Action
-from featurelab.engine.fit import FitRow, FitTable
+from featurelab.actions.laws import LAWS, LawFit, LawPoint, summary_label
+from featurelab.engine.fit import FitRow, FitTable, _fmt_coef
 from featurelab.engine.formula import parse_formula
 from featurelab.errors import ConfigError, FeaturelabError
-from featurelab.export.charts import Picture, draw_chart
+from featurelab.export.charts import Picture, draw_bands, draw_chart, draw_law
 from featurelab.export.graph import build_graph, graph_png, graph_summary
 from featurelab.export.notebook import NotebookNotes, notebook_notes, read_notebook
 from featurelab.view import ViewState
@@ -36,6 +41,7 @@ if TYPE_CHECKING:
     from featurelab.log import LogEntry
 
 DETAILS = ("full", "condensed")
+SWEEP_METRICS = 3  # at most this many metrics in a sweep's section: the fitted ones first
 
 
 # -- blocks -----------------------------------------------------------------------------
@@ -73,6 +79,50 @@ class FitTableBlock:
 
 
 @dataclass(frozen=True)
+class LawBlock:
+    """A law fitted across runs: its points (one per group), its equation and R^2."""
+
+    caption: str
+    knob: str
+    summary: str  # what each point is: "final value of test_loss"
+    points: tuple[LawPoint, ...]
+    left_out: tuple[tuple[str, str], ...]  # (group, why)
+    law: str  # "Power law"
+    latex: str
+    r2: float
+    r2_of: str  # what R^2 measures: "the log-log line" or "y"
+
+
+@dataclass(frozen=True)
+class SweepGroup:
+    group: str
+    members: tuple[str, ...]
+    seeds: tuple[int, ...]
+    n: int  # finished runs
+    finals: tuple[tuple[float, float, int] | None, ...]  # per metric: (mean, std, n) at its end
+
+
+@dataclass(frozen=True)
+class SweepBlock:
+    """The head of a sweep's section: its grid and its groups' final values."""
+
+    sweep: str
+    title: str  # "Sweep 0, 'lr'"
+    summary: str
+    knobs: tuple[tuple[str, tuple[str, ...]], ...]  # (path, its values as text)
+    metrics: tuple[str, ...]  # the columns of final values
+    groups: tuple[SweepGroup, ...]
+
+
+@dataclass(frozen=True)
+class CrossFitsBlock:
+    """The fits across a sweep's runs, one row each: (fit, of what, R^2, LaTeX, coefficients)."""
+
+    sweep: str
+    rows: tuple[tuple[str, str, float, str, str], ...]
+
+
+@dataclass(frozen=True)
 class ChartBlock:
     name: str  # file stem of the picture: "chart-1"
     picture: Picture
@@ -84,7 +134,8 @@ class GraphBlock:
     summary: str
 
 
-Block = Sentence | Note | ConfigTable | Code | FitTableBlock | ChartBlock | GraphBlock
+Block = (Sentence | Note | ConfigTable | Code | FitTableBlock | ChartBlock | GraphBlock
+         | LawBlock | SweepBlock | CrossFitsBlock)
 
 
 @dataclass
@@ -175,6 +226,54 @@ def fit_block(entry: LogEntry) -> FitTableBlock:
     return FitTableBlock(fit, caption, table.rows)
 
 
+def _of(params: dict[str, Any]) -> str:
+    return f"{params['metric']} ({params['layer']})" if params.get("layer") else params["metric"]
+
+
+def group_fit_block(entry: LogEntry) -> FitTableBlock:
+    result = entry.result or {}
+    table = FitTable.from_dict(result["table"])
+    params = entry.params
+    span = (f", steps {table.x_range[0]:g}–{table.x_range[1]:g}"
+            if table.x_range is not None else "")
+    n = result.get("n", len(result.get("members", [])))
+    caption = (f"mean {_of(params)} of group {params['group']} of {params['sweep']} "
+               f"({n} run{'' if n == 1 else 's'}){span}")
+    return FitTableBlock("fit_group", caption, table.rows)
+
+
+def law_of(entry: LogEntry) -> LawFit:
+    return LawFit.from_dict(entry.action, entry.result or {})  # type: ignore[arg-type]
+
+
+def law_block(entry: LogEntry) -> LawBlock:
+    fit = law_of(entry)
+    summary = f"{summary_label(fit.summary)} of {_of(entry.params)}"
+    caption = (f"{LAWS[fit.law].label.lower()} of {fit.knob} across {fit.sweep}: {summary}, "
+               "mean over each group")
+    r2_of = "the log-log line" if fit.law == "power" else "y"
+    return LawBlock(caption, fit.knob, summary, fit.points, fit.left_out,
+                    LAWS[fit.law].label, fit.latex, fit.r2, r2_of)
+
+
+def law_picture(entry: LogEntry) -> Picture:
+    fit = law_of(entry)
+    points = fit.points
+    r2 = f"R² = {fit.r2:.4f}" if math.isfinite(fit.r2) else "R² undefined"
+    return draw_law([p.x for p in points], [p.mean for p in points],
+                    [p.std for p in points], fit.fit,
+                    title=f"{_of(entry.params)} across {fit.sweep}", xlabel=fit.knob,
+                    ylabel=f"{summary_label(fit.summary)} of {_of(entry.params)}",
+                    label=f"{LAWS[fit.law].label.lower()} {fit.equation}, {r2}")
+
+
+def _shown(value: Any) -> str:
+    """A knob value as people read it: 0.001, [10, 50, 50, 1], relu."""
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_shown, value)) + "]"
+    return value if isinstance(value, str) else repr(value)
+
+
 class _Builder:
     def __init__(self, lab: Lab, detail: str, notes: NotebookNotes) -> None:
         self.lab = lab
@@ -189,7 +288,11 @@ class _Builder:
         charts = [b for b in self.blocks if isinstance(b, ChartBlock)]
         if picture is None or (charts and charts[-1].picture.png == picture.png):
             return  # nothing to draw, or the same picture as the one just shown
-        self.blocks.append(ChartBlock(f"chart-{len(charts) + 1}", picture))
+        self.add_picture(picture)
+
+    def add_picture(self, picture: Picture) -> None:
+        charts = sum(1 for b in self.blocks if isinstance(b, ChartBlock))
+        self.blocks.append(ChartBlock(f"chart-{charts + 1}", picture))
 
     def flush(self) -> None:
         for metric in self.pending:
@@ -214,6 +317,11 @@ class _Builder:
                 self.blocks.append(fit_block(entry))
                 if self.moment.shows_fit(entry):  # the chart with its fitted curves
                     self.picture(entry.params["metric"])
+            elif kind == "group_fit":
+                self.blocks.append(group_fit_block(entry))
+            elif kind == "law":
+                self.blocks.append(law_block(entry))
+                self.add_picture(law_picture(entry))
             else:
                 raise ValueError(f"{action.type}: a blog part of unknown kind {kind!r}")
 
@@ -249,7 +357,91 @@ class _Builder:
                     self.pending.append(chart)
             self.add_notes(self.notes.after.get(group[-1][0].id, []))
         self.flush()
+        for sweep in self.lab.sweeps:
+            self.sweep_section(sweep, entries)
         return self.blocks
+
+    # -- a section per sweep ------------------------------------------------------------
+
+    def sweep_section(self, sweep_id: str, entries: list[LogEntry]) -> None:
+        """The sweep's grid and groups with their final values, a banded chart per metric
+        (from lab.bands, the panel's numbers) and the fits across its runs."""
+        lab, sweep = self.lab, self.lab.sweeps[sweep_id]
+        fits = [e for e in entries if e.type in ("fit_group", "fit_across")
+                and e.params.get("sweep") == sweep_id and e.result
+                and ("table" in e.result or "points" in e.result)]
+        metrics = list(dict.fromkeys((e.params["metric"], e.params.get("layer"))
+                                     for e in fits))
+        base = lab.experiments.get(sweep.base)
+        observables = base.config.observables if base is not None else ()
+        metrics += [(m, None) for m in ("train_loss", "test_loss")
+                    if m in observables and (m, None) not in metrics]
+        frames = {}
+        for metric, layer in metrics[:SWEEP_METRICS]:
+            try:
+                frames[(metric, layer)] = lab.bands(metric, sweep_id, layer)
+            except FeaturelabError:  # no finished run, or no such series: no column
+                continue
+        groups = []
+        for group, members in sweep.groups.items():
+            finals: list[tuple[float, float, int] | None] = []
+            for frame in frames.values():
+                part = frame[frame["group"] == group]
+                last = part.iloc[-1] if len(part) else None
+                finals.append(None if last is None else
+                              (float(last["mean"]), float(last["std"]), int(last["n"])))
+            seeds = tuple(int(sweep.values[m].get("seed", lab.experiments[m].config.seed))
+                          for m in members)
+            done = sum(1 for m in members if m in lab.latest
+                       and lab.runs[lab.latest[m]].status == "finished")
+            groups.append(SweepGroup(group, members, seeds, done, tuple(finals)))
+        knobs = tuple((path, tuple(dict.fromkeys(_shown(v.get(path))
+                                                 for v in sweep.values.values())))
+                      for path in sweep.knobs)
+        number = sweep_id.removeprefix("sweep_")
+        title = f"Sweep {number}" + (f", {sweep.name!r}" if sweep.name else "")
+        plural = "" if len(sweep.members) == 1 else "s"
+        summary = (f"{sweep_id}: {len(sweep.members)} experiment{plural} based on "
+                   f"{sweep.base}, in {len(sweep.groups)} group"
+                   f"{'' if len(sweep.groups) == 1 else 's'} of runs that differ only by seed"
+                   + ("" if frames else "; no finished run yet"))
+        columns = tuple(f"{m} ({layer})" if layer else m for m, layer in frames)
+        self.blocks.append(SweepBlock(sweep_id, title, summary, knobs, columns,
+                                      tuple(groups)))
+        for (metric, layer), frame in frames.items():
+            shown = {}
+            for entry in fits:  # the latest group fit of each group on this metric
+                if entry.type == "fit_group" and entry.params["metric"] == metric \
+                        and entry.params.get("layer") == layer:
+                    table = FitTable.from_dict(entry.result["table"])  # type: ignore[index]
+                    if table.best is not None:
+                        shown[entry.params["group"]] = (table.best, table.x_range)
+            name = f"{metric} ({layer})" if layer else metric
+            picture = draw_bands(frame, f"{name} of {sweep_id}", name, shown)
+            if picture is not None:
+                self.add_picture(picture)
+        rows = []
+        for entry in fits:
+            result = entry.result or {}
+            if entry.type == "fit_group":
+                table = FitTable.from_dict(result["table"])
+                best = table.best
+                if best is None:
+                    continue
+                n = result.get("n", len(result.get("members", [])))
+                rows.append((f"{best.label} (best of {len(table.rows)})",
+                             f"mean {_of(entry.params)} of {entry.params['group']}, "
+                             f"{n} run{'' if n == 1 else 's'}",
+                             best.r2, best.latex,
+                             ", ".join(map(_fmt_coef, best.coefficients))))
+            else:
+                law = law_of(entry)
+                rows.append((LAWS[law.law].label,
+                             f"{summary_label(law.summary)} of {_of(entry.params)} against "
+                             f"{law.knob}, {len(law.points)} groups", law.r2, law.latex,
+                             f"a = {_fmt_coef(law.a)}, b = {_fmt_coef(law.b)}"))
+        if rows:
+            self.blocks.append(CrossFitsBlock(sweep_id, tuple(rows)))
 
 
 def _groups(entries: list[LogEntry], detail: str, notes: NotebookNotes

@@ -331,3 +331,94 @@ def _picture(fig: Figure, axes: tuple[AxesInfo, ...], caption: str) -> Picture:
     # No "Software" stamp: the same session gives byte-identical pictures.
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     return Picture(buffer.getvalue(), axes, caption, alt=caption)
+
+
+# -- many runs: a sweep's groups as bands, a law across them -------------------------------
+
+BAND_ALPHA = 0.18
+LOG_SPAN = 100.0  # a banded chart gets a log y axis when its means span more than this
+
+
+def draw_bands(bands: Any, title: str, ylabel: str,
+               fits: dict[str, tuple[Any, tuple[float, float] | None]] | None = None
+               ) -> Picture | None:
+    """A sweep's groups as in the panel: per group (a frame of `lab.bands`) the mean line
+    with a band of one standard deviation either side and N in the legend, and the best
+    curve of a group's fit dashed (`fits`: group -> (FitRow, the x range it was fitted
+    on)). None when the frame has no rows."""
+    if bands is None or not len(bands):
+        return None
+    fits = fits or {}
+    fig = _figure(Chart(metric=ylabel), 1)
+    ax = fig.add_subplot(1, 1, 1)
+    means = np.asarray(bands["mean"], dtype=float)
+    finite = means[np.isfinite(means)]
+    log_y = bool(len(finite) and finite.min() > 0 and finite.max() / finite.min() > LOG_SPAN)
+    for i, group in enumerate(dict.fromkeys(bands["group"])):
+        part = bands[bands["group"] == group]
+        color = color_at(i)
+        steps = np.asarray(part["step"], dtype=float)
+        mean = np.asarray(part["mean"], dtype=float)
+        std = np.asarray(part["std"], dtype=float)
+        n = int(part["n"].iloc[0])
+        ax.plot(steps, mean, color=color, linewidth=1.8, label=f"{group} (N={n})")
+        if np.isfinite(std).any():
+            lo, hi = mean - std, mean + std
+            if log_y:  # a band reaching 0 or below cannot be drawn on a log axis
+                lo = np.where(lo > 0, lo, np.nan)
+            ax.fill_between(steps, lo, hi, color=color, alpha=BAND_ALPHA, linewidth=0)
+        if group in fits:
+            row, span = fits[group]
+            lo_x, hi_x = span if span is not None else (float(steps.min()), float(steps.max()))
+            grid = np.linspace(lo_x, hi_x, 400)
+            ys = row.predict(grid)
+            if log_y:
+                ys = np.where(ys > 0, ys, np.nan)
+            ax.plot(grid, ys, color=color, linewidth=1.4, linestyle=(0, (6, 4)),
+                    label=f"{group}: {row.label.lower()} fit, R² = {row.r2:.4f}")
+    ax.set_yscale("log" if log_y else "linear")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, loc="left", fontsize=11)
+    ax.grid(True, color="#e0e0e0", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=8, loc="best", frameon=False)
+    caption = (f"{title}: the mean over each group's seeds, the band one standard "
+               "deviation either side, N runs in the legend"
+               + ("; fitted curves dashed" if fits else "") + ("; log y" if log_y else ""))
+    return _picture(fig, (_info(ax, title),), caption)
+
+
+def draw_law(x: Any, mean: Any, std: Any, fit: Any, title: str, xlabel: str, ylabel: str,
+             label: str) -> Picture:
+    """A law across runs: each group's mean summary against its knob value, with one
+    standard deviation as an error bar, and the fitted law (`fit`: LawParams) dashed. A
+    power law is drawn on log-log axes (where it is the straight line fitted), an
+    exponential on a log y axis when the means are positive."""
+    xs, ys = np.asarray(x, dtype=float), np.asarray(mean, dtype=float)
+    err = np.nan_to_num(np.asarray(std, dtype=float), nan=0.0)
+    fig = _figure(Chart(metric=ylabel), 1)
+    ax = fig.add_subplot(1, 1, 1)
+    log_x = fit.law == "power" and bool(np.all(xs > 0))
+    log_y = fit.law in ("power", "exponential") and bool(np.all(ys > 0))
+    ax.errorbar(xs, ys, yerr=err, fmt="o", color=color_at(0), capsize=3, markersize=5,
+                label="group means ± 1 std")
+    lo, hi = float(xs.min()), float(xs.max())
+    grid = np.geomspace(lo, hi, 200) if log_x else np.linspace(lo, hi, 200)
+    curve = fit.predict(grid)
+    if log_y:
+        curve = np.where(curve > 0, curve, np.nan)
+    ax.plot(grid, curve, color=FAMILY_COLORS.get(fit.law, "#78716c"), linewidth=1.5,
+            linestyle=(0, (6, 4)), label=label)
+    ax.set_xscale("log" if log_x else "linear")
+    ax.set_yscale("log" if log_y else "linear")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, loc="left", fontsize=11)
+    ax.grid(True, color="#e0e0e0", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=8, loc="best", frameon=False)
+    scales = [f"log {axis}" for axis, on in (("x", log_x), ("y", log_y)) if on]
+    caption = f"{title}: group means ± 1 std, {label}" + (f"; {', '.join(scales)}"
+                                                           if scales else "")
+    return _picture(fig, (_info(ax, title),), caption)

@@ -10,6 +10,7 @@ Markdown and are kept as written, inside a blockquote marked as theirs. Math is
 from __future__ import annotations
 
 import json
+import math
 import re
 
 from featurelab.engine.fit import _fmt_coef
@@ -18,11 +19,14 @@ from featurelab.export.blog import (
     ChartBlock,
     Code,
     ConfigTable,
+    CrossFitsBlock,
     Document,
     FitTableBlock,
     GraphBlock,
+    LawBlock,
     Note,
     Sentence,
+    SweepBlock,
 )
 
 NOTE_MARK = "**Researcher's note**"
@@ -43,6 +47,12 @@ def escape(text: str) -> str:
     text = _PUNCTUATION.sub(r"\\\1", text)
     text = _EDGE_UNDERSCORE.sub(r"\\_", text)
     return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
+
+
+def cell(text: str) -> str:
+    """Plain text as the Markdown of a table cell: escaped as `escape` does, but for what
+    only the start of a line makes markup ("0.001" is not a list item there)."""
+    return escape("\0" + str(text))[1:]
 
 
 def cell_math(latex: str) -> str:
@@ -80,6 +90,61 @@ def _fit_table(block: FitTableBlock) -> str:
         coefficients = (", ".join(map(_fmt_coef, row.coefficients)) if row.ok
                         else escape(row.reason or ""))
         lines.append(f"| {escape(row.label)} | {r2} | $${cell_math(row.latex)}$$ | "
+                     f"{coefficients} |")
+    return "\n".join(lines)
+
+
+def _num(v: float) -> str:
+    return f"{v:.4g}" if math.isfinite(v) else "–"
+
+
+def _r2(v: float) -> str:
+    return f"{v:.4f}" if math.isfinite(v) else "undefined"
+
+
+def _law(block: LawBlock) -> str:
+    lines = [f"*Fit {escape(block.caption)}*", "",
+             f"| {cell(block.knob)} | mean | std | n | Group |", "|---|---|---|---|---|"]
+    for p in block.points:
+        missed = f" ({cell(', '.join(p.missed))} never there)" if p.missed else ""
+        lines.append(f"| {_num(p.x)} | {_num(p.mean)} | {_num(p.std)} | {p.n} | "
+                     f"{cell(p.group)}{missed} |")
+    lines += ["", f"$${block.latex}$$", "",
+              f"{escape(block.law)}, $R^2 = {_r2(block.r2)}$ (of {escape(block.r2_of)})."]
+    if block.left_out:
+        lines.append("Left out: " + "; ".join(f"{escape(g)} ({escape(why)})"
+                                              for g, why in block.left_out) + ".")
+    return "\n".join(lines)
+
+
+def _final(value: tuple[float, float, int] | None) -> str:
+    if value is None:
+        return "–"
+    mean, std, _ = value
+    return f"{mean:.4g} ± {std:.2g}" if math.isfinite(std) else f"{mean:.4g}"
+
+
+def _sweep(block: SweepBlock) -> str:
+    lines = [f"## {escape(block.title)}", "", f"*{escape(block.summary)}*", "",
+             "| Knob | Values |", "|---|---|"]
+    lines += [f"| {cell(path)} | {cell(', '.join(values))} |" for path, values in block.knobs]
+    head = ["Group", "Members", "Seeds", "n", *(f"{m}, final" for m in block.metrics)]
+    lines += ["", "*Groups: members that differ only by seed; final values as mean ± std "
+              "over the finished runs (n)*", "",
+              "| " + " | ".join(cell(h) for h in head) + " |",
+              "|" + "---|" * len(head)]
+    for g in block.groups:
+        cells = [cell(g.group), cell(", ".join(g.members)), cell(", ".join(map(str, g.seeds))),
+                 str(g.n), *map(_final, g.finals)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cross_fits(block: CrossFitsBlock) -> str:
+    lines = [f"*Fits across the runs of {escape(block.sweep)}*", "",
+             "| Fit | Of | R^2 | Equation | Coefficients |", "|---|---|---|---|---|"]
+    for fit, of, r2, latex, coefficients in block.rows:
+        lines.append(f"| {cell(fit)} | {cell(of)} | {_r2(r2)} | $${cell_math(latex)}$$ | "
                      f"{coefficients} |")
     return "\n".join(lines)
 
@@ -130,6 +195,12 @@ def _block(block: Block, files_dir: str, files: dict[str, bytes]) -> str:
         name = f"{files_dir}/{block.name}.png"
         files[name] = block.picture.png
         return f"![{escape(block.picture.alt)}]({name})\n*{escape(block.picture.caption)}*"
+    if isinstance(block, LawBlock):
+        return _law(block)
+    if isinstance(block, SweepBlock):
+        return _sweep(block)
+    if isinstance(block, CrossFitsBlock):
+        return _cross_fits(block)
     if isinstance(block, GraphBlock):
         name = f"{files_dir}/knowledge-graph.png"
         files[name] = block.png

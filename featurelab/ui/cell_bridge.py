@@ -111,6 +111,9 @@ class CellRecorder:
         if kind != "action":
             return
         entry, action = payload
+        if self.builder.absorbs(action):  # a sweep's member run: its sweep's cell has it
+            self.builder.add(entry.id, action, entry.result, entry.actor)
+            return
         if entry.actor != "human":  # a cell's own action: the notebook already has it
             self.builder.interrupt()
             if entry.cell is not None:  # the next click goes after that cell

@@ -265,6 +265,7 @@ class ChartState(TypedDict):
     log_y: bool
     smoothing: int
     fits_visible: bool
+    band: Literal["std", "minmax"] | None
 
 
 @with_config(_STRICT)
@@ -353,6 +354,20 @@ class Cell(TypedDict):
 
 
 @with_config(_STRICT)
+class SweepState(TypedDict):
+    """A sweep (featurelab.state.Sweep) and where its members' runs stand."""
+
+    id: str
+    name: str
+    base: str
+    knobs: list[str]
+    members: list[str]
+    groups: dict[str, list[str]]  # label (knob values but the seed) -> members
+    counts: dict[str, int]  # latest run status ("not run" without one) -> members
+    running: bool  # a lab.run of it is dispatching members now
+
+
+@with_config(_STRICT)
 class PanelState(TypedDict):
     """Everything the panel shows: the trait `state` of featurelab.ui.widget.Panel."""
 
@@ -368,6 +383,7 @@ class PanelState(TypedDict):
     defaults: ExperimentConfigState
     cells: list[Cell]
     notes: list[str]
+    sweeps: list[SweepState]
 
 
 PANEL_STATE: TypeAdapter[PanelState] = TypeAdapter(PanelState)

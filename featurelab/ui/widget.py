@@ -14,6 +14,9 @@ panel would otherwise re-type: fit families, colours, metric kinds, labels), and
           "series": [{"experiment": e, "shape": [...], "error": str | null}, ...]}
          with two binary buffers per series without an error: steps (float64) and values
          (float32, row-major (steps,) or (steps, neurons)); arrays never travel as JSON.
+  {"kind": "stop_sweep", "request": id, "sweep": s}
+      -> the sweep starts no more members and its running ones are cancelled (logged);
+         answered by an ack {"cancelled": [members]} or an error
   {"kind": "activations", "request": id, "experiment": e, "layer": l, "step": s}
       -> {"kind": "activations", "request": id, "experiment": e, "layer": l,
           "step": nearest snapshot step, "steps": [snapshot steps], "shape": [S, N]}
@@ -62,6 +65,7 @@ from featurelab.ui.panel_state import (
     PanelState,
     RunRow,
     StatisticRow,
+    SweepState,
     ViewState,
     families,
     metric_kind,
@@ -71,7 +75,7 @@ from featurelab.view import METHOD_LABELS, experiment_color
 
 if TYPE_CHECKING:
     from featurelab.lab import Lab
-    from featurelab.state import Experiment
+    from featurelab.state import Experiment, Sweep
 
 STATIC = Path(__file__).parent.parent / "static"  # built by js/ (esbuild)
 PUSH_HZ = 4  # live updates a second while a run trains
@@ -161,6 +165,9 @@ class Panel(anywidget.AnyWidget):
             elif kind == "activations":
                 reply, buffers = self._activations(content)
                 self.send({"kind": "activations", "request": request, **reply}, buffers)
+            elif kind == "stop_sweep":
+                stopped = self._stop_sweep(content.get("sweep"))
+                self.send({"kind": "ack", "request": request, "result": {"cancelled": stopped}})
             else:
                 raise FeaturelabError(f"unknown panel message kind {kind!r}")
         except FeaturelabError as exc:  # never a traceback in the panel: the engine's words
@@ -173,6 +180,17 @@ class Panel(anywidget.AnyWidget):
     def _apply(self, action: Any) -> dict[str, Any]:
         entry, _ = self.lab.apply_logged(action, actor="human")
         return entry.result or {}  # its own entry's, whatever else was logged meanwhile
+
+    def _stop_sweep(self, sweep: Any) -> list[str]:
+        """The panel's Stop: no member starts any more; the running ones are cancelled,
+        each a logged cancel of this person's."""
+        if not isinstance(sweep, str):
+            raise FeaturelabError(f"a stop_sweep request names its sweep; got {sweep!r}")
+        self.lab.state.sweep(sweep)
+        job = self.lab.state.sweep_runs.get(sweep)
+        if job is None or job.done:
+            raise FeaturelabError(f"{sweep} is not running")
+        return job.stop("human")
 
     def _series(self, content: dict[str, Any]) -> tuple[dict, list]:
         metric, layer = content.get("metric"), content.get("layer")
@@ -235,8 +253,22 @@ def lab_state(lab: Lab) -> PanelState:
         defaults=_config(ExperimentConfig()),
         cells=[_cell(e) for e in lab.log],
         notes=list(lab.notes),
+        sweeps=[_sweep(lab, sweep) for sweep in lab.sweeps.values()],
     )
     return validate_panel_state(state)
+
+
+def _sweep(lab: Lab, sweep: Sweep) -> SweepState:
+    counts: dict[str, int] = {}
+    for member in sweep.members:
+        run_id = lab.latest.get(member)
+        status = lab.runs[run_id].status if run_id is not None else "not run"
+        counts[status] = counts.get(status, 0) + 1
+    job = lab.state.sweep_runs.get(sweep.id)
+    return SweepState(id=sweep.id, name=sweep.name, base=sweep.base, knobs=list(sweep.knobs),
+                      members=list(sweep.members),
+                      groups={k: list(v) for k, v in sweep.groups.items()},
+                      counts=counts, running=job is not None and not job.done)
 
 
 def _config(config: ExperimentConfig) -> ExperimentConfigState:
@@ -256,7 +288,7 @@ def _experiment(lab: Lab, exp: Experiment, index: int) -> ExperimentRow:
             checkpoint_step = steps_done
         trainer = run.trainer  # read once: a run that ends lets its trainer go
         if trainer is not None and not run.done:  # live losses, from the trainer
-            series, last = trainer.recorder.series, trainer.step_count - 1
+            series, last = trainer.series, trainer.step_count - 1
             for name in LOSS_COLUMNS:
                 if name in series and last >= 0:
                     final[name] = _finite(series[name][last])

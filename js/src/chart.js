@@ -9,7 +9,8 @@ import { createActivationsBody, createLayerSelect } from "./activations.js";
 import { parseNumber } from "./experiment-form.js";
 import { metricKind } from "./facts.js";
 import { chartFits, createFitPanel } from "./fits.js";
-import { createSeriesPlot, zoomAction } from "./plot.js";
+import { createSeriesPlot, download, zoomAction } from "./plot.js";
+import { shownGroups } from "./series.js";
 
 /** The zoom params from the range boxes: empty boxes mean the whole range. */
 export function rangeFromInputs(loText, hiText) {
@@ -29,11 +30,21 @@ export function createChartCard(ctx, metric) {
   const smoothing = h("input", { type: "number", class: "fl-input fl-tiny", testid: "smoothing", min: "0", step: "1",
     "aria-label": "Smoothing window (steps)", title: "moving average over this many steps; 0 = raw" });
   const enlarge = h("button", { type: "button", class: "fl-button", testid: "enlarge", "aria-pressed": "false" }, "Enlarge");
+  // Sweep groups (runs differing only by seed) as one mean line and a band.
+  const band = h("select", { class: "fl-input", testid: "band", "aria-label": "Sweep groups",
+    title: "draw the runs of a sweep group as their mean with a band" },
+  h("option", { value: "" }, "each run"), h("option", { value: "std" }, "mean ± std"),
+  h("option", { value: "minmax" }, "mean, min–max"));
+  const savePng = h("button", { type: "button", class: "fl-button", testid: "download-png",
+    title: `Download the ${metric} chart as a PNG picture` }, "PNG");
+  const saveCsv = h("button", { type: "button", class: "fl-button", testid: "download-csv",
+    title: `Download the ${metric} chart's curves as CSV (step, one column per curve)` }, "CSV");
   const close = h("button", { type: "button", class: "fl-button fl-icon", testid: "close-chart", "aria-label": `Close the ${metric} chart`, title: "Close" }, "×");
   const smoothLabel = h("label", { class: "fl-inline", title: "moving average window in steps; 0 = raw" }, "smooth ", smoothing);
   const header = h("div", { class: "fl-card-head" },
     h("div", { class: "fl-card-titles" }, title, subtitle),
-    h("div", { class: "fl-toolbar" }, layer.el, logX, logY, smoothLabel, enlarge, close));
+    h("div", { class: "fl-toolbar" }, layer.el, band, logX, logY, smoothLabel, savePng, saveCsv,
+      enlarge, close));
 
   const xLo = h("input", { type: "text", class: "fl-input fl-short", testid: "zoom-x-lo", placeholder: "x from", inputmode: "decimal", "aria-label": "Zoom x from" });
   const xHi = h("input", { type: "text", class: "fl-input fl-short", testid: "zoom-x-hi", placeholder: "x to", inputmode: "decimal", "aria-label": "Zoom x to" });
@@ -65,6 +76,16 @@ export function createChartCard(ctx, metric) {
     ctx.act("set_smoothing", { metric, window }, slot);
   });
   enlarge.addEventListener("click", () => ctx.act("enlarge_chart", { metric, enlarged: !view.enlarged }, slot));
+  const fileName = (ext) => `${metric}${view.layer ? "-" + view.layer : ""}.${ext}`;
+  savePng.addEventListener("click", () => {
+    const png = series?.png();
+    if (png) download(fileName("png"), png);
+  });
+  saveCsv.addEventListener("click", () => {
+    const csv = series?.csv();
+    if (csv) download(fileName("csv"), csv);
+  });
+  band.addEventListener("change", () => ctx.act("set_band", { metric, band: band.value || null }, slot));
   close.addEventListener("click", () => ctx.act("hide_chart", { metric }, slot));
   zoomForm.addEventListener("submit", (e) => {
     e.preventDefault();
@@ -101,6 +122,10 @@ export function createChartCard(ctx, metric) {
 
     const snapshotMethod = kind === "activations" && view.method && view.method !== "neuron_stats";
     for (const b of [logX, logY, smoothLabel]) b.hidden = snapshotMethod;
+    savePng.hidden = saveCsv.hidden = kind === "activations";
+    band.value = view.band || "";
+    band.hidden = kind === "activations"
+      || !shownGroups(state, viewed, (e) => e).length; // no group of 2+ runs shown
     zoomBox.hidden = snapshotMethod;
     const fittable = kind === "scalar" || kind === "per_layer";
     fits.el.hidden = !fittable;

@@ -59,6 +59,85 @@ export function formatValue(field, value) {
   return String(value);
 }
 
+// -- sweeps: a field holding several values makes the form create a sweep ---------------
+
+const SPACES = {
+  logspace: (a, b, n) => Array.from({ length: n }, (_, i) => 10 ** (n === 1 ? a : a + (i * (b - a)) / (n - 1))),
+  linspace: (a, b, n) => Array.from({ length: n }, (_, i) => (n === 1 ? a : a + (i * (b - a)) / (n - 1))),
+};
+
+/** Rounds away float noise (10 ** -3.5 → 0.000316228) so values read as typed. */
+const tidy = (v) => Number(v.toPrecision(6));
+
+/** The values a field's text asks for: "1e-4, 3e-4, 1e-3", "logspace(-4, -2, 5)",
+ *  "linspace(0, 1, 3)", "range(2, 10, 2)" for numbers; alternatives split by "|" for a
+ *  list ("10, 50, 1 | 10, 100, 1"); one value otherwise. Throws an Error saying what
+ *  it cannot read. */
+export function knobValues(field, text) {
+  const t = String(text).trim();
+  if (field.kind === "list") {
+    const parts = t.split("|").map((p) => p.trim()).filter(Boolean);
+    return parts.length ? parts.map(parseList) : [parseList(t)];
+  }
+  if (field.kind !== "number") return [t];
+  const m = t.match(/^(logspace|linspace|range)\s*\(([^)]*)\)$/);
+  if (m) {
+    const args = m[2].split(",").map((a) => Number(a.trim()));
+    if (args.some((a) => !Number.isFinite(a))) throw new Error(`${m[1]}(...) takes numbers`);
+    if (m[1] === "range") {
+      const [a, b, step = 1] = args.length === 1 ? [0, args[0]] : args;
+      if (!(step > 0) || args.length > 3) throw new Error("range(stop), range(start, stop) or range(start, stop, step > 0)");
+      const out = [];
+      for (let v = a; v < b && out.length <= 10000; v += step) out.push(v);
+      return out;
+    }
+    const [a, b, n] = args;
+    if (args.length !== 3 || !Number.isInteger(n) || n < 1) throw new Error(`${m[1]}(start, stop, count)`);
+    return SPACES[m[1]](a, b, n).map(tidy);
+  }
+  if (t.includes(",")) return t.split(",").map((p) => p.trim()).filter(Boolean).map(parseNumber);
+  return [parseNumber(t)];
+}
+
+/** The seeds a sweep's seed box asks for: "0-7", "range(8)", "0, 1, 2"; [] when empty. */
+export function seedValues(text) {
+  const t = String(text).trim();
+  if (!t) return [];
+  const dash = t.match(/^(\d+)\s*-\s*(\d+)$/);
+  if (dash) {
+    const [a, b] = [Number(dash[1]), Number(dash[2])];
+    if (b < a) throw new Error(`seeds ${t}: the last is before the first`);
+    return Array.from({ length: b - a + 1 }, (_, i) => a + i);
+  }
+  const values = knobValues({ kind: "number" }, t);
+  if (values.some((v) => !Number.isInteger(v))) throw new Error(`seeds ${t}: whole numbers, e.g. 0-7`);
+  return values;
+}
+
+/** The sweep action's params for the form's raw texts, or null when no field holds
+ *  several values and no seeds are given (a single experiment). texts: path -> text;
+ *  base: the config the form started from; baseId: the experiment it is based on.
+ *  Fields changed to one value become one-value knobs (every member has it). */
+export function sweepParams(texts, { base, baseId, seeds = "", name = "", task } = {}) {
+  const grid = {};
+  let several = false;
+  for (const f of FIELDS) {
+    if (f.path === "name" || f.path === "seed" || !fieldApplies(f, task)) continue;
+    if (!(f.path in texts)) continue;
+    const values = knobValues(f, texts[f.path]);
+    if (values.length > 1) several = true;
+    if (values.length > 1 || !equal(values[0], getPath(base, f.path))) grid[f.path] = values;
+  }
+  const seedList = seedValues(seeds);
+  if (!several && !seedList.length) return null;
+  const count = Object.values(grid).reduce((a, v) => a * v.length, 1) * Math.max(1, seedList.length);
+  const params = { based_on: baseId };
+  if (Object.keys(grid).length) params.grid = grid;
+  if (seedList.length) params.seeds = seedList;
+  if (name) params.name = name;
+  return { params, count };
+}
+
 function equal(a, b) {
   return JSON.stringify(a) === JSON.stringify(b);
 }
@@ -150,11 +229,22 @@ export function createExperimentForm(ctx) {
     }));
   });
 
+  const seedsId = `fl-${Math.random().toString(36).slice(2, 8)}-seeds`;
+  const seeds = h("input", { id: seedsId, type: "text", testid: "sweep-seeds", spellcheck: "false",
+    placeholder: "e.g. 0-7", autocomplete: "off" });
+  const sweepNote = h("span", { class: "fl-muted", testid: "sweep-count", "aria-live": "polite" });
+  const sweepField = h("div", { class: "fl-field fl-field-wide", dataset: { field: "seeds" } },
+    h("label", { class: "fl-label", for: seedsId }, "Sweep seeds"),
+    h("div", { class: "fl-sweep-input" },
+      h("div", { class: "fl-inline" }, seeds, " ", sweepNote),
+      h("span", { class: "fl-muted fl-small" }, "Several values in a field (0.001, 0.003 or "
+        + "logspace(-4, -2, 5); widths split by |) or seeds here make a sweep of every combination."),
+      errorSlot()));
   const create = h("button", { type: "submit", class: "fl-button fl-primary", testid: "create" }, "Create");
   const close = h("button", { type: "button", class: "fl-button", testid: "close-form" }, "Close");
   const form = h("form", { class: "fl-form", testid: "experiment-form", "aria-label": "New experiment", novalidate: true },
     h("div", { class: "fl-form-head" }, h("strong", {}, "New experiment"), basedOnLabel),
-    h("div", { class: "fl-fieldsets" }, fieldsets), obsField,
+    h("div", { class: "fl-fieldsets" }, fieldsets), obsField, sweepField,
     h("div", { class: "fl-actions" }, create, close, formError));
   form.hidden = true;
 
@@ -194,6 +284,31 @@ export function createExperimentForm(ctx) {
     return out;
   }
 
+  /** The sweep the fields ask for ({params, count}), null for one experiment, or
+   *  {error} when a field's values cannot be read. */
+  function sweep() {
+    const texts = Object.fromEntries(FIELDS.map((f) => [f.path, inputs[f.path].value]));
+    try {
+      return sweepParams(texts, { base, baseId: basedOn.checked ? baseId : null,
+        seeds: seeds.value, name: inputs.name.value.trim(), task: inputs["data.task"].value });
+    } catch (exc) {
+      return { error: exc.message };
+    }
+  }
+
+  function showSweep() {
+    const s = sweep();
+    if (!s) {
+      sweepNote.textContent = "";
+      create.textContent = "Create";
+      return;
+    }
+    sweepNote.textContent = s.error ? s.error
+      : !s.params.based_on ? "A sweep is based on an experiment: select one first."
+        : `Sweep: ${s.count} member${s.count === 1 ? "" : "s"}`;
+    create.textContent = s.error || !s.params.based_on ? "Create" : `Create sweep (${s.count})`;
+  }
+
   function prefill() {
     const selected = state.view?.selected || [];
     const exp = (state.experiments || []).find((e) => e.id === selected[0]);
@@ -210,12 +325,15 @@ export function createExperimentForm(ctx) {
       : "From the defaults (select an experiment to start from its config)";
     renderObservables(base.observables || []);
     showTaskFields();
+    seeds.value = "";
+    showSweep();
     clearErrors(form);
     dirty = false;
   }
 
   form.addEventListener("input", (e) => {
     dirty = true;
+    showSweep();
     const wrapper = e.target.closest("[data-field]");
     if (wrapper) {
       wrapper.classList.remove("fl-invalid");
@@ -230,6 +348,19 @@ export function createExperimentForm(ctx) {
 
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
+    const asked = sweep();
+    if (asked) {
+      if (asked.error || !asked.params.based_on) {
+        placeError(form, { field: "seeds", message: asked.error
+          || "a sweep is based on an experiment: select one, then open this form" }, formError);
+        return;
+      }
+      create.disabled = true;
+      const reply = await ctx.act("sweep", asked.params, { root: form, fallback: formError });
+      create.disabled = false;
+      if (reply.kind !== "error") setOpen(false);
+      return;
+    }
     const params = createParams(values(), {
       base, basedOn: basedOn.checked ? baseId : null, defaults: state.defaults || {} });
     create.disabled = true;

@@ -3,7 +3,7 @@
 import uPlot from "uplot";
 import { h, replaceChildren } from "./dom.js";
 import { fmtG } from "./format.js";
-import { buildPlot, hasPoints } from "./series.js";
+import { buildPlot, hasPoints, shownGroups } from "./series.js";
 import { experimentColor } from "./facts.js";
 import { withAlpha } from "./theme.js";
 
@@ -15,6 +15,30 @@ export function setPlotFactory(fn) {
   const old = factory;
   factory = fn || defaultFactory;
   return old;
+}
+
+/** A drawn plot's data as CSV: a step column, then one column per drawn curve (neuron
+ *  curves and raw curves under a smoothed one included), empty where a curve has no
+ *  point. */
+export function plotCsv(built) {
+  if (!built) return "";
+  const quote = (t) => (/[",\n]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t);
+  const header = ["step", ...built.specs.map((s) => quote(s.label))].join(",");
+  const [x, ...ys] = built.data;
+  const rows = Array.from(x, (step, i) => [step, ...ys.map((y) => (y[i] == null || !Number.isFinite(y[i]) ? "" : y[i]))].join(","));
+  return [header, ...rows].join("\n") + "\n";
+}
+
+/** Saves text or a data URL as a file through the browser's download. */
+export function download(name, content, type = "text/csv") {
+  const url = content.startsWith("data:") ? content : URL.createObjectURL(new Blob([content], { type }));
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  if (!content.startsWith("data:")) setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
 /** A drag-zoom range rounded for people and logs: whole steps on wide ranges. */
@@ -48,7 +72,7 @@ function withLogAxis(base) {
   };
 }
 
-function plotOptions({ width, height, specs, logX, logY, theme, onSelect, onReset, readout }) {
+function plotOptions({ width, height, specs, bands = [], logX, logY, theme, onSelect, onReset, readout }) {
   const font = `11px ${theme.font}`;
   const axis = (label) => ({
     stroke: theme.fg2,
@@ -84,6 +108,8 @@ function plotOptions({ width, height, specs, logX, logY, theme, onSelect, onRese
         points: { show: false },
       })),
     ],
+    // A sweep group's band: filled between its upper and lower edge series.
+    bands: bands.map((b) => ({ series: [b.hi, b.lo], fill: withAlpha(b.color, 0.18) })),
     cursor: {
       drag: { x: true, y: false, setScale: false },
       points: { show: false },
@@ -137,7 +163,8 @@ export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plo
     const x = built.data[0][idx];
     const parts = [];
     built.specs.forEach((s, i) => {
-      if (s.kind === "neuron" || s.kind === "raw" || parts.length >= 6) return;
+      if (s.kind === "neuron" || s.kind === "raw" || s.kind === "band-lo" || s.kind === "band-hi"
+        || parts.length >= 6) return;
       const v = built.data[i + 1][idx];
       if (v != null) parts.push(`${s.label} ${fmtG(v, 4)}`);
     });
@@ -161,14 +188,14 @@ export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plo
       return;
     }
     const sig = JSON.stringify([next.specs.map((s) => [s.label, s.color, s.alpha, s.width, s.dash]),
-      logX, logY, height, themeNow]);
+      next.bands || [], logX, logY, height, themeNow]);
     showLegend();
     if (plot && sig === signature) {
       plot.setData(next.data, true);
     } else {
       destroyPlot();
       box.textContent = "";
-      const opts = plotOptions({ width: width(), height, specs: next.specs, logX, logY,
+      const opts = plotOptions({ width: width(), height, specs: next.specs, bands: next.bands, logX, logY,
         theme: themeNow, readout: showReadout,
         onSelect: (lo, hi) => onZoom && onZoom(lo, hi, current.logX),
         onReset: () => onReset && onReset() });
@@ -201,6 +228,8 @@ export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plo
     el,
     draw,
     get plot() { return plot; },
+    /** What is drawn now ({data, specs, bands}), for downloads. */
+    get built() { return built; },
     destroy() {
       destroyPlot();
       if (observer) observer.disconnect();
@@ -271,9 +300,12 @@ export function createSeriesPlot(ctx, { metric, chartMetric = metric, height, te
     note.textContent = reply.series.filter((s) => s.error)
       .map((s) => `${s.experiment}: ${s.error}`).join("\n");
     const traces = ok.map((s) => ({ ...s, color: experimentColor(state, s.experiment) }));
+    const band = view.band || null;
     const built = buildPlot(traces, {
       smoothing: view.smoothing || 0, logX: !!view.log_x, logY: !!view.log_y,
       fits, fitsVisible: view.fits_visible !== false, families: state.families || [],
+      band, bandGroups: band ? shownGroups(state, ok.map((s) => s.experiment),
+        (e) => experimentColor(state, e)) : [],
     });
     plot.draw(built, { xRange: view.x_range, yRange: view.y_range, logX: !!view.log_x,
       logY: !!view.log_y, theme: ctx.theme(),
@@ -284,6 +316,9 @@ export function createSeriesPlot(ctx, { metric, chartMetric = metric, height, te
     el,
     note,
     plot,
+    /** The chart as a PNG data URL (its canvas) and its data as CSV; null when empty. */
+    png: () => plot.plot?.ctx?.canvas?.toDataURL?.("image/png") ?? null,
+    csv: () => (plot.built ? plotCsv(plot.built) : null),
     /** {experiments, layer, view, state, fits} */
     update(next) {
       args = next;

@@ -2,6 +2,7 @@
 //   {"kind": "action", "request": id, "action": {"type", "params"}} -> ack | error
 //   {"kind": "series", "request": id, "experiments", "metric", "layer"} -> series + 2 buffers each
 //   {"kind": "activations", "request": id, "experiment", "layer", "step"} -> activations + 1 buffer
+//   {"kind": "stop_sweep", "request": id, "sweep"} -> ack {cancelled: [...]} | error
 // Every request gets a promise that resolves with the reply (an error reply included;
 // callers look at reply.kind). Replies for other views of the same model are ignored.
 
@@ -97,6 +98,8 @@ export function createProtocol(model, { prefix } = {}) {
       request({ kind: "series", experiments, metric, layer: layer ?? null }),
     activations: (experiment, layer, step) =>
       request({ kind: "activations", experiment, layer, step }),
+    /** Any other request ({kind: "stop_sweep", sweep}, ...): its ack or error. */
+    request,
     pending: () => pending.size,
     destroy() {
       model.off("msg:custom", onMessage);

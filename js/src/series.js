@@ -152,17 +152,88 @@ export function fittedCurve(row, x, xRange, expression) {
   return out;
 }
 
+/** The statistics across runs at each x of an aligned group (ys: arrays with null where
+ *  a run has no point): mean, the sample standard deviation (ddof=1, as lab.bands), min,
+ *  max and how many runs have a value there. */
+export function bandStats(ys, length) {
+  const mean = new Array(length).fill(null);
+  const std = new Array(length).fill(null);
+  const min = new Array(length).fill(null);
+  const max = new Array(length).fill(null);
+  const n = new Array(length).fill(0);
+  for (let i = 0; i < length; i++) {
+    let sum = 0;
+    let count = 0;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const y of ys) {
+      const v = y[i];
+      if (v == null || !Number.isFinite(v)) continue;
+      sum += v;
+      count += 1;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    n[i] = count;
+    if (!count) continue;
+    const m = sum / count;
+    mean[i] = m;
+    min[i] = lo;
+    max[i] = hi;
+    if (count > 1) {
+      let sq = 0;
+      for (const y of ys) {
+        const v = y[i];
+        if (v != null && Number.isFinite(v)) sq += (v - m) ** 2;
+      }
+      std[i] = Math.sqrt(sq / (count - 1));
+    }
+  }
+  return { mean, std, min, max, n };
+}
+
+/** The sweep groups among the shown experiments: [{label, members, color}] for each
+ *  group of state.sweeps with at least two members shown (one run is not a band). */
+export function shownGroups(state, experiments, colorOf) {
+  const out = [];
+  for (const sweep of state.sweeps || []) {
+    for (const [label, members] of Object.entries(sweep.groups || {})) {
+      const shown = members.filter((m) => experiments.includes(m));
+      if (shown.length > 1) out.push({ label, members: shown, color: colorOf(shown[0]) });
+    }
+  }
+  return out;
+}
+
 /** Everything one plot draws.
  *  traces: [{experiment, color, steps, values, shape}] (decoded series replies)
  *  options: {smoothing, logX, logY, fits: [{experiment, table}], fitsVisible,
- *  families: state.families (the fitted curves' expressions and colours)}
- *  -> {data: [x, ...ys], specs: [{label, color, alpha, width, dash, kind, experiment}]} */
+ *  families: state.families (the fitted curves' expressions and colours),
+ *  band: "std" | "minmax" | null, bandGroups: shownGroups(...): runs of a group as one
+ *  mean line and a band, N in its label}
+ *  -> {data: [x, ...ys], specs: [{label, color, alpha, width, dash, kind, experiment}],
+ *  bands: [{hi, lo, color}] (uPlot series indices of a band's edges)} */
 export function buildPlot(traces, options = {}) {
   const { smoothing = 0, logX = false, logY = false, fits = [], fitsVisible = true,
-    families = [] } = options;
+    families = [], band = null, bandGroups = [] } = options;
   const groups = [];
   const specs = [];
+  // Runs of a sweep group drawn as one band: their curves (a per-neuron statistic's
+  // mean over neurons) are collected here, not drawn one by one.
+  const inGroup = new Map();
+  if (band) for (const g of bandGroups) for (const m of g.members) if (!inGroup.has(m)) inGroup.set(m, g);
+  const collected = new Map(); // group -> [{x, y}]
   for (const t of traces) {
+    const grouped = inGroup.get(t.experiment);
+    if (grouped) {
+      const rows = t.steps.length;
+      const cols = t.shape && t.shape.length === 2 ? t.shape[1] : 1;
+      const n = filledRows(t.values, rows, cols);
+      const y = cols === 1 ? Float64Array.from(t.values.subarray(0, n)) : rowMean(t.values, n, cols);
+      if (!collected.has(grouped)) collected.set(grouped, []);
+      collected.get(grouped).push({ x: t.steps.subarray(0, n), ys: [y] });
+      continue;
+    }
     const rows = t.steps.length;
     const cols = t.shape && t.shape.length === 2 ? t.shape[1] : 1;
     const n = filledRows(t.values, rows, cols);
@@ -195,6 +266,28 @@ export function buildPlot(traces, options = {}) {
     }
     groups.push({ x, ys });
   }
+  const bands = [];
+  for (const [g, runs] of collected) {
+    const aligned = align(runs);
+    const stats = bandStats(aligned.ys, aligned.x.length);
+    const smooth = (y) => (smoothing > 1
+      ? Array.from(movingAverage(aligned.x, Float64Array.from(y, (v) => v ?? NaN), smoothing),
+        (v) => (Number.isFinite(v) ? v : null))
+      : y);
+    const lo = band === "minmax" ? stats.min
+      : stats.mean.map((m, i) => (m == null || stats.std[i] == null ? m : m - stats.std[i]));
+    const hi = band === "minmax" ? stats.max
+      : stats.mean.map((m, i) => (m == null || stats.std[i] == null ? m : m + stats.std[i]));
+    const label = `${g.label} (N=${runs.length})`;
+    const base = { experiment: label, color: g.color, dash: null, group: g.label, n: runs.length };
+    groups.push({ x: aligned.x, ys: [smooth(stats.mean), smooth(lo), smooth(hi)].map(
+      (y) => Float64Array.from(y, (v) => v ?? NaN)) });
+    const at = specs.length + 1; // uPlot's series index (0 is x)
+    specs.push({ ...base, label, kind: "band-mean", width: 2.25, alpha: 1 });
+    specs.push({ ...base, label: `${label} ${band === "minmax" ? "min" : "-1 std"}`, kind: "band-lo", width: 0, alpha: 0 });
+    specs.push({ ...base, label: `${label} ${band === "minmax" ? "max" : "+1 std"}`, kind: "band-hi", width: 0, alpha: 0 });
+    bands.push({ hi: at + 2, lo: at + 1, color: g.color });
+  }
   let { x, ys } = align(groups);
   if (logX) {
     const keep = [];
@@ -219,7 +312,7 @@ export function buildPlot(traces, options = {}) {
   if (logY) {
     for (const y of ys) for (let i = 0; i < y.length; i++) if (y[i] != null && y[i] <= 0) y[i] = null;
   }
-  return { data: [x, ...ys], specs };
+  return { data: [x, ...ys], specs, bands };
 }
 
 /** True when a plot built by buildPlot has at least one finite point. */

@@ -5,6 +5,7 @@ import { h } from "./dom.js";
 import { clearErrors, errorSlot, placeError, showError } from "./errors.js";
 import { createProtocol } from "./protocol.js";
 import { createExperiments } from "./experiments.js";
+import { createSweeps } from "./sweeps.js";
 import { createResults } from "./results.js";
 import { createStatistics } from "./statistics.js";
 import { createCode } from "./code.js";
@@ -52,7 +53,8 @@ function render({ model, el }) {
     },
   };
 
-  const sections = [createExperiments(ctx), createResults(ctx), createStatistics(ctx), createCode(ctx)];
+  const sections = [createExperiments(ctx), createSweeps(ctx), createResults(ctx), createStatistics(ctx),
+    createCode(ctx)];
   panel.append(...sections.map((s) => s.el));
 
   const onState = () => {

@@ -1,0 +1,94 @@
+import { describe, expect, it } from "vitest";
+import { FIELDS, knobValues, seedValues, sweepParams } from "../src/experiment-form.js";
+import { bandStats, buildPlot, shownGroups } from "../src/series.js";
+import { countsText, doneFraction } from "../src/sweeps.js";
+
+const field = (path) => FIELDS.find((f) => f.path === path);
+
+describe("a field's values for a sweep", () => {
+  it("reads comma lists, logspace, linspace and range", () => {
+    expect(knobValues(field("optimizer.lr"), "1e-4, 3e-4, 1e-3")).toEqual([1e-4, 3e-4, 1e-3]);
+    expect(knobValues(field("optimizer.lr"), "logspace(-4, -2, 5)"))
+      .toEqual([1e-4, 0.000316228, 0.001, 0.00316228, 0.01]);
+    expect(knobValues(field("optimizer.lr"), "linspace(0, 1, 3)")).toEqual([0, 0.5, 1]);
+    expect(knobValues(field("optimizer.steps"), "range(100, 400, 100)")).toEqual([100, 200, 300]);
+    expect(knobValues(field("optimizer.lr"), "0.001")).toEqual([0.001]);
+    expect(knobValues(field("model.widths"), "10, 50, 1 | 10, 100, 1")).toEqual([[10, 50, 1], [10, 100, 1]]);
+    expect(knobValues(field("model.widths"), "10, 50, 1")).toEqual([[10, 50, 1]]);
+  });
+
+  it("says what it cannot read", () => {
+    expect(() => knobValues(field("optimizer.lr"), "logspace(-4, x, 5)")).toThrow(/numbers/);
+    expect(() => knobValues(field("optimizer.lr"), "logspace(-4, -2)")).toThrow(/count/);
+    expect(() => seedValues("7-3")).toThrow(/before/);
+    expect(() => seedValues("0.5, 1")).toThrow(/whole/);
+  });
+
+  it("reads seeds as a range, a list or range()", () => {
+    expect(seedValues("0-3")).toEqual([0, 1, 2, 3]);
+    expect(seedValues("range(3)")).toEqual([0, 1, 2]);
+    expect(seedValues("4, 9")).toEqual([4, 9]);
+    expect(seedValues("")).toEqual([]);
+  });
+
+  it("makes the sweep action with its member count, or null for one experiment", () => {
+    const base = { optimizer: { lr: 0.001, steps: 2000 }, model: { widths: [10, 100, 100, 1] }, seed: 0 };
+    const texts = { "optimizer.lr": "1e-3, 3e-3", "optimizer.steps": "500", "model.widths": "10, 100, 100, 1" };
+    const s = sweepParams(texts, { base, baseId: "exp_0", seeds: "0-3", name: "lr" });
+    expect(s.count).toBe(8);
+    expect(s.params).toEqual({ based_on: "exp_0", grid: { "optimizer.lr": [0.001, 0.003],
+      "optimizer.steps": [500] }, seeds: [0, 1, 2, 3], name: "lr" });
+    expect(sweepParams({ "optimizer.lr": "0.002" }, { base, baseId: "exp_0" })).toBeNull();
+  });
+});
+
+describe("bands across runs", () => {
+  it("are the mean, sample std, min and max at each step", () => {
+    const ys = [[1, 2, null], [3, 6, 5], [2, 4, 7]];
+    const s = bandStats(ys, 3);
+    expect(s.mean).toEqual([2, 4, 6]);
+    expect(s.std[0]).toBeCloseTo(1, 12);
+    expect(s.std[1]).toBeCloseTo(2, 12);
+    expect(s.std[2]).toBeCloseTo(Math.SQRT2, 12);
+    expect(s.min).toEqual([1, 2, 5]);
+    expect(s.max).toEqual([3, 6, 7]);
+    expect(s.n).toEqual([3, 3, 2]);
+  });
+
+  it("replace a group's runs by a mean line and a filled band, N in the label", () => {
+    const trace = (experiment, values) => ({ experiment, color: "#123456", steps: Float64Array.from([0, 1, 2]),
+      values: Float32Array.from(values), shape: [3] });
+    const traces = [trace("exp_1", [1, 2, 3]), trace("exp_2", [3, 4, 5]), trace("exp_0", [0, 0, 0])];
+    const state = { sweeps: [{ id: "sweep_0", groups: { "optimizer.lr=0.01": ["exp_1", "exp_2"] } }] };
+    const groups = shownGroups(state, ["exp_0", "exp_1", "exp_2"], () => "#abcdef");
+    expect(groups).toEqual([{ label: "optimizer.lr=0.01", members: ["exp_1", "exp_2"], color: "#abcdef" }]);
+    const built = buildPlot(traces, { band: "minmax", bandGroups: groups });
+    expect(built.specs.map((s) => s.kind)).toEqual(["line", "band-mean", "band-lo", "band-hi"]);
+    expect(built.specs[1].label).toBe("optimizer.lr=0.01 (N=2)");
+    expect(built.data[2]).toEqual([2, 3, 4]);
+    expect(built.data[3]).toEqual([1, 2, 3]);
+    expect(built.data[4]).toEqual([3, 4, 5]);
+    expect(built.bands).toEqual([{ hi: 4, lo: 3, color: "#abcdef" }]);
+    const std = buildPlot(traces, { band: "std", bandGroups: groups });
+    expect(std.data[3][0]).toBeCloseTo(2 - Math.SQRT2, 6);
+    const each = buildPlot(traces, { band: null, bandGroups: groups });
+    expect(each.specs.map((s) => s.experiment)).toEqual(["exp_1", "exp_2", "exp_0"]);
+  });
+});
+
+describe("the sweeps section", () => {
+  it("says where the members stand", () => {
+    const sweep = { members: ["a", "b", "c", "d"], counts: { "not run": 1, finished: 2, running: 1 } };
+    expect(countsText(sweep.counts)).toBe("2 finished · 1 running · 1 not run");
+    expect(doneFraction(sweep)).toBe(0.5);
+  });
+});
+
+describe("a chart's data as CSV", () => {
+  it("has a step column and one column per curve, empty where a curve has no point", async () => {
+    const { plotCsv } = await import("../src/plot.js");
+    const built = { data: [[0, 1, 2], [1.5, null, 3], [NaN, 2, 4]],
+      specs: [{ label: "exp_0" }, { label: 'lr=0.01, "N=3"' }] };
+    expect(plotCsv(built)).toBe('step,exp_0,"lr=0.01, ""N=3"""\n0,1.5,\n1,,2\n2,3,4\n');
+  });
+});
