@@ -70,7 +70,7 @@ def _slot(action: Action) -> tuple[str, tuple[str, ...]]:
 
 def _code(action: Action) -> str:
     code = action.to_code()
-    if action.not_replayed is None:
+    if action.not_replayed is None or action.runs_in_cells:
         return code
     return "\n".join(f"# {line}" for line in code.splitlines()) + \
         f"  # not replayed: {action.not_replayed}"

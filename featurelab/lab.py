@@ -108,7 +108,7 @@ class Lab:
         # about: the action is already logged, and a run would never start.
         self.events = Events(LAB_EVENTS, isolate=True, warning=FeaturelabWarning)
         self._panel: Any = None
-        self._executor: Scheduler | None = None
+        self._executors = threading.local()  # see with_executor
         self.restore_errors: list[str] = []
         self._clear()
         with self._lock, self.store.transaction() as db:
@@ -402,18 +402,19 @@ class Lab:
 
     @property
     def executor(self) -> Scheduler | None:
-        """Where a run applied now trains: a worker pool while a sweep starts a member
-        (`with_executor`), else None (the kernel)."""
-        return self._executor
+        """Where a run applied now, by this thread, trains: a worker pool while a sweep
+        starts a member (`with_executor`), else None (the kernel)."""
+        return getattr(self._executors, "executor", None)
 
     @contextlib.contextmanager
     def with_executor(self, executor: Scheduler | None) -> Iterator[None]:
-        with self._lock:  # held through the apply: no other run picks it up
-            self._executor = executor
-            try:
-                yield
-            finally:
-                self._executor = None
+        # This thread's own: a run another thread applies meanwhile (a cell's lab.run
+        # while the panel's sweep dispatches) trains in the kernel as asked.
+        self._executors.executor = executor
+        try:
+            yield
+        finally:
+            self._executors.executor = None
 
     # -- verbs: views -------------------------------------------------------------------
 

@@ -301,17 +301,22 @@ class Run:
                           "a worker could run, so it trains in the kernel",
                           FeaturelabWarning, stacklevel=4)
         if executor is not None and statistics is not None:
+            # A worker on this machine writes the snapshots where a run here would; one
+            # that may be on another (Ray) sends them back with its end, and gets those
+            # of a run it continues by value.
+            local = executor.where == "process" and root is not None
             resume = None
             if resume_from is not None:
                 state = resume_from.checkpoint()
                 before = resume_from.result()
                 resume = {"checkpoint": state,
                           "arrays": self.store.load_series(resume_from.id, state["step"]),
-                          "snapshots": before.snapshots if root is None else None,
-                          "snapshot_dir": None if before.snapshots is None or root is None
-                          else str(Path(root) / resume_from.id)}
+                          "snapshots": None if local else before.snapshots,
+                          "snapshot_dir": str(Path(root) / resume_from.id)
+                          if root is not None and local and before.snapshots is not None
+                          else None}
             job = Job(config=config.to_dict(), statistics=statistics,
-                      snapshot_dir=None if snapshot_dir is None else str(snapshot_dir),
+                      snapshot_dir=str(snapshot_dir) if local and snapshot_dir else None,
                       stop_at=stop_at, resume=resume, id=new_job_id())
             remote = RemoteTrainer(config, job, executor)
             remote.events.subscribe("on_flush", lambda a, b, series: self.store.append_series(
@@ -342,6 +347,10 @@ class Run:
                 "stat_errors": {}, "series": {}, **self._origin}
 
     def _finish(self, trainer: Trainer | RemoteTrainer, seconds: float) -> dict[str, Any]:
+        root = self.store.snapshot_root
+        snapshots = trainer.snapshots
+        if snapshots is not None and snapshots.directory is None and root is not None:
+            trainer.snapshots = snapshots.saved_to(Path(root) / self.id)  # sent back
         self._save_checkpoint(trainer)  # before the store says "cancelled": then it exists
         result = trainer.result()
         prints = {k: fingerprint(v) for k, v in result.arrays.items()}

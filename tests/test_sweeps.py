@@ -527,7 +527,7 @@ def test_a_killed_worker_fails_its_member_keeps_its_steps_and_the_sweep_goes_on(
     while first not in lab.latest or lab.results(first).steps_done < 100:
         assert time.monotonic() < deadline, "the first member never sent steps"
         time.sleep(0.05)
-    busy = [w for w in pool._all if w.alive()]
+    busy = [w for w in pool._all if w.alive() and w not in pool._idle]
     assert len(busy) == 1
     busy[0].process.kill()  # as the OOM killer would
     job.wait(120)
@@ -539,3 +539,95 @@ def test_a_killed_worker_fails_its_member_keeps_its_steps_and_the_sweep_goes_on(
     assert lab.results(sweep.members[1]).status == "finished"  # on a new worker
     again = fl.Lab("sweeps", root=tmp_path, session=lab.session)
     assert again.results(first).status == "failed" and again.results(first).steps_done == kept
+
+
+def _slow_long_lab(tmp_path=None, steps=20_000):
+    lab = base_lab(tmp_path)
+    lab.create_experiment(**{**BASE, "optimizer": {"lr": 0.01, "steps": steps}})
+    return lab
+
+
+def _wait_steps(lab, member, steps=100, timeout=120):
+    deadline = time.monotonic() + timeout
+    while member not in lab.latest or lab.results(member).steps_done < steps:
+        assert time.monotonic() < deadline, f"{member} never sent {steps} steps"
+        time.sleep(0.05)
+
+
+def test_a_cancel_does_not_wait_for_a_flush_that_waits_for_the_store(monkeypatch):
+    """The cancel holds the store while it waits for the worker's answer; the member's
+    flushes wait for the store: the answer must not queue behind them."""
+    from featurelab.store import Store
+
+    lab = _slow_long_lab()
+    sweep = lab.sweep(based_on="exp_1", seeds=[7])
+    append = Store.append_series
+
+    def slow_append(self, *args, **kwargs):
+        time.sleep(0.2)
+        return append(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "append_series", slow_append)
+    job = lab.run(sweep.id, workers=1, background=True)
+    member = sweep.members[0]
+    _wait_steps(lab, member)
+    started = time.monotonic()
+    lab.cancel(member)
+    assert time.monotonic() - started < 10
+    job.wait(120)
+    run = lab.results(member)
+    at = [e.result["at_step"] for e in lab.log if e.type == "cancel"]
+    assert run.status == "cancelled" and at == [run.steps_done]
+
+
+def test_a_store_that_fails_ends_the_member_failed_and_the_sweep_goes_on(monkeypatch):
+    from featurelab.store import Store
+
+    lab = _slow_long_lab(steps=400)
+    sweep = lab.sweep(based_on="exp_1", seeds=[1, 2])
+    append = Store.append_series
+    calls = []
+
+    def failing_append(self, run_id, *args, **kwargs):
+        calls.append(run_id)
+        if calls.count(calls[0]) == 2 and run_id == calls[0]:
+            raise OSError("disk full")
+        return append(self, run_id, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "append_series", failing_append)
+    with pytest.warns(FeaturelabWarning, match="disk full"):
+        lab.run(sweep.id, workers=1)
+    first, second = (lab.results(m) for m in sweep.members)
+    assert first.status == "failed" and "disk full" in first.result().error
+    assert first.steps_done == 50  # the chunk stored before the failure
+    assert second.status == "finished"
+
+
+def test_replay_reruns_a_sweeps_members_as_they_went():
+    lab = _slow_long_lab(steps=4000)
+    sweep = lab.sweep(based_on="exp_1", seeds=[1, 2])
+    job = lab.run(sweep.id, workers=1, background=True)
+    _wait_steps(lab, sweep.members[0])
+    lab.cancel(sweep.id)
+    job.wait(120)
+    assert lab.results(sweep.members[0]).status == "cancelled"
+    report = fl.replay(lab)
+    assert not report.differences, str(report)
+    copy = report.lab
+    assert copy.results(sweep.members[0]).status == "cancelled"
+    assert copy.results(sweep.members[0]).steps_done == lab.results(sweep.members[0]).steps_done
+    assert sweep.members[1] not in copy.latest  # it never started
+    assert any("run_sweep" in s for s in report.skipped)
+
+
+def test_a_member_that_cannot_start_is_reported_and_the_others_train(tmp_path):
+    lab = base_lab(tmp_path)
+    sweep = lab.sweep(based_on="exp_0", seeds=[3, 4])
+    lab.run(sweep.members[0], stop_at=5)  # cancelled, with a checkpoint to continue from
+    checkpoint = lab.results(sweep.members[0])._checkpoint_path()
+    checkpoint.write_bytes(b"not a checkpoint")  # damaged on disk
+    with pytest.warns(FeaturelabWarning, match=f"{sweep.members[0]} did not start"):
+        lab.run(sweep.id, workers=1)
+    job = lab.state.sweep_runs[sweep.id]
+    assert job.done
+    assert lab.results(sweep.members[1]).status == "finished"

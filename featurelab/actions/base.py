@@ -153,6 +153,10 @@ class Action:
     # Why a rerun leaves this action out, if it does (a cancel depends on timing): replay
     # skips it, cells and scripts keep its code as a comment.
     not_replayed: ClassVar[str | None] = None
+    # ... except in a notebook cell, which runs it even so: a sweep's run, whose members'
+    # own run entries are what a rerun of the log replays, each exactly (stopped where it
+    # was cancelled), while Restart & Run All trains the sweep again from its one cell.
+    runs_in_cells: ClassVar[bool] = False
 
     def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
               ) -> tuple[dict[str, Any], Any]:

@@ -232,8 +232,9 @@ class RunExperiment(Action):
 
     def rerun(self, result: dict[str, Any] | None, stops: dict[str, int]) -> RunExperiment:
         # A rerun waits for its run (in the foreground), and a cancelled run stops where
-        # it was.
-        again = self.but(background=False)
+        # it was. A sweep's member reruns as a run of its own (the sweep's run is not
+        # rerun: its members' entries say how each went).
+        again = self.but(background=False, sweep=None)
         at = stops.get((result or {}).get("run", ""))
         return again if at is None else again.stopped_at(at)
 

@@ -42,9 +42,8 @@ class SweepRun:
         self.sweep = sweep
         self.executor = executor
         self.actor = actor
-        # At most as many as the pool has workers (a Ray pool is the cluster's CPUs).
-        self.capacity = 1 if executor is None else min(workers or executor.size,
-                                                       executor.size)
+        self.workers = workers
+        self.use(executor)
         members = state.sweep(sweep).members
         self.todo = [m for m in members if m not in state.latest
                      or state.runs[state.latest[m]].status not in DONE]
@@ -54,20 +53,32 @@ class SweepRun:
             raise FeaturelabError(f"{', '.join(running)} of {sweep} still running; wait for "
                                   f"it or lab.cancel({running[0]!r})")
         self.started: dict[str, Run] = {}
+        self.errors: dict[str, str] = {}  # members that could not start, and why
         self.stopped = threading.Event()
+        self.finished = threading.Event()  # dispatch returned
+        # Between "may this member start" and "it is registered", and a stop's look at
+        # what runs: a member started as Stop is pressed is cancelled too.
+        self._lock = threading.RLock()
         self.thread: threading.Thread | None = None
         self.on_progress: Callable[[int, str], None] | None = None
 
     @property
     def ended(self) -> int:
-        return sum(run.done for run in self.started.values())
+        with self._lock:
+            runs = list(self.started.values())
+        return sum(run.done for run in runs)
 
     @property
     def done(self) -> bool:
-        if self.thread is not None:
-            return not self.thread.is_alive()
-        return self.stopped.is_set() or (len(self.started) == len(self.todo) and \
-            self.ended == len(self.started))
+        """Dispatched all it will and no member of it still trains."""
+        return self.finished.is_set() and not self._running()
+
+    def use(self, executor: Scheduler | None) -> None:
+        """Where its members train, as many at once as the pool has workers (`workers`
+        caps it)."""
+        self.executor = executor
+        self.capacity = 1 if executor is None else min(self.workers or executor.size,
+                                                       executor.size)
 
     def _resume(self, member: str) -> bool:
         """Whether the member's latest run is a cancelled one to continue."""
@@ -86,27 +97,40 @@ class SweepRun:
             return self.lab.apply(action, self.actor)
 
     def _running(self) -> list[str]:
-        return [m for m, run in self.started.items() if not run.done]
+        with self._lock:
+            runs = list(self.started.items())
+        return [m for m, run in runs if not run.done]
 
     def dispatch(self) -> None:
-        """Starts members as workers free up, then waits for the last; returns early
-        once stopped (the running members are cancelled by `stop`)."""
-        for member in self.todo:
-            while len(self._running()) >= self.capacity and not self.stopped.is_set():
+        """Starts members as workers free up, then waits for the last; starts no more
+        once stopped (the running members are cancelled by `stop`). A member that
+        cannot start (its run refused: already running, its checkpoint unreadable) is
+        reported (`problems`) and the others go on."""
+        try:
+            for member in self.todo:
+                while len(self._running()) >= self.capacity and not self.stopped.is_set():
+                    self._tick()
+                    time.sleep(POLL)
+                with self._lock:
+                    if self.stopped.is_set():
+                        break
+                    try:
+                        run = self._start(member)
+                    except Exception as exc:  # its run refused or could not start
+                        self.errors[member] = f"{type(exc).__name__}: {exc}" \
+                            if not isinstance(exc, FeaturelabError) else str(exc)
+                        continue
+                    self.started[member] = run
+                if run.status == "cancelled" and self.executor is None \
+                        and self.thread is None:  # the stop button during a run here
+                    self.stopped.set()
+                    break
+            while self._running():
                 self._tick()
                 time.sleep(POLL)
-            if self.stopped.is_set():
-                break
-            run = self._start(member)
-            self.started[member] = run
-            if run.status == "cancelled" and self.executor is None \
-                    and self.thread is None:  # the stop button during a run in the kernel
-                self.stopped.set()
-                break
-        while self._running():
             self._tick()
-            time.sleep(POLL)
-        self._tick()
+        finally:
+            self.finished.set()
 
     def _tick(self) -> None:
         if self.on_progress is not None:
@@ -116,8 +140,8 @@ class SweepRun:
     def problems(self) -> list[str]:
         """What went wrong with members started here, one line each (a cancel asked for
         is not a problem)."""
-        lines = []
-        for member, run in self.started.items():
+        lines = [f"{member} did not start: {error}" for member, error in self.errors.items()]
+        for member, run in list(self.started.items()):
             status = run.status
             if status in ("finished", "cancelled", "running"):
                 continue
@@ -129,9 +153,11 @@ class SweepRun:
     def stop(self, actor: str | None = None) -> list[str]:
         """Starts no more members and cancels the running ones (each a logged cancel at
         its exact step, by `actor`: the sweep's by default); returns them."""
-        self.stopped.set()
+        with self._lock:
+            self.stopped.set()
+            running = self._running()
         cancelled = []
-        for member in self._running():
+        for member in running:
             try:
                 self.lab.apply(_experiments.CancelRun(experiment=member), actor or self.actor)
                 cancelled.append(member)
@@ -156,6 +182,8 @@ class RunSweep(Action):
     backend has workers; continues cancelled members from their checkpoints."""
 
     type: ClassVar[str] = "run_sweep"
+    not_replayed: ClassVar[str | None] = "its members' run actions rerun them, each as it went"
+    runs_in_cells: ClassVar[bool] = True
     sweep: str
     backend: str | None = None  # processes (default) | ray | kernel
     workers: int | None = None
@@ -172,8 +200,9 @@ class RunSweep(Action):
         if running is not None and not running.done:
             raise FeaturelabError(f"{self.sweep} is already running; "
                                   f"lab.cancel({self.sweep!r}) stops it")
-        job = SweepRun(ctx, state, self.sweep, scheduler(self.backend, self.workers),
-                       workers=self.workers)
+        if self.workers is not None and (isinstance(self.workers, bool) or self.workers < 1):
+            raise ConfigError("workers", self.workers, "a number of workers, 1 or more")
+        job = SweepRun(ctx, state, self.sweep, None, workers=self.workers)
         state.sweep_runs[self.sweep] = job
         return {"sweep": self.sweep, "todo": list(job.todo)}, job
 
@@ -182,17 +211,17 @@ class RunSweep(Action):
         if job is None or (entry.result or {}).get("todo") is None:
             return None
         job.actor = entry.actor  # its members' runs are the same actor's
+        try:  # here, not in apply: starting a pool (ray.init) is no business of the store's
+            job.use(scheduler(self.backend, self.workers))
+        except BaseException:
+            job.finished.set()
+            raise
         if self.background:
             job.start_background()
             return job
         run_in_foreground(job)
         members = state.sweep(self.sweep).members
         return {m: state.results(m) for m in members if m in state.latest}
-
-    def rerun(self, result: dict[str, Any] | None, stops: dict[str, int]) -> RunSweep:
-        # A rerun waits (the members' own entries then find their runs in the cache; a
-        # member cancelled here is trained again to its step by its own entry).
-        return self.but(background=False)
 
     def to_code(self) -> str:
         # A cell waits for its sweep, so Restart & Run All replays in order. lab.run
@@ -230,6 +259,6 @@ def run_in_foreground(job: SweepRun) -> None:
                   f"cancelled, {len(job.todo) - len(job.started)} not started; "
                   f"lab.run({job.sweep!r}) continues")
     problems = job.problems()
-    if problems and job.executor is not None:  # in the kernel each run said so itself
+    if problems and (job.executor is not None or job.errors):  # the kernel's runs say so
         warnings.warn(f"{job.sweep}: " + "; ".join(problems) + "; the steps before are kept",
                       FeaturelabWarning, stacklevel=5)

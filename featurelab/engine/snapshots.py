@@ -71,6 +71,15 @@ class Snapshots:
                   if p.name != STEPS_FILE and not p.name.endswith(".tmp.npy")}
         return cls(arrays, written, directory, count=len(written))
 
+    def saved_to(self, directory: Path) -> Snapshots:
+        """These snapshots written under `directory` (from a worker on another machine,
+        whose own files the kernel cannot read), as the run's files are laid out."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for point, array in self.arrays.items():
+            _save_atomic(_file(directory, point), np.asarray(array))
+        _save_atomic(directory / STEPS_FILE, self.steps)
+        return Snapshots.load(directory)
+
     def is_due(self, step: int) -> bool:
         return step in self._due
 

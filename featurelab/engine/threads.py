@@ -8,9 +8,11 @@ against 2.8 s at two on a quiet machine, and 2.95 s against 14.5 s beside a CPU-
 process. Wider models are the other way round: 10-150-150-1 (about 80 MFLOP a step) trains
 300 steps in 0.65 s at one thread against 0.42 s at two, 10-512-512-1 (0.9 GFLOP) 2000
 steps in 30 s against 18 s. A step of THREADED_FLOPS or more gets the process's default.
-The count is recorded with the run (`info["threads"]`): replay is bitwise only where it
-matches, and it does, as the choice depends on the config alone (and on the machine's
-default, recorded too).
+This is the kernel's foreground run; a run in a background thread or a worker process
+trains at one thread (those run beside others). The count is recorded with the run
+(`info["threads"]`), and replay calls series bitwise equal only where it matches: a wide
+model trained by a sweep's worker and replayed in the foreground differs in its last
+bits (a sum split over two threads adds in another order).
 """
 
 from __future__ import annotations

@@ -67,7 +67,8 @@ def serve(conn: Connection) -> None:
             current[0] = runner
         try:
             for message in runner.messages():
-                send(message)
+                # the end names its job: the kernel answers a cancel crossing it at once
+                send((*message, job.id) if message[0] == "end" else message)
         except (OSError, EOFError):  # the kernel went away
             return
         finally:

@@ -51,6 +51,11 @@ class Job:
     flush_every: int = 50
     id: int = 0  # the pool's number for it: a cancel names the job it means
 
+    @property
+    def start_step(self) -> int:
+        """The step it starts at: 0, or the checkpoint's of a run it continues."""
+        return int(self.resume["checkpoint"]["step"]) if self.resume else 0
+
 
 def portable_statistics(registry: StatisticRegistry, config: ExperimentConfig
                         ) -> list[tuple[str, str, str]] | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import os
 import pickle
+import queue
 import socket
 import subprocess
 import sys
@@ -45,15 +46,27 @@ class ProcessWorker:
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT), *filter(None, [
             env.get("PYTHONPATH")])])
+        # A session of its own: the kernel's interrupt (sent to its process group) must
+        # not reach a worker, least of all one still importing torch; the kernel cancels
+        # its jobs itself. It still ends with the kernel: its socket closes.
         self.process = subprocess.Popen(  # noqa: S603  # this interpreter, our module
             [sys.executable, "-m", "featurelab.workers.child", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL,
-            start_new_session=False)
+            start_new_session=True)
         theirs.close()
         self.conn = Connection(ours.detach())
         self._send_lock = threading.Lock()
+        # Everything the worker says is read at once by a thread of its own: a cancel's
+        # answer must never wait behind a flush that waits for the store (which the
+        # cancelling action holds), or the two wait for each other.
+        self._inbox: queue.Queue[Message | None] = queue.Queue()
         self._acks: dict[int, threading.Event] = {}
         self._acked: dict[int, int | None] = {}
+        self._ended: set[int] = set()  # jobs whose end was read
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True,
+                                        name=f"featurelab-worker-{self.process.pid}")
+        self._reader.start()
 
     def _send(self, message: Message) -> None:
         # Plain pickle, not Connection.send: that pickler has torch's reducers, which
@@ -62,48 +75,69 @@ class ProcessWorker:
         with self._send_lock:
             self.conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
+    def _read(self) -> None:
+        while True:
+            try:
+                message = pickle.loads(self.conn.recv_bytes())  # noqa: S301  # our worker's
+            except Exception:  # EOF, a closed socket, a message that does not unpickle
+                self._inbox.put(None)
+                with self._lock:  # no answer is coming any more
+                    for event in self._acks.values():
+                        event.set()
+                return
+            kind = message[0]
+            if kind == "cancel_ack":
+                _, job_id, at = message
+                with self._lock:
+                    self._acked[job_id] = at
+                    event = self._acks.get(job_id)
+                if event is not None:
+                    event.set()
+                continue
+            if kind in ("end", "failed"):
+                job_id = message[-1] if isinstance(message[-1], int) else None
+                with self._lock:
+                    ended = [job_id] if job_id is not None else list(self._acks)
+                    for jid in ended:
+                        self._ended.add(jid)
+                        self._acked.setdefault(jid, None)
+                        if jid in self._acks:
+                            self._acks[jid].set()
+            self._inbox.put(message)
+
     def alive(self) -> bool:
         return self.process.poll() is None
 
     def run(self, job: Job) -> Iterator[Message]:
         try:
             self._send(("job", job))
-        except OSError as exc:
-            raise WorkerLost(f"it could not be reached: {exc}") from None
+        except (OSError, pickle.PicklingError) as exc:
+            raise WorkerLost(f"it could not be sent the job: {exc}") from None
         while True:
-            try:
-                message = pickle.loads(self.conn.recv_bytes())  # noqa: S301  # our worker's
-            except (EOFError, OSError):
-                code = self.process.wait(timeout=5)
-                raise WorkerLost(f"process {self.process.pid} exited with code {code}"
-                                 ) from None
-            if message[0] == "cancel_ack":
-                _, job_id, at = message
-                self._acked[job_id] = at
-                event = self._acks.get(job_id)
-                if event is not None:
-                    event.set()
-                continue
-            if message[0] in ("end", "failed"):
-                event = self._acks.get(job.id)  # a cancel crossing the end: it is over
-                if event is not None:
-                    self._acked.setdefault(job.id, None)
-                    event.set()
-            yield message
+            message = self._inbox.get()
+            if message is None:
+                try:
+                    code = self.process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    code = "unknown (its socket closed)"
+                raise WorkerLost(f"process {self.process.pid} exited with code {code}")
+            yield message[:-1] if message[0] in ("end", "failed") else message
             if message[0] in ("end", "failed"):
                 return
 
     def cancel(self, job_id: int) -> int | None:
-        event = self._acks.setdefault(job_id, threading.Event())
+        with self._lock:
+            if job_id in self._ended:
+                return None
+            event = self._acks.setdefault(job_id, threading.Event())
         try:
             self._send(("cancel", job_id))
         except OSError:
             return None
-        # The receiving thread (the job's run) hands the answer over.
-        if not event.wait(30.0):
-            return None
-        self._acks.pop(job_id, None)
-        return self._acked.pop(job_id, None)
+        event.wait(30.0)  # the reader hands the answer over (or the end, or the EOF)
+        with self._lock:
+            self._acks.pop(job_id, None)
+            return self._acked.pop(job_id, None)
 
     def close(self) -> None:
         try:
@@ -180,26 +214,29 @@ class ProcessPool:
             worker.close()
 
 
-_POOLS: dict[int, ProcessPool] = {}  # size -> the process's pool of that size
-_POOLS_LOCK = threading.Lock()
+_POOL: ProcessPool | None = None
+_POOL_LOCK = threading.Lock()
 
 
 def local_pool(size: int | None = None) -> ProcessPool:
-    """The kernel's pool of `size` workers (the cores by default), shared by every lab
-    in it, so its workers are started once."""
-    want = max(1, size or cores())
-    with _POOLS_LOCK:
-        pool = _POOLS.get(want)
-        if pool is None or pool._closed:
-            pool = _POOLS[want] = ProcessPool(want)
-        return pool
+    """The kernel's pool, shared by every lab in it (its workers start once): as many
+    workers as cores, more if a sweep asks for more (`workers=`, which otherwise only
+    caps how many of them one sweep uses)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._closed:
+            _POOL = ProcessPool(cores())
+        if size is not None and size > _POOL.size:
+            with _POOL._cond:
+                _POOL.size = size
+        return _POOL
 
 
 @atexit.register
 def close_pools() -> None:
     """Ends every worker process (they also end on their own when the kernel does)."""
-    with _POOLS_LOCK:
-        pools = list(_POOLS.values())
-        _POOLS.clear()
-    for pool in pools:
+    global _POOL
+    with _POOL_LOCK:
+        pool, _POOL = _POOL, None
+    if pool is not None:
         pool.close()

@@ -89,16 +89,19 @@ class RemoteTrainer:
 
     def run(self) -> str:
         """Waits for a worker, then receives until the job ends (again after an
-        interrupt: the receiving goes on where it was)."""
+        interrupt: the receiving goes on where it was). Whatever goes wrong here (the
+        worker dies, a chunk cannot be stored, a listener fails) ends the run as failed
+        with the steps received so far, and the worker is let go: never a run that
+        stays "running"."""
         if self.status in FINAL_STATUSES:
             return self.status
-        if self._messages is None:
-            worker = self._scheduler.acquire()
-            with self._lock:
-                self._worker = worker
-                self._messages = iter(worker.run(self.job))
         broken = False
         try:
+            if self._messages is None:
+                worker = self._scheduler.acquire()
+                with self._lock:
+                    self._worker = worker
+                    self._messages = iter(worker.run(self.job))
             for message in self._messages:
                 self._receive(message)
                 if self.status in FINAL_STATUSES:
@@ -107,7 +110,10 @@ class RemoteTrainer:
                 raise WorkerLost("it ended without a word")
         except WorkerLost as exc:
             broken = True
-            self._lost(str(exc))
+            self._lost(f"the {self.where} worker training it stopped ({exc})")
+        except Exception as exc:  # the worker is mid-job and unread: it goes too
+            broken = True
+            self._lost(f"{type(exc).__name__}: {exc}")
         finally:
             if self.status in FINAL_STATUSES:
                 self._let_go(broken)
@@ -155,24 +161,30 @@ class RemoteTrainer:
             self.events.emit("on_finish", self.status)
 
     def _lost(self, why: str) -> None:
-        self.error = (f"the {self.where} worker training it stopped ({why}); the "
-                      f"{self.step_count} steps it had sent are kept")
+        self.error = f"{why}; the {self.step_count} steps received are kept"
         self.status = "failed"
-        self.events.emit("on_finish", self.status)
+        try:
+            self.events.emit("on_finish", self.status)
+        except Exception:  # noqa: S110  # the run ends failed whoever listens
+            pass
 
     # -- from other threads -------------------------------------------------------------
 
     def cancel(self) -> int | None:
         """Stops the run after the steps begun; the exact step count it ends at. A job
         still waiting for a worker ends at step 0 when it gets one."""
+        start = self.job.start_step
         with self._lock:
             if self.status in FINAL_STATUSES:
                 return None
             worker = self._worker
-            if worker is None:
+            if worker is None:  # it stops where it starts: step 0, or its checkpoint's
                 self.job.stop_at = 0
-                return 0
-        return worker.cancel(self.job.id)
+                return start
+        at = worker.cancel(self.job.id)
+        # A cancel that reached the job before its first step stops it where it
+        # starts, which for a continued run is its checkpoint's step, not 0.
+        return None if at is None else max(at, start)
 
     def interrupt(self) -> None:
         """The notebook's stop button: the same exact cancel, as it reaches the worker."""
