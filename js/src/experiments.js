@@ -37,6 +37,57 @@ function runsText(exp) {
   return "Runs, oldest first:\n" + runs.map((r) => `${r.id}: ${r.status}, ${r.steps_done} steps`).join("\n");
 }
 
+/** A config as {path: value} for its leaves ("optimizer.lr": 0.001), the name left out. */
+export function flatConfig(config, prefix = "") {
+  const out = {};
+  for (const [k, v] of Object.entries(config || {})) {
+    const path = prefix + k;
+    if (v && typeof v === "object" && !Array.isArray(v)) Object.assign(out, flatConfig(v, `${path}.`));
+    else if (path !== "name") out[path] = v;
+  }
+  return out;
+}
+
+/** The config paths whose values are not the same for every experiment: what tells
+ *  the rows apart (a sweep's knobs, a changed learning rate). */
+export function differingPaths(experiments) {
+  const flats = experiments.map((e) => flatConfig(e.config));
+  const paths = [...new Set(flats.flatMap((f) => Object.keys(f)))];
+  return paths.filter((p) => new Set(flats.map((f) => JSON.stringify(f[p] ?? null))).size > 1);
+}
+
+const short = (path) => path.split(".").pop();
+const show = (v) => (Array.isArray(v) ? `[${v.join(", ")}]` : String(v));
+
+/** "lr=0.003 · seed=2": an experiment's values of the differing paths. */
+export function knobsText(exp, paths) {
+  const flat = flatConfig(exp.config);
+  return paths.map((p) => `${short(p)}=${show(flat[p])}`).join(" · ");
+}
+
+/** The rows to show, in order: those whose id, name, model or knobs contain the filter
+ *  text (case-insensitive), sorted by a column ({key, descending}); ties keep the lab's
+ *  order. */
+export function visibleRows(experiments, { filter = "", sort = null, paths = [] } = {}) {
+  const needle = filter.trim().toLowerCase();
+  const text = (e) => [e.id, e.name, e.label, knobsText(e, paths)].join(" ").toLowerCase();
+  const rows = experiments.map((e, i) => ({ e, i })).filter(({ e }) => !needle || text(e).includes(needle));
+  if (sort) {
+    const value = (e) => (sort.key === "train" ? e.final?.train_loss : sort.key === "test" ? e.final?.test_loss
+      : sort.key === "status" ? e.status : sort.key === "knobs" ? knobsText(e, paths) : null);
+    rows.sort((a, b) => {
+      const va = value(a.e);
+      const vb = value(b.e);
+      if (va == null && vb == null) return a.i - b.i;
+      if (va == null) return 1; // no value: last, either way
+      if (vb == null) return -1;
+      const c = typeof va === "number" ? va - vb : String(va).localeCompare(String(vb), undefined, { numeric: true });
+      return (sort.descending ? -c : c) || a.i - b.i;
+    });
+  }
+  return rows.map(({ e }) => e);
+}
+
 /** The selection after clicking a row: plain click selects it alone; shift/ctrl/meta
  *  toggles it in the current selection. */
 export function nextSelection(selected, id, additive) {
@@ -57,17 +108,33 @@ export function createExperiments(ctx) {
   const cancel = h("button", { type: "button", class: "fl-button", testid: "cancel" }, "Cancel");
   const tbody = h("tbody");
   const empty = h("div", { class: "fl-empty" }, "No experiments yet: click New experiment.");
+  // Sortable columns: a click sorts by it, a second click reverses, a third restores.
+  const SORTABLE = { status: "status", knobs: "knobs", "train loss": "train", "test loss": "test" };
+  let sort = null;
+  const heads = ["", "id", "name", "model", "knobs", "status", "progress", "train loss", "test loss"].map((c, i) => {
+    const key = SORTABLE[c];
+    const th = h("th", { scope: "col", class: i === 0 ? "fl-swatch-col" : key ? "fl-sortable" : null,
+      testid: key ? `sort-${key}` : null,
+      title: key === "knobs" ? "The config values that differ between experiments; click to sort"
+        : key ? `Sort by ${c}` : null }, c);
+    if (key) {
+      th.addEventListener("click", () => {
+        sort = sort?.key !== key ? { key, descending: false } : !sort.descending ? { key, descending: true } : null;
+        render();
+      });
+    }
+    return th;
+  });
   const table = h("table", { class: "fl-table fl-exp-table", testid: "experiments", role: "grid",
-    "aria-multiselectable": "true" },
-  h("thead", {}, h("tr", {},
-    ["", "id", "name", "model", "status", "progress", "train loss", "test loss"].map((c, i) =>
-      h("th", { scope: "col", class: i === 0 ? "fl-swatch-col" : null }, c)))),
-  tbody);
+    "aria-multiselectable": "true" }, h("thead", {}, h("tr", {}, heads)), tbody);
+  const filter = h("input", { type: "search", class: "fl-input fl-filter", testid: "filter-experiments",
+    placeholder: "Filter", "aria-label": "Filter experiments", autocomplete: "off" });
+  filter.addEventListener("input", () => render());
   const form = createExperimentForm(ctx);
   form.onToggle((open) => newButton.setAttribute("aria-expanded", open ? "true" : "false"));
   const el = h("section", { class: "fl-section", testid: "experiments-section", "aria-label": "Experiments" },
     h("div", { class: "fl-section-head" }, h("h3", {}, "Experiments"),
-      h("div", { class: "fl-toolbar" }, newButton, run, resume, restart, cancel)),
+      h("div", { class: "fl-toolbar" }, newButton, run, resume, restart, cancel, filter)),
     slot, h("div", { class: "fl-table-wrap" }, table, empty), form.el);
 
   let state = {};
@@ -101,6 +168,7 @@ export function createExperiments(ctx) {
       id: h("td", { class: "fl-mono" }),
       name: h("td", { class: "fl-name" }),
       label: h("td", { class: "fl-label-cell" }),
+      knobs: h("td", { class: "fl-knobs fl-mono" }),
       status: h("span", { class: "fl-status" }),
       bar: h("span", { class: "fl-bar-fill" }),
       pct: h("span", { class: "fl-pct" }),
@@ -109,7 +177,7 @@ export function createExperiments(ctx) {
     };
     const progress = h("span", { class: "fl-bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100" }, cells.bar);
     const tr = h("tr", { class: "fl-row", tabindex: "0", testid: `exp-row-${id}`, dataset: { id } },
-      h("td", { class: "fl-swatch-col" }, cells.swatch), cells.id, cells.name, cells.label,
+      h("td", { class: "fl-swatch-col" }, cells.swatch), cells.id, cells.name, cells.label, cells.knobs,
       h("td", {}, cells.status), h("td", { class: "fl-progress-cell" }, progress, cells.pct),
       cells.train, cells.test);
     tr.addEventListener("click", (e) => select(id, e.shiftKey || e.ctrlKey || e.metaKey));
@@ -126,6 +194,8 @@ export function createExperiments(ctx) {
     return { tr, cells, progress };
   }
 
+  let paths = [];
+
   function updateRow(row, exp) {
     const { cells, tr, progress } = row;
     const isSelected = selected().includes(exp.id);
@@ -136,6 +206,7 @@ export function createExperiments(ctx) {
     cells.name.textContent = exp.name || (exp.based_on ? `from ${exp.based_on}` : "");
     cells.label.textContent = exp.label;
     cells.label.title = [exp.label, exp.data_label, exp.optimizer_label].join("\n");
+    cells.knobs.textContent = knobsText(exp, paths);
     cells.status.textContent = exp.status;
     cells.status.className = `fl-status fl-status-${exp.status}`;
     const problems = [exp.error, ...Object.entries(exp.stat_errors || {}).map(([k, v]) => `${k}: ${v}`)]
@@ -151,22 +222,39 @@ export function createExperiments(ctx) {
     cells.test.textContent = fmtValue(exp.final?.test_loss);
   }
 
+  /** The rows: filtered and sorted as asked, in the table's order. */
+  function render() {
+    const exps = state.experiments || [];
+    paths = differingPaths(exps);
+    const ids = new Set(exps.map((e) => e.id));
+    for (const [id, row] of rows) if (!ids.has(id)) { row.tr.remove(); rows.delete(id); }
+    const focused = document.activeElement;
+    const shown = visibleRows(exps, { filter: filter.value, sort, paths });
+    const shownIds = new Set(shown.map((e) => e.id));
+    exps.forEach((exp) => {
+      if (!rows.has(exp.id)) rows.set(exp.id, makeRow(exp.id));
+      const row = rows.get(exp.id);
+      updateRow(row, exp);
+      row.tr.hidden = !shownIds.has(exp.id);
+    });
+    shown.forEach((exp, i) => {
+      const tr = rows.get(exp.id).tr;
+      if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null);
+    });
+    for (const th of heads) {
+      const key = th.dataset.testid?.replace("sort-", "");
+      th.setAttribute("aria-sort", sort && sort.key === key ? (sort.descending ? "descending" : "ascending") : "none");
+    }
+    if (focused && focused !== document.activeElement && el.contains(focused)) focused.focus();
+  }
+
   return {
     el,
     form,
     update(next) {
       state = next;
+      render();
       const exps = state.experiments || [];
-      const ids = new Set(exps.map((e) => e.id));
-      for (const [id, row] of rows) if (!ids.has(id)) { row.tr.remove(); rows.delete(id); }
-      const focused = document.activeElement;
-      exps.forEach((exp, i) => {
-        if (!rows.has(exp.id)) rows.set(exp.id, makeRow(exp.id));
-        const row = rows.get(exp.id);
-        updateRow(row, exp);
-        if (tbody.children[i] !== row.tr) tbody.insertBefore(row.tr, tbody.children[i] || null);
-      });
-      if (focused && focused !== document.activeElement && el.contains(focused)) focused.focus();
       empty.hidden = exps.length > 0;
       const sel = exps.filter((e) => selected().includes(e.id));
       const controls = runControls(sel);

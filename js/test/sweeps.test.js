@@ -92,3 +92,22 @@ describe("a chart's data as CSV", () => {
     expect(plotCsv(built)).toBe('step,exp_0,"lr=0.01, ""N=3"""\n0,1.5,\n1,,2\n2,3,4\n');
   });
 });
+
+describe("the experiments table", () => {
+  it("shows the config values that differ, and filters and sorts rows", async () => {
+    const { differingPaths, knobsText, visibleRows } = await import("../src/experiments.js");
+    const exp = (id, lr, seed, test, status = "finished") => ({ id, name: "", label: "MLP", status,
+      config: { name: "x", optimizer: { lr, steps: 10 }, model: { widths: [4, 8, 1] }, seed },
+      final: { train_loss: null, test_loss: test } });
+    const exps = [exp("exp_0", 0.001, 0, 0.5), exp("exp_1", 0.003, 0, 0.2), exp("exp_2", 0.001, 1, null, "running")];
+    const paths = differingPaths(exps);
+    expect(paths).toEqual(["optimizer.lr", "seed"]);
+    expect(knobsText(exps[1], paths)).toBe("lr=0.003 · seed=0");
+    const ids = (rows) => rows.map((e) => e.id);
+    expect(ids(visibleRows(exps, { filter: "LR=0.001", paths }))).toEqual(["exp_0", "exp_2"]);
+    expect(ids(visibleRows(exps, { sort: { key: "test" }, paths }))).toEqual(["exp_1", "exp_0", "exp_2"]);
+    expect(ids(visibleRows(exps, { sort: { key: "test", descending: true }, paths }))).toEqual(["exp_0", "exp_1", "exp_2"]);
+    expect(ids(visibleRows(exps, { sort: { key: "status" }, paths }))).toEqual(["exp_0", "exp_1", "exp_2"]);
+    expect(ids(visibleRows(exps, {}))).toEqual(["exp_0", "exp_1", "exp_2"]);
+  });
+});

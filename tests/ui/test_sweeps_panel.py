@@ -41,6 +41,13 @@ def test_a_sweep_from_the_form_runs_and_bands_its_groups(jupyter, page, screensh
     row.wait_for()
     stopwatch("sweep created")
 
+    # the table tells the members apart by what differs, and filters and sorts them
+    assert panel.get_by_test_id("exp-row-exp_3").locator(".fl-knobs").inner_text() == "lr=0.03 · seed=0"
+    panel.get_by_test_id("filter-experiments").fill("lr=0.03")
+    visible = panel.locator("tr.fl-row:visible")
+    assert visible.count() == 3, visible.all_inner_texts()
+    panel.get_by_test_id("filter-experiments").fill("")
+    screenshot("table")
     run = panel.get_by_test_id("sweep-run-sweep_0")
     assert run.inner_text() == "Run (6)"
     run.click()
