@@ -42,7 +42,8 @@ def test_a_sweep_from_the_form_runs_and_bands_its_groups(jupyter, page, screensh
     stopwatch("sweep created")
 
     # the table tells the members apart by what differs, and filters and sorts them
-    assert panel.get_by_test_id("exp-row-exp_3").locator(".fl-knobs").inner_text() == "lr=0.03 · seed=0"
+    knobs = panel.get_by_test_id("exp-row-exp_3").locator(".fl-knobs")
+    assert knobs.inner_text() == "lr=0.03 · seed=0"
     panel.get_by_test_id("filter-experiments").fill("lr=0.03")
     visible = panel.locator("tr.fl-row:visible")
     assert visible.count() == 3, visible.all_inner_texts()
