@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,10 @@ def executing_cell() -> str | None:
     cell = _CELL.get()
     if cell is not None:
         return cell
+    if threading.current_thread() is not threading.main_thread():
+        # A background thread (a sweep dispatching its members) executes no cell: the
+        # kernel's current request is whatever cell runs meanwhile, not its.
+        return None
     ipython = sys.modules.get("IPython")  # never import it: outside a kernel there is no cell
     shell = ipython.get_ipython() if ipython is not None else None
     kernel = getattr(shell, "kernel", None)

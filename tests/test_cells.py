@@ -150,6 +150,25 @@ def test_the_executing_cell_is_logged_for_code_actions_only(lab):
         ["cell-1", None, None]
 
 
+def test_an_action_from_a_background_thread_has_no_cell(lab, monkeypatch):
+    """A kernel's current request belongs to the cell running now; an action applied by
+    a background thread (a sweep dispatching members) is not that cell's."""
+    import threading
+    import types
+
+    class Kernel:
+        def get_parent(self, channel):
+            return {"metadata": {"cellId": "cell-running-now"}}
+
+    shell = types.SimpleNamespace(kernel=Kernel())
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
+    lab.note("in the cell")
+    thread = threading.Thread(target=lambda: lab.note("from a thread"))
+    thread.start()
+    thread.join()
+    assert [e.cell for e in lab.log] == ["cell-running-now", None]
+
+
 def test_to_notebook_writes_a_notebook_that_rebuilds_the_lab(lab, tmp_path):
     exp = lab.create_experiment(**TINY, name='quote " and \n newline')
     lab.run(exp.id)
