@@ -92,3 +92,19 @@ def exec_cell(code: str, namespace: dict[str, Any]) -> None:
     filename = f"<cell-{next(_cell_numbers)}>"
     linecache.cache[filename] = (len(code), None, code.splitlines(keepends=True), filename)
     exec(compile(code, filename, "exec"), namespace)
+
+
+def kernel_series(config, threads: int = 1) -> dict:
+    """The series of a config trained here at `threads` (the workers' one thread): what a
+    sweep member trained elsewhere must equal bitwise."""
+    import torch
+
+    from featurelab import Trainer
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        trainer = Trainer(config)
+        trainer.run()
+        return trainer.result().arrays
+    finally:
+        torch.set_num_threads(before)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_LAB
+from conftest import TINY_LAB, kernel_series
 
 import featurelab as fl
 
@@ -55,18 +55,6 @@ def cluster(tmp_path_factory):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def kernel_series(config: fl.ExperimentConfig) -> dict[str, np.ndarray]:
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        trainer = fl.Trainer(config)
-        trainer.run()
-        return trainer.result().arrays
-    finally:
-        torch.set_num_threads(before)
 
 
 def test_ray_actors_train_a_sweep_bitwise_and_the_kernel_stores_it(cluster, tmp_path):

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY_LAB, exec_cell
+from conftest import TINY_LAB, exec_cell, kernel_series
 
 import featurelab as fl
 from featurelab.errors import FeaturelabWarning
@@ -434,19 +434,6 @@ def test_the_stop_button_stops_the_whole_sweep_not_one_member():
 
 # -- on worker processes ---------------------------------------------------------------------
 
-def kernel_run(config: fl.ExperimentConfig, threads: int = 1) -> dict[str, np.ndarray]:
-    """The series of the same config trained here, at the workers' one thread."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        trainer = fl.Trainer(config)
-        trainer.run()
-        return trainer.result().arrays
-    finally:
-        torch.set_num_threads(before)
-
-
 def test_workers_train_members_bitwise_as_the_kernel_does(tmp_path):
     lab = base_lab(tmp_path)
     lab.create_experiment(based_on="exp_0", observables_add=["active_rate"])
@@ -457,7 +444,7 @@ def test_workers_train_members_bitwise_as_the_kernel_does(tmp_path):
         assert run.status == "finished"
         result = run.result()
         assert result.info["backend"] == "process" and result.info["threads"] == 1
-        expected = kernel_run(lab.experiments[member].config)
+        expected = kernel_series(lab.experiments[member].config)
         assert set(result.arrays) == set(expected)
         for key, values in expected.items():
             np.testing.assert_array_equal(result.arrays[key], values, err_msg=key)
@@ -510,7 +497,7 @@ def test_the_stop_button_cancels_running_members_exactly_and_a_rerun_continues_t
     for member in sweep.members:
         run = lab.results(member)
         assert run.status == "finished"
-        expected = kernel_run(lab.experiments[member].config)
+        expected = kernel_series(lab.experiments[member].config)
         np.testing.assert_array_equal(run.series("train_loss"), expected["train_loss"])
 
 
