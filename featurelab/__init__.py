@@ -13,12 +13,19 @@ from featurelab.engine.fit import FitRow, FitTable, fit_curves
 from featurelab.engine.results import RunResult
 from featurelab.engine.stats import Statistic, StatisticRegistry
 from featurelab.engine.train import Trainer
-from featurelab.errors import ConfigError, FeaturelabError, StatisticError
+from featurelab.errors import (
+    ConfigError,
+    FeaturelabError,
+    FeaturelabWarning,
+    StatisticError,
+    StoreError,
+)
 from featurelab.lab import Lab
 from featurelab.log import ActionLog, LogEntry
 from featurelab.replay import ReplayReport, replay
 from featurelab.runs import Run
 from featurelab.state import Experiment, Fit, LabState, Sweep
+from featurelab.trust import trust
 
 __all__ = [
     "ActionError",
@@ -28,6 +35,7 @@ __all__ = [
     "Experiment",
     "ExperimentConfig",
     "FeaturelabError",
+    "FeaturelabWarning",
     "Fit",
     "FitRow",
     "FitTable",
@@ -45,11 +53,13 @@ __all__ = [
     "Statistic",
     "StatisticError",
     "StatisticRegistry",
+    "StoreError",
     "Sweep",
     "Trainer",
     "action_schema",
     "fit_curves",
     "replay",
+    "trust",
 ]
 
 

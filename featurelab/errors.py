@@ -6,7 +6,17 @@ accepted, so a researcher (or an agent reading the message) can fix it in one go
 
 from __future__ import annotations
 
+import errno
 from typing import Any
+
+# errno values that mean "no room to write": the disk, the user's quota, or the file-size
+# limit (ulimit -f). A run meeting one of them has filled its disk, not found a bug.
+NO_ROOM = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG")
+                    if hasattr(errno, name))
+# SQLite's codes for the same: SQLITE_FULL on ENOSPC; on EDQUOT or EFBIG it only knows that
+# a write failed (SQLITE_IOERR_WRITE) and keeps the errno to itself.
+SQLITE_FULL = 13
+SQLITE_IOERR_WRITE = 778
 
 
 class FeaturelabError(Exception):
@@ -35,6 +45,47 @@ class StatisticError(FeaturelabError):
         self.name = name
         self.problem = problem
         super().__init__(f"statistic {name!r}: {problem}")
+
+
+class StoreError(FeaturelabError):
+    """A lab's files are damaged or cannot be read: names the file and what is wrong."""
+
+    def __init__(self, path: object, problem: str, hint: str = "") -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}" + (f"; {hint}" if hint else ""))
+
+
+class DiskFullError(FeaturelabError):
+    """Writing a run's files (snapshots, series, the lab's database) found no room.
+    The run ends failed with this message; what was written before stays readable."""
+
+    def __init__(self, path: Any, problem: str, when: str = "") -> None:
+        self.path = path
+        self.problem = problem
+        self.when = when  # "at step 49": where in the run it happened, if known
+        at = f" {when}" if when else ""
+        super().__init__(f"disk full: could not write {path} ({problem}){at}; free space on "
+                         "its disk (or raise the quota or file-size limit), then run it again")
+
+    def at(self, when: str) -> DiskFullError:
+        return DiskFullError(self.path, self.problem, when)
+
+
+def disk_full(exc: BaseException, path: Any = None) -> DiskFullError | None:
+    """`exc` as a DiskFullError about `path` (else the file the error names) when it says
+    there is no room to write; None for any other error."""
+    if isinstance(exc, DiskFullError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in NO_ROOM:
+        return DiskFullError(path or exc.filename or "a file", exc.strerror or str(exc))
+    code = getattr(exc, "sqlite_errorcode", None)  # sqlite3.Error, without importing it
+    if code == SQLITE_FULL:
+        return DiskFullError(path or "the lab's database", str(exc))
+    if code == SQLITE_IOERR_WRITE:
+        return DiskFullError(path or "the lab's database",
+                             f"{exc}: a write failed, as on a full disk or quota")
+    return None
 
 
 class FeaturelabWarning(UserWarning):

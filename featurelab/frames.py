@@ -15,7 +15,7 @@ from featurelab.errors import ConfigError, FeaturelabError
 from featurelab.runs import Run
 from featurelab.state import LabState
 
-TABLE_START = ["id", "name", "sweep", "seed"]
+TABLE_START = ["id", "name", "tags", "sweep", "seed"]
 BAND_COLUMNS = ["group", "step", "mean", "std", "min", "max", "n"]
 SERIES_COLUMNS = ["experiment", "step", "value"]
 
@@ -61,13 +61,14 @@ def _member_of(state: LabState) -> dict[str, str]:
 
 
 def table(state: LabState) -> pd.DataFrame:
-    """One row per experiment: id, name, sweep, seed, every config knob by path, the
+    """One row per experiment: id, name, tags, sweep, seed, every config knob by path, the
     status of its latest run and the summaries of its scalar series."""
     sweeps = _member_of(state)
     rows = []
     for exp in state.experiments.values():
         run = state.runs[state.latest[exp.id]] if exp.id in state.latest else None
-        rows.append({"id": exp.id, "name": exp.name, "sweep": sweeps.get(exp.id),
+        rows.append({"id": exp.id, "name": exp.name, "tags": ", ".join(exp.tags),
+                     "sweep": sweeps.get(exp.id),
                      "seed": exp.config.seed, **_knobs(exp.config.to_dict()),
                      "status": run.status if run else "not run",
                      "steps": run.steps_done if run else 0,

@@ -24,13 +24,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from featurelab.actions import ACTORS, Action, ActionError, action_from_dict
+from featurelab import signatures
+from featurelab.actions import ACTIONS, ACTORS, Action, ActionError, action_from_dict
 from featurelab.actions import analysis as _analysis
+from featurelab.actions import catalog as _catalog
 from featurelab.actions import experiments as _experiments
 from featurelab.actions import laws as _laws
 from featurelab.actions import sweep_runs as _sweep_runs
 from featurelab.actions import sweeps as _sweeps
 from featurelab.actions import views as _views
+from featurelab.actions.files import check_write
 from featurelab.cells import ActionCell, action_cells, executing_cell, write_notebook
 from featurelab.engine.config import ExperimentConfig
 from featurelab.engine.events import Events
@@ -51,6 +54,7 @@ MEMORY = ":memory:"
 SWEEP_PREFIX = _sweep_runs.SWEEP_PREFIX
 Listener = Callable[[str, Any], None]
 LAB_EVENTS = ("action", "run_started", "run_ended")
+AGENT_CODE = ("refuse", "allow")  # may an agent's action run Python in this kernel?
 # Labs this process opened with fresh=True, by store file: a notebook's opening cell run
 # again in the same kernel re-attaches to its lab instead of starting it over.
 _NOTEBOOK_LABS: weakref.WeakValueDictionary[Path, Lab] = weakref.WeakValueDictionary()
@@ -69,7 +73,8 @@ class Lab:
     """A lab bench: experiments, their runs, statistics, fits, notes and the log."""
 
     def __new__(cls, name: str = "lab", root: str | Path = ".featurelab",
-                fresh: bool = False, session: int | None = None) -> Lab:
+                fresh: bool = False, session: int | None = None,
+                agent_code: str = "refuse") -> Lab:
         if fresh and session is None:
             path = _store_file(name, root)
             live = _NOTEBOOK_LABS.get(path) if path is not None else None
@@ -79,7 +84,8 @@ class Lab:
         return super().__new__(cls)
 
     def __init__(self, name: str = "lab", root: str | Path = ".featurelab",
-                 fresh: bool = False, session: int | None = None) -> None:
+                 fresh: bool = False, session: int | None = None,
+                 agent_code: str = "refuse") -> None:
         """Opens (or creates) the lab `name` stored under `root`.
 
         A lab's store keeps sessions: logs, each a history of its own. By default the
@@ -90,7 +96,15 @@ class Lab:
         finished runs instead of training again; run again in the same kernel, it
         re-attaches to that session, as the kernel left it. `lab.reset()` starts over
         explicitly. Earlier sessions stay in the store (`store.sessions()`).
+
+        Code runs only where the user asked for it: a DIY statistic stored by someone
+        else (not signed with this user's secret) opens disabled until `lab.trust()`,
+        and an agent's action that would run Python is refused unless
+        agent_code="allow".
         """
+        if agent_code not in AGENT_CODE:
+            raise ConfigError("agent_code", agent_code, " or ".join(map(repr, AGENT_CODE)))
+        self.agent_code = agent_code
         if getattr(self, "_opened", False):  # a re-attached notebook lab
             print(f"featurelab: re-attached to lab {self.name!r} as this kernel left it "
                   f"(session {self.session}: {len(self.experiments)} experiments, "
@@ -109,6 +123,7 @@ class Lab:
         self.events = Events(LAB_EVENTS, isolate=True, warning=FeaturelabWarning)
         self._panel: Any = None
         self._executors = threading.local()  # see with_executor
+        self._trusted = True  # whether the action being applied may run its code
         self.restore_errors: list[str] = []
         self._clear()
         with self._lock, self.store.transaction() as db:
@@ -173,6 +188,18 @@ class Lab:
             self._panel = Panel(self)
         return self._panel
 
+    @property
+    def trusted(self) -> bool:
+        return self._trusted
+
+    @contextlib.contextmanager
+    def _trusting(self, trusted: bool) -> Iterator[None]:
+        self._trusted = trusted  # under self._lock: one action is applied at a time
+        try:
+            yield
+        finally:
+            self._trusted = True
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.panel._repr_mimebundle_(**kwargs)
 
@@ -186,10 +213,14 @@ class Lab:
         """
         return self.apply_logged(action, actor)[1]
 
-    def apply_logged(self, action: Action | dict[str, Any], actor: str = "code"
-                     ) -> tuple[LogEntry, Any]:
+    def apply_logged(self, action: Action | dict[str, Any], actor: str = "code",
+                     trusted: bool | None = None) -> tuple[LogEntry, Any]:
         """`apply`, also returning the log entry it made: its own result, whatever other
-        threads or processes log meanwhile (the panel's reply and replay read it)."""
+        threads or processes log meanwhile (the panel's reply and replay read it).
+
+        `trusted` is for actions that come from a file (replay): False applies an
+        action's code disabled. By default what is applied now is trusted (the user
+        runs it), except code from an agent in a lab that does not allow it."""
         if actor not in ACTORS:
             raise ActionError(f"actor {actor!r}; allowed: {', '.join(ACTORS)}")
         action = action_from_dict(action)
@@ -198,15 +229,26 @@ class Lab:
         except (TypeError, ValueError) as exc:
             raise ActionError(f"action {action.type!r}: parameters must be JSON values "
                               f"(lists, not arrays): {exc}") from None
+        action.permit(actor, self)  # what this actor may not do (an agent's file writes)
+        signature = None
+        if action.runs_code:
+            if trusted is None and actor == "agent" and self.agent_code != "allow":
+                raise ActionError(
+                    f"action {action.type!r} from an agent runs Python in this kernel, and "
+                    f"lab {self.name!r} does not allow agent code; open it with "
+                    f"fl.Lab({self.name!r}, agent_code='allow') to let agents do that")
+            if trusted is not False:
+                signature = signatures.sign({"type": action.type, "version": action.version,
+                                             "params": params})
         with self._lock:
-            with self.store.transaction() as db:
+            with self.store.transaction() as db, self._trusting(trusted is not False):
                 self._sync()
                 started = time.time()
                 summary, value = action.apply(self.state, self, None)
                 entry = LogEntry(id=uuid.uuid4().hex[:16], type=action.type,
                                  version=action.version, params=params, actor=actor,
                                  time=started, duration=round(time.time() - started, 6),
-                                 result=summary,
+                                 result=summary, signature=signature,
                                  cell=executing_cell() if actor == "code" else None)
                 entry.seq = Store.insert_action(db, entry.to_dict(), self.session)
                 self._append(entry)
@@ -223,16 +265,44 @@ class Lab:
 
     def _sync(self) -> None:
         """Folds in the actions stored after the last one this Lab has seen."""
+        untrusted = []
         for row in self.store.actions_after(self._seq, self.session):
             entry = LogEntry.from_dict(row)
             try:
-                entry.action.apply(self.state, self,
-                                                            entry.result or {})
+                trusted = not entry.action.runs_code or signatures.verify(
+                    entry.action_dict(), entry.signature)
+                if not trusted:
+                    untrusted.append(f"action {entry.seq}: {entry.describe().rstrip('.')}")
+                with self._trusting(trusted):
+                    entry.action.apply(self.state, self, entry.result or {})
             except FeaturelabError as exc:  # keep the rest of the lab usable
                 message = f"action {entry.seq} ({entry.type}) could not be restored: {exc}"
                 self.restore_errors.append(message)
                 warnings.warn(message, FeaturelabWarning, stacklevel=3)
             self._append(entry)
+        if untrusted:
+            warnings.warn(
+                f"lab {self.name!r}: code not signed by you (from elsewhere) is disabled: "
+                + "; ".join(untrusted) + ". Its stored results stay readable; read the "
+                "source (lab.statistics[name].source), then lab.trust() runs it",
+                FeaturelabWarning, stacklevel=3)
+
+    def trust(self) -> int:
+        """Trusts the code stored in this lab (every session): signs it with this user's
+        secret and defines its statistics for real. Read it first: it runs in this
+        kernel. Returns how many actions were signed."""
+        types = {t for t, kind in ACTIONS.items() if kind.runs_code}
+        signed = self.store.sign_actions(types, signatures.sign)
+        with self._lock:
+            for entry in self.log:
+                if entry.type in types:
+                    entry.signature = signatures.sign(entry.action_dict())
+                    try:  # in log order: a later definition of a name wins, as it did
+                        entry.action.apply(self.state, self, entry.result or {})
+                    except FeaturelabError as exc:
+                        warnings.warn(f"action {entry.seq} ({entry.type}) is trusted now "
+                                      f"but fails: {exc}", FeaturelabWarning, stacklevel=2)
+        return signed
 
     def refresh(self) -> Lab:
         """Picks up actions other Labs (threads, processes) stored since."""
@@ -309,6 +379,8 @@ class Lab:
         """A new experiment, from scratch or `based_on` another with some changes.
         Typed configs (ModelConfig, ..., or a whole ExperimentConfig) are accepted."""
         if config is not None:
+            if not isinstance(config, ExperimentConfig):
+                raise ConfigError("config", config, "an ExperimentConfig (or None)")
             fields = config.to_dict()
             model, data, optimizer = fields["model"], fields["data"], fields["optimizer"]
             loss, observables, seed = fields["loss"], fields["observables"], fields["seed"]
@@ -320,8 +392,25 @@ class Lab:
             observables_remove=_listed(observables_remove)))
 
     def select(self, *experiments: str | list[str]) -> list[str]:
-        ids = [e for item in experiments for e in ([item] if isinstance(item, str) else item)]
+        ids = [e for item in experiments for e in _listed(item)]
         return self.apply(_experiments.SelectExperiments(experiments=ids))
+
+    def rename(self, experiment: str, name: str) -> Experiment:
+        """Gives an experiment another name; its id, config and runs stay."""
+        return self.apply(_catalog.RenameExperiment(experiment=experiment, name=name))
+
+    def tag(self, experiments: str | list[str], add: str | list[str] | None = None,
+            remove: str | list[str] | None = None) -> dict[str, list[str]]:
+        """Adds and removes tags on one or more experiments; returns each one's tags."""
+        return self.apply(_catalog.TagExperiments(experiments=_listed(experiments),
+                                                  add=_listed(add),
+                                                  remove=_listed(remove)))
+
+    def delete(self, experiment: str) -> None:
+        """Takes an experiment out of the lab (the table, the charts, `lab.experiments`);
+        its runs stay in the store and the log keeps its history. A sweep's member or a
+        running experiment cannot be deleted."""
+        return self.apply(_catalog.DeleteExperiment(experiment=experiment))
 
     def run(self, experiment: str, force: bool = False, background: bool = False,
             stop_at: int | None = None, resume: bool = False, backend: str | None = None,
@@ -552,6 +641,7 @@ class Lab:
     def to_notebook(self, path: str | Path) -> Path:
         """Writes a notebook that opens this lab fresh, shows the panel and holds
         `cells()`: running it rebuilds the session (reusing finished runs)."""
+        check_write(path, self.store, "code")  # never over the lab's own store
         return write_notebook(path, self.opening_code(), self.cells())
 
     def opening_code(self) -> str:
@@ -576,6 +666,7 @@ class Lab:
         path) adds its markdown cells where they were written, as the researcher's notes."""
         from featurelab.export.blog import export_blog
 
+        check_write(path, self.store, "code")  # never over the lab's own store
         return export_blog(self, path, detail=detail, title=title, notebook=notebook)
 
     def graph(self) -> Any:
@@ -589,12 +680,14 @@ class Lab:
         """Writes the knowledge graph as `<path>.json` (node-link) and `<path>.png`."""
         from featurelab.export.graph import export_graph
 
+        check_write(path, self.store, "code")  # never over the lab's own store
         return export_graph(self, path)
 
     def export_script(self, path: str | Path) -> Path:
         """Writes a standalone .py that reruns the session and prints the fit tables."""
         from featurelab.export.script import export_script
 
+        check_write(path, self.store, "code")  # never over the lab's own store
         return export_script(self, path)
 
 
@@ -603,7 +696,13 @@ def _plain(value: Any) -> Any:
     return value.to_dict() if hasattr(value, "to_dict") else value
 
 
-def _listed(value: Any) -> list | None:
-    if value is None:
-        return None
-    return [value] if isinstance(value, str) else list(value)
+def _listed(value: Any) -> Any:
+    """A verb's "one or several": a string as a list of one, a tuple or set as a list;
+    anything else as given, for the action's validation to name (`lab.select(5)`)."""
+    if value is None or isinstance(value, list):
+        return value
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (tuple, set, frozenset, range)) or hasattr(value, "tolist"):
+        return list(value)
+    return [value] if not hasattr(value, "__iter__") else value

@@ -26,6 +26,7 @@ class LogEntry:
     result: dict[str, Any] | None = None
     seq: int = 0  # position in the lab's store
     cell: str | None = None  # the notebook cell that executed it (actor "code" in a kernel)
+    signature: str | None = None  # an action that runs code: who may run it (signatures.py)
 
     def action_dict(self) -> dict[str, Any]:
         return {"type": self.type, "version": self.version, "params": self.params}

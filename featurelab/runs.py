@@ -29,7 +29,7 @@ from featurelab.engine.snapshots import STEPS_FILE, Snapshots
 from featurelab.engine.stats import StatisticRegistry
 from featurelab.engine.threads import choose_threads
 from featurelab.engine.train import FINAL_STATUSES, Trainer
-from featurelab.errors import FeaturelabError, FeaturelabWarning
+from featurelab.errors import FeaturelabError, FeaturelabWarning, disk_full
 from featurelab.store import Store
 from featurelab.workers.jobs import Job, new_job_id, portable_statistics
 from featurelab.workers.remote import RemoteTrainer, Scheduler
@@ -69,6 +69,9 @@ class Run:
         self._snapshots: Snapshots | None = None  # in-memory labs keep them here
         self._checkpoint: dict[str, Any] | None = None  # ... and the checkpoint
         self._origin: dict[str, Any] = {}  # the run it continues, if it does
+        # How the run ended when the store could not be told (a full disk): its row
+        # would say "running" for ever, and wait() and the panel would believe it.
+        self._ended: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"<Run {self.id} of {self.experiment}: {self.status}, {self.steps_done} steps>"
@@ -89,10 +92,34 @@ class Run:
 
     def _row(self) -> dict[str, Any]:
         row = self.store.run_row(self.id)
+        if self._ended is not None and (row is None or row["status"] == "running"):
+            return {**(row or _NO_ROW), **self._ended}
         if row is None:  # logged, but its process has not created it yet
-            return {"status": "starting", "steps_done": 0, "n_steps": 0, "info": {},
-                    "error": "", "stat_errors": {}, "digests": {}, "config": None}
+            return dict(_NO_ROW)
         return row
+
+    def _record_end(self, status: str, info: dict[str, Any], error: str) -> bool:
+        """Tells the store how the run ended, and keeps it here too: a store that cannot
+        be written (a full disk) must not leave the run "running" for ever (this shows
+        only while the store has no row or says "running"). False if the store failed."""
+        self._ended = {"status": status, "info": info, "error": error}
+        try:
+            self.store.finish_run(self.id, status, info, error, {}, {})
+            return True
+        except Exception:
+            return False
+
+    def _store_rows(self, start: int, stop: int, series: dict[str, np.ndarray]) -> None:
+        """One flush of the trainer into the store; no room there is a DiskFullError
+        naming the database, which ends the run failed with the rows before it kept."""
+        try:
+            self.store.append_series(self.id, start, stop,
+                                     {k: v[start:stop] for k, v in series.items()})
+        except Exception as exc:
+            full = disk_full(exc, self.store.path)
+            if full is None:
+                raise
+            raise full from exc
 
     @property
     def status(self) -> str:
@@ -218,20 +245,24 @@ class Run:
         once its trainer exists (to subscribe to its events), on_end the result summary.
         With an `executor` (a pool of worker processes, Ray actors) a worker trains it
         and this process stores what it sends; background is then implied."""
-        self.store.create_run(self.id, self.experiment, cache_key, config.to_dict(),
-                              config.optimizer.steps)
         if resume_from is not None:  # the log's summary says where it continued from
             self._origin = {"resumed_from": resume_from.id, "from_step": resume_from.steps_done}
         try:
+            self.store.create_run(self.id, self.experiment, cache_key, config.to_dict(),
+                                  config.optimizer.steps)
             trainer = self._trainer(config, stop_at, resume_from, executor)
         except BaseException as exc:  # e.g. out of memory: end the run, do not leave it live
-            error = f"the run could not start: {type(exc).__name__}: {exc}"
-            self.store.finish_run(self.id, "failed", {}, error, {}, {})
+            full = disk_full(exc, self.store.path) if isinstance(exc, Exception) else None
+            why = str(full) if full is not None else f"{type(exc).__name__}: {exc}"
+            error = f"the run could not start: {why}"
+            self._record_end("failed", {}, error)
             self._recorded.set()
             self._done.set()
-            on_end(self, {"run": self.id, "status": "failed", "steps": 0, "seconds": 0.0,
-                          "info": {}, "error": error, "stat_errors": {}, "series": {},
-                          **self._origin})
+            self._ended_with(on_end, {"run": self.id, "status": "failed", "steps": 0,
+                                      "seconds": 0.0, "info": {}, "error": error,
+                                      "stat_errors": {}, "series": {}, **self._origin})
+            if full is not None and full is not exc:  # a FeaturelabError for the caller
+                raise full from exc
             raise
         self.trainer = trainer
         if on_start is not None:
@@ -263,7 +294,7 @@ class Run:
                     summary = self._failed_to_finish(trainer, exc)  # must still end
                 self._recorded.set()
                 try:  # before _done: wait() returns once the log and listeners know
-                    on_end(self, summary)
+                    self._ended_with(on_end, summary)
                 finally:
                     self._done.set()
                     # A finished run needs nothing of its trainer (data, model, optimizer,
@@ -319,12 +350,10 @@ class Run:
                       snapshot_dir=str(snapshot_dir) if local and snapshot_dir else None,
                       stop_at=stop_at, resume=resume, id=new_job_id())
             remote = RemoteTrainer(config, job, executor)
-            remote.events.subscribe("on_flush", lambda a, b, series: self.store.append_series(
-                self.id, a, b, {k: v[a:b] for k, v in series.items()}))
+            remote.events.subscribe("on_flush", self._store_rows)
             return remote
         trainer = Trainer(config, self.statistics, stop_at=stop_at, snapshot_dir=snapshot_dir)
-        trainer.events.subscribe("on_flush", lambda a, b, series: self.store.append_series(
-            self.id, a, b, {k: v[a:b] for k, v in series.items()}))
+        trainer.events.subscribe("on_flush", self._store_rows)
         if resume_from is not None:
             state = resume_from.checkpoint()
             before = resume_from.result()
@@ -336,15 +365,34 @@ class Run:
                           ) -> dict[str, Any]:
         """The run's end could not be recorded: say so in the store if it can be written
         at all, so no one waits for a run that is not running (its rows stay readable)."""
-        error = f"its end could not be recorded: {type(exc).__name__}: {exc}"
-        try:
-            self.store.finish_run(self.id, "failed", dict(trainer.info), error, {}, {})
-        except Exception as again:
-            warnings.warn(f"run {self.id}: {error}; the store could not be told either "
-                          f"({again})", FeaturelabWarning, stacklevel=3)
+        full = disk_full(exc, self.store.path) if isinstance(exc, Exception) else None
+        why = str(full) if full is not None else f"{type(exc).__name__}: {exc}"
+        error = f"its end could not be recorded: {why}"
+        if trainer.status == "failed" and trainer.error.startswith("disk full"):
+            error = trainer.error  # the same full disk: its first word says it all
+        elif trainer.status == "failed" and trainer.error:
+            error = f"{trainer.error}; {error}"
+        if not self._record_end("failed", dict(trainer.info), error):
+            warnings.warn(f"{self.experiment}: run {self.id} failed ({error}); the store "
+                          "could not be told, so only this session knows it ended",
+                          FeaturelabWarning, stacklevel=3)
         return {"run": self.id, "status": "failed", "steps": trainer.step_count,
                 "seconds": 0.0, "info": dict(trainer.info), "error": error,
                 "stat_errors": {}, "series": {}, **self._origin}
+
+    def _ended_with(self, on_end: Callable[[Run, dict[str, Any]], None],
+                    summary: dict[str, Any]) -> None:
+        """Hands the summary to the lab (its log entry, listeners). With the disk full the
+        entry cannot be updated: a warning says so, and the run's end stands."""
+        try:
+            on_end(self, summary)
+        except Exception as exc:
+            full = disk_full(exc, self.store.path)
+            if full is None:
+                raise
+            warnings.warn(f"{self.experiment}: run {self.id} {summary['status']}, but its log "
+                          f"entry could not say so: disk full: could not write {full.path} "
+                          f"({full.problem})", FeaturelabWarning, stacklevel=3)
 
     def _finish(self, trainer: Trainer | RemoteTrainer, seconds: float) -> dict[str, Any]:
         root = self.store.snapshot_root
@@ -353,6 +401,11 @@ class Run:
             trainer.snapshots = snapshots.saved_to(Path(root) / self.id)  # sent back
         self._save_checkpoint(trainer)  # before the store says "cancelled": then it exists
         result = trainer.result()
+        if result.status == "failed":  # rows of a flush the store refused (a full disk)
+            kept = (self.store.run_row(self.id) or {}).get("steps_done", result.steps_done)
+            if kept < result.steps_done:  # are lost: say what can be read back
+                result = dataclasses.replace(result, steps_done=kept, arrays={
+                    k: v[:kept] for k, v in result.arrays.items()})
         prints = {k: fingerprint(v) for k, v in result.arrays.items()}
         self.store.finish_run(self.id, result.status, result.info, result.error,
                               result.stat_errors, prints)
@@ -362,6 +415,9 @@ class Run:
                 "seconds": round(seconds, 3), "info": result.info, "error": result.error,
                 "stat_errors": result.stat_errors, "series": prints, **self._origin}
 
+
+_NO_ROW: dict[str, Any] = {"status": "starting", "steps_done": 0, "n_steps": 0, "info": {},
+                           "error": "", "stat_errors": {}, "digests": {}, "config": None}
 
 
 class RunOf:

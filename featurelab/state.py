@@ -28,6 +28,7 @@ class Experiment:
     id: str  # "exp_0", "exp_1", ... in creation order
     config: ExperimentConfig
     based_on: str | None = None
+    tags: tuple[str, ...] = ()  # labels for people (actions/catalog.py)
 
     @property
     def name(self) -> str:
@@ -82,12 +83,15 @@ class LabState:
     sweep_runs: dict[str, Any] = field(default_factory=dict)  # sweep -> its latest SweepRun
     notes: list[str] = field(default_factory=list)
     view: ViewState = field(default_factory=ViewState)
+    # Experiments ever made, deleted ones too: ids are never given twice.
+    experiments_made: int = 0
 
     # -- changes ------------------------------------------------------------------------
 
     def add_experiment(self, config: ExperimentConfig, based_on: str | None) -> Experiment:
-        experiment = Experiment(f"exp_{len(self.experiments)}", config, based_on)
+        experiment = Experiment(f"exp_{self.experiments_made}", config, based_on)
         self.experiments[experiment.id] = experiment
+        self.experiments_made += 1
         return experiment
 
     def bind_run(self, experiment: str, run: Run) -> Run:
@@ -149,7 +153,11 @@ class LabState:
         for spec in config.observables:
             name = spec.partition("@")[0]
             if name in statistics:
-                parts += [statistics[link].source for link in statistics.chain(name)]
+                # A run recorded while a statistic was disabled (untrusted) lacks it:
+                # once trusted, the statistic's runs must not be taken from that one.
+                parts += [statistics[link].source + ("" if statistics[link].trusted
+                                                     else "\0untrusted")
+                          for link in statistics.chain(name)]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
 
     def metric_series(self, experiment: str, metric: str, layer: str | None

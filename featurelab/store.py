@@ -24,6 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from featurelab.errors import StoreError, disk_full
+from featurelab.store_files import DAMAGED, check_file, create, damaged, process_identity
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS actions (
@@ -51,7 +54,8 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT NOT NULL DEFAULT '',
     stat_errors TEXT NOT NULL DEFAULT '{}',
     digests TEXT NOT NULL DEFAULT '{}',
-    pid INTEGER, host TEXT, started REAL, ended REAL
+    pid INTEGER, host TEXT, started REAL, ended REAL,
+    proc TEXT                  -- what tells its process from a later one with the same pid
 );
 CREATE INDEX IF NOT EXISTS runs_by_key ON runs (cache_key, status);
 CREATE INDEX IF NOT EXISTS actions_by_session ON actions (session, seq);
@@ -63,8 +67,12 @@ CREATE TABLE IF NOT EXISTS series (
     PRIMARY KEY (run_id, key, start)
 );
 INSERT OR IGNORE INTO meta VALUES ('schema_version', '3');
+-- The signatures of actions that run code (featurelab.signatures), beside the actions
+-- so that a store of any version takes them, and re-signing touches nothing else.
+CREATE TABLE IF NOT EXISTS signatures (action_id TEXT PRIMARY KEY, signature TEXT NOT NULL);
 """
 LIVE = "running"
+MEMORY_NAME = "the in-memory store"
 # Version 1: actions without `cell`; 2: with `cell`, earlier logs in `archived_actions`;
 # 3: every log is a session of the `actions` table (meta "session" names the latest).
 SCHEMA_VERSION = 3
@@ -83,7 +91,7 @@ def _action_row(r: tuple) -> dict[str, Any]:
             "result": json.loads(r[8]) if r[8] else None, "cell": r[9], "session": r[10]}
 
 
-def _pid_alive(pid: int | None, host: str | None) -> bool:
+def _pid_alive(pid: int | None, host: str | None, proc: str | None = None) -> bool:
     if host != socket.gethostname():
         return True  # another machine's process: it cannot be checked from here
     if pid is None:
@@ -93,8 +101,11 @@ def _pid_alive(pid: int | None, host: str | None) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass  # alive, another user's: its identity below may still show the pid reused
+    if proc is None:  # recorded by a featurelab that kept only the pid
         return True
-    return True
+    now = process_identity(pid)
+    return now is None or now == proc  # another start time: the pid was reused
 
 
 def _retry_locked(do: Any, seconds: float = 60.0) -> Any:
@@ -123,15 +134,38 @@ class Store:
         self.path = Path(path) if not self.memory else None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():  # only a missing file is a new lab
+                create(self.path, SCHEMA)
+            check_file(self.path)
         self._local = threading.local()
         self._write_lock = threading.RLock()
         self._shared: sqlite3.Connection | None = None
-        if self.memory:  # one connection: every thread must see the same in-memory database
-            self._shared = self._connect()
-        with self._write_lock:  # executescript commits by itself: no BEGIN around it
-            _retry_locked(self._upgrade)
-            _retry_locked(lambda: self.db.executescript(SCHEMA))
-        self.mark_interrupted_runs()
+        try:
+            with self._damage_named():
+                if self.memory:  # one connection: every thread must see the same database
+                    self._shared = self._connect()
+                with self._write_lock:  # executescript commits by itself: no BEGIN around it
+                    _retry_locked(self._upgrade)
+                    _retry_locked(lambda: self.db.executescript(SCHEMA))
+            self.mark_interrupted_runs()
+        except StoreError:
+            self.close()
+            raise
+
+    @contextmanager
+    def _damage_named(self) -> Iterator[None]:
+        """SQLite's word that the file is damaged, or that its disk is full, as an error
+        naming the file (any action's write may be the one that meets a full disk)."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            where = self.path.absolute() if self.path is not None else MEMORY_NAME
+            full = disk_full(exc, where)
+            if full is not None:
+                raise full from exc
+            if not damaged(exc):
+                raise
+            raise StoreError(where, f"is damaged (SQLite: {exc})", DAMAGED) from exc
 
     def _upgrade(self) -> None:
         """Brings a store written by an earlier featurelab to SCHEMA_VERSION, in one
@@ -145,6 +179,11 @@ class Store:
             columns = {row[1] for row in db.execute("PRAGMA table_info(actions)")}
             if "cell" not in columns:  # version 1
                 db.execute("ALTER TABLE actions ADD COLUMN cell TEXT")
+            # A column any version may lack, added without a new version: a featurelab
+            # that knows nothing of it names its columns, and so never misses it.
+            run_columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+            if run_columns and "proc" not in run_columns:
+                db.execute("ALTER TABLE runs ADD COLUMN proc TEXT")
             if "session" not in columns:  # versions 1 and 2
                 db.execute("ALTER TABLE actions ADD COLUMN session INTEGER NOT NULL DEFAULT 0")
                 if "archived_actions" in tables:
@@ -178,6 +217,36 @@ class Store:
     def snapshot_root(self) -> Path | None:
         return None if self.path is None else self.path.with_suffix(".snapshots")
 
+    @property
+    def folder(self) -> Path:
+        """The lab's folder, where an agent may write files: the directory of its store
+        (`root`), or the working directory for an in-memory lab, which has none."""
+        return Path.cwd() if self.path is None else self.path.parent.absolute()
+
+    def files(self) -> list[Path]:
+        """The files of this store, resolved: the database, SQLite's files beside it."""
+        if self.path is None:
+            return []
+        own = self.path.resolve()
+        return [own, *(own.with_name(own.name + end) for end in ("-wal", "-shm", "-journal"))]
+
+    def owns(self, path: str | Path) -> bool:
+        """Whether writing `path` would write into this store: its database, SQLite's files
+        beside it, or its snapshots, by whatever name (a symlink, '..', a hard link)."""
+        if self.path is None:
+            return False
+        target = Path(path).resolve()
+        root = self.snapshot_root.resolve()  # type: ignore[union-attr]
+        if target in self.files() or target.is_relative_to(root):
+            return True
+        for own in self.files():
+            try:
+                if os.path.samefile(target, own):
+                    return True
+            except OSError:  # one of them does not exist
+                continue
+        return False
+
     def _connect(self) -> sqlite3.Connection:
         target = ":memory:" if self.memory else str(self.path)
         db = sqlite3.connect(target, timeout=60, isolation_level=None,
@@ -201,7 +270,7 @@ class Store:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE: takes the write lock up front, so a read-then-write in the
         block cannot interleave with another writer (thread or process)."""
-        with self._write_lock:
+        with self._write_lock, self._damage_named():
             db = self.db
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -212,7 +281,8 @@ class Store:
             db.execute("COMMIT")
 
     def read(self, sql: str, args: tuple = ()) -> list[tuple]:
-        with self._write_lock if self._shared is not None else nullcontext():
+        with (self._write_lock if self._shared is not None else nullcontext(),
+              self._damage_named()):
             return self.db.execute(sql, args).fetchall()
 
     def close(self) -> None:
@@ -226,9 +296,14 @@ class Store:
     def actions_after(self, seq: int, session: int | None = None) -> list[dict[str, Any]]:
         """The actions stored after `seq`: of one session, or of every session."""
         where, args = ("session = ? AND ", (session,)) if session is not None else ("", ())
-        return [_action_row(r) for r in self.read(
+        rows = [_action_row(r) for r in self.read(
             f"SELECT {COLUMNS} FROM actions WHERE {where}seq > ? ORDER BY seq",  # noqa: S608
             (*args, seq))]
+        if rows:
+            signed = dict(self.read("SELECT action_id, signature FROM signatures"))
+            for row in rows:
+                row["signature"] = signed.get(row["id"])
+        return rows
 
     @staticmethod
     def insert_action(db: sqlite3.Connection, entry: dict[str, Any], session: int) -> int:
@@ -239,7 +314,21 @@ class Store:
              entry["actor"], entry["time"], entry["duration"], json.dumps(entry["result"]),
              entry.get("cell"), session))
         assert cur.lastrowid is not None  # an INSERT into a rowid table always sets it
+        if entry.get("signature"):
+            db.execute("INSERT OR REPLACE INTO signatures VALUES (?, ?)",
+                       (entry["id"], entry["signature"]))
         return cur.lastrowid
+
+    def sign_actions(self, types: set[str], sign: Any) -> int:
+        """Signs every stored action of `types` (all sessions) with sign(action dict);
+        returns how many. What `featurelab trust` does to a store."""
+        with self.transaction() as db:
+            rows = [_action_row(r) for r in db.execute(
+                f"SELECT {COLUMNS} FROM actions ORDER BY seq")  # noqa: S608
+                if r[2] in types]
+            db.executemany("INSERT OR REPLACE INTO signatures VALUES (?, ?)",
+                           [(row["id"], sign(row)) for row in rows])
+        return len(rows)
 
     # -- sessions: a lab's logs ---------------------------------------------------------
     # A session is one log of the lab. Lab(fresh=True) and lab.reset() start a new one;
@@ -286,9 +375,10 @@ class Store:
                    n_steps: int) -> None:
         with self.transaction() as db:
             db.execute("INSERT INTO runs (id, experiment, cache_key, config, status, n_steps, "
-                       "pid, host, started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       "pid, host, started, proc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (run_id, experiment, cache_key, json.dumps(config), LIVE, n_steps,
-                        os.getpid(), socket.gethostname(), time.time()))
+                        os.getpid(), socket.gethostname(), time.time(),
+                        process_identity(os.getpid())))
 
     def append_series(self, run_id: str, start: int, stop: int,
                       chunks: dict[str, np.ndarray]) -> None:
@@ -344,10 +434,11 @@ class Store:
         return out
 
     def mark_interrupted_runs(self) -> None:
-        """Runs left 'running' by a process that no longer exists were interrupted."""
-        stale = [r[0] for r in self.read("SELECT id, pid, host FROM runs WHERE status = ?",
-                                         (LIVE,))
-                 if not _pid_alive(r[1], r[2])]
+        """Runs left 'running' by a process that no longer exists were interrupted (also
+        when its pid now belongs to another process: its start time tells them apart)."""
+        stale = [r[0] for r in self.read("SELECT id, pid, host, proc FROM runs "
+                                         "WHERE status = ?", (LIVE,))
+                 if not _pid_alive(r[1], r[2], r[3])]
         if stale:
             with self.transaction() as db:
                 db.executemany("UPDATE runs SET status = 'interrupted', error = "

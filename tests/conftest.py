@@ -1,10 +1,18 @@
 import itertools
 import linecache
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from featurelab import ExperimentConfig
+from featurelab.signatures import SECRET_ENV
+
+# The tests sign with a secret of their own (inherited by the workers, kernels and
+# servers they start), never the user's: a test that plays "another user" swaps it.
+os.environ[SECRET_ENV] = str(Path(tempfile.mkdtemp(prefix="featurelab-secret-")) / "secret")
 
 
 @pytest.fixture

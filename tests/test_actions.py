@@ -169,6 +169,28 @@ def _run(lab, tmp):
     trained(lab)
 
 
+def _rename(lab, tmp):
+    tiny(lab)
+    lab.rename("exp_0", "  the  baseline ")
+
+
+def _tag(lab, tmp):
+    tiny(lab)
+    tiny(lab, seed=1)
+    lab.tag(["exp_0", "exp_1"], add=["baseline", "seed sweep"])
+
+
+def _untag(lab, tmp):
+    _tag(lab, tmp)
+    lab.tag("exp_1", remove="baseline")
+
+
+def _delete(lab, tmp):
+    trained(lab)
+    tiny(lab, seed=1)
+    lab.delete("exp_0")
+
+
 def _run_reused(lab, tmp):
     trained(lab)
     lab.run("exp_0")
@@ -470,6 +492,15 @@ CASES = [
     Case("select_experiments", "two", _select, "lab.select(['exp_0', 'exp_1'])",
          "Selected exp_0, exp_1."),
     Case("select_experiments", "none", _select_none, "lab.select([])", "Cleared the selection."),
+    Case("rename_experiment", "named", _rename, "lab.rename('exp_0', '  the  baseline ')",
+         "Renamed exp_0 to 'the baseline'."),
+    Case("tag_experiments", "add", _tag,
+         "lab.tag(['exp_0', 'exp_1'], add=['baseline', 'seed sweep'])",
+         "Tagged exp_0, exp_1 'baseline', 'seed sweep'."),
+    Case("tag_experiments", "remove", _untag, "lab.tag(['exp_1'], remove=['baseline'])",
+         "Removed the tag 'baseline' from exp_1."),
+    Case("delete_experiment", "one", _delete, "lab.delete('exp_0')",
+         "Deleted exp_0 (its runs stay in the store)."),
     Case("run", "trained", _run, "lab.run('exp_0')", "Ran exp_0 (30 steps)."),
     Case("run", "reused", _run_reused, "lab.run('exp_0')", "Reused the finished run of exp_0."),
     Case("run", "forced", _run_forced, "lab.run('exp_0', force=True)", "Ran exp_0 (30 steps)."),
@@ -1018,6 +1049,14 @@ SEMANTIC = [
      "layer: got 'layers.1.pre'"),
     ("select an unknown experiment", lambda lab: lab.select("exp_0", "exp_4"), fl.ConfigError,
      "experiment: got 'exp_4'"),
+    ("rename to nothing", lambda lab: lab.rename("exp_0", "   "), fl.ConfigError,
+     "name: got '   '; allowed: 1 to 200 characters"),
+    ("tag nothing", lambda lab: lab.tag("exp_0"), fl.ConfigError,
+     "add: got None; allowed: at least one tag to add or remove"),
+    ("tag an unknown experiment", lambda lab: lab.tag(["exp_0", "exp_9"], add="x"),
+     fl.ConfigError, "experiment: got 'exp_9'"),
+    ("delete an unknown experiment", lambda lab: lab.delete("exp_9"), fl.ConfigError,
+     "experiment: got 'exp_9'"),
     ("cancel a finished run", lambda lab: lab.cancel("exp_0"), fl.FeaturelabError,
      "exp_0 is not running (finished)"),
     ("run with a negative stop_at", lambda lab: lab.run("exp_0", stop_at=-5), fl.ConfigError,

@@ -155,7 +155,7 @@ def test_the_markdown_file_has_front_matter_every_sentence_tables_code_and_pictu
         assert escape(sentence) + "\n" in text
     assert text.count("| Config | Value |") == 2
     assert r"$y = \sum_{i=1}^{10} \sin^2(10 x_i)$" in text
-    assert "```python\n" + REFERENCE_SOURCE + "```" in text
+    assert "~~~python\n" + REFERENCE_SOURCE + "~~~" in text
     rows = re.findall(r"^\| (Sigmoid|Exponential|Power|Log-power) \| (0\.\d{4}) \| \$\$", text,
                       re.M)
     assert rows[0][0] == "Sigmoid" and len(rows) == 4

@@ -148,7 +148,7 @@ def test_running_a_notebook_records_its_cells_and_places_its_notes(tmp_path):
 def test_nbconvert_gives_the_same_draft_as_export_blog_for_the_reference_notebook(tmp_path):
     path = tmp_path / "reference.ipynb"
     nbformat.write(new_notebook(cells=REFERENCE_CELLS), str(path))
-    done = nbconvert(path)  # no store yet: the exporter runs the notebook first
+    done = nbconvert(path, "--BlogExporter.execute=True")  # no store yet: runs it first
     assert "Sigmoid" in done.stderr  # what the cells printed went to stderr
     converted = (tmp_path / "reference.md").read_text()
     pictures = {p.name: p.read_bytes() for p in (tmp_path / "reference_files").iterdir()}
@@ -181,7 +181,8 @@ def test_the_exporter_takes_detail_and_title_options(tmp_path):
                            'lab.set_axes("test_loss", log_y=True)')]
     path = tmp_path / "t.ipynb"
     nbformat.write(new_notebook(cells=cells), str(path))
-    text = nbconvert(path, "--stdout", "--BlogExporter.detail=condensed",
+    text = nbconvert(path, "--stdout", "--BlogExporter.execute=True",
+                     "--BlogExporter.detail=condensed",
                      "--BlogExporter.title=A <b>tiny</b> run").stdout
     assert 'title: "A <b>tiny</b> run"' in text
     assert "Viewed results for exp_0 (metrics: train_loss, test_loss, weight_l2_norm, " \

@@ -326,7 +326,7 @@ def test_table_has_a_row_per_experiment_with_knobs_and_summaries(ran):
     lab, _ = ran
     table = lab.table()
     assert list(table["id"]) == list(lab.experiments)
-    assert list(table.columns[:4]) == ["id", "name", "sweep", "seed"]
+    assert list(table.columns[:5]) == ["id", "name", "tags", "sweep", "seed"]
     for column in ("optimizer.lr", "model.widths", "data.n_train", "status",
                    "train_loss.final", "train_loss.min", "train_loss.argmin",
                    "test_loss.final", "test_loss.min", "test_loss.argmin"):

@@ -12,6 +12,7 @@ import pytest
 import featurelab as fl
 from featurelab.actions import base
 from featurelab.actions.base import Action, action, call
+from featurelab.errors import FeaturelabWarning
 from featurelab.store import SCHEMA_VERSION
 
 DATA = Path(__file__).parent / "data"
@@ -78,7 +79,12 @@ def test_a_lab_written_by_schema_3_opens_with_everything(tmp_path):
     db.executescript((DATA / "lab-schema-3.sql").read_text())
     db.close()
     held = json.loads((DATA / "lab-schema-3.json").read_text())
-    lab = fl.Lab("today", root=tmp_path)
+    # Written before code was signed: its statistic opens disabled until trusted (the
+    # upgrade step, once per store: `featurelab trust .featurelab`).
+    with pytest.warns(FeaturelabWarning, match="nonlinear_rate on active_rate"):
+        lab = fl.Lab("today", root=tmp_path)
+    assert not lab.statistics["nonlinear_rate"].trusted
+    assert lab.trust() == 1 and lab.statistics["nonlinear_rate"].trusted
     assert lab.store.schema_version() == SCHEMA_VERSION == 3
     assert not lab.restore_errors
     assert list(lab.experiments) == ["exp_0", "exp_1"]

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from featurelab.actions.base import Action, BlogPart, Context, GraphLike, action, call
 from featurelab.actions.compare import Comparison, compare_fits
+from featurelab.actions.files import check_write
 from featurelab.actions.views import chart_metrics
 from featurelab.engine.fit import DEFAULT_FAMILIES, FAMILIES, FitTable, fit_curves
 from featurelab.engine.stats import ACTIVATIONS
@@ -98,14 +99,19 @@ class DefineStatistic(Action):
     """Defines a DIY statistic from source text, on activations or on another statistic."""
 
     type: ClassVar[str] = "define_statistic"
+    runs_code: ClassVar[bool] = True
     name: str
     source: str
     on: str = ACTIVATIONS
 
     def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
               ) -> tuple[dict, Any]:
-        stat = state.statistics.define(self.name, source=self.source, on=self.on)
-        return {"level": state.statistics.level(self.name)}, stat
+        stat = state.statistics.define(self.name, source=self.source, on=self.on,
+                                       trusted=ctx.trusted)
+        result: dict[str, Any] = {"level": state.statistics.level(self.name)}
+        if not stat.trusted:
+            result["disabled"] = "not signed by this user: its code does not run"
+        return result, stat
 
     def graph(self, graph: GraphLike, result: dict[str, Any], state: LabState) -> str | None:
         return graph.metric(self.name) if self.name in state.statistics else None
@@ -234,7 +240,10 @@ class Note(Action):
 
 @action
 class ExportLog(Action):
-    """Writes the action log as JSONL (one action per line) for replay and analysis."""
+    """Writes the action log as JSONL (one action per line) for replay and analysis.
+
+    An agent writes it only inside the lab's folder (the store's directory; the working
+    directory for an in-memory lab), and no one over the lab's store (actions/files.py)."""
 
     type: ClassVar[str] = "export_log"
     not_replayed: ClassVar[str | None] = "it writes a file"
@@ -244,8 +253,15 @@ class ExportLog(Action):
               ) -> tuple[dict, Any]:
         if recorded is not None:  # restoring: the file was written back then
             return recorded, Path(self.path)
-        path = ctx.log.to_jsonl(self.path)
+        try:
+            path = ctx.log.to_jsonl(self.path)
+        except OSError as exc:
+            raise FeaturelabError(f"the log cannot be written to {self.path}: "
+                                  f"{exc.strerror or exc}") from None
         return {"actions": len(ctx.log)}, path
+
+    def permit(self, actor: str, ctx: Context) -> None:
+        check_write(self.path, ctx.store, actor)
 
     def to_code(self) -> str:
         return call("lab.export_log", self.path)

@@ -24,6 +24,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as _pydantic_dataclass
 from typing_extensions import Self
 
+from featurelab.actions.validation import raise_config_errors
 from featurelab.errors import FeaturelabError
 from featurelab.runs import Run
 from featurelab.state import LabState
@@ -38,7 +39,8 @@ PARAMS = ConfigDict(extra="forbid", allow_inf_nan=False)
 def params(cls: type) -> type:
     """Makes a class a frozen, validated dataclass of its parameters (also for shared
     bases, whose fields a dataclass only inherits when the base is one too)."""
-    return _pydantic_dataclass(frozen=True, config=PARAMS)(cls)
+    # raise_config_errors: a wrong type from Python is a ConfigError, not pydantic's own
+    return raise_config_errors(_pydantic_dataclass(frozen=True, config=PARAMS)(cls))
 
 
 def action(cls: type) -> type:
@@ -94,6 +96,12 @@ class Context(Protocol):
 
     def with_executor(self, executor: Scheduler | None) -> AbstractContextManager[None]:
         """Runs applied inside (by this thread) train on `executor`."""
+        ...
+
+    @property
+    def trusted(self) -> bool:
+        """Whether the code of the action being applied may run: True for what the user
+        does now, and for a logged action only if this user's featurelab signed it."""
         ...
 
     def apply(self, action: Action, actor: str = "code") -> Any:
@@ -157,6 +165,10 @@ class Action:
     # own run entries are what a rerun of the log replays, each exactly (stopped where it
     # was cancelled), while Restart & Run All trains the sweep again from its one cell.
     runs_in_cells: ClassVar[bool] = False
+    # Whether its params hold Python that it runs (a DIY statistic's source): such an
+    # action is signed when logged, refused from an agent unless the lab allows it, and
+    # applied with its code disabled when it comes from elsewhere (featurelab.signatures).
+    runs_code: ClassVar[bool] = False
 
     def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
               ) -> tuple[dict[str, Any], Any]:
@@ -171,6 +183,10 @@ class Action:
     def after(self, state: LabState, ctx: Context, entry: Any) -> Any:
         """Work done after the action is logged and the lock released (training)."""
         return None
+
+    def permit(self, actor: str, ctx: Context) -> None:
+        """Raises if `actor` may not apply this action, before anything changes (an
+        agent's file writes stay in the lab's folder: actions/files.py)."""
 
     def rerun(self, result: dict[str, Any] | None, stops: dict[str, int]) -> Action:
         """This action as a rerun of its log applies it (replay, the script export);

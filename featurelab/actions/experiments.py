@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import operator
 import uuid
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
+from pydantic import field_validator
+from pydantic_core import PydanticCustomError
+
 from featurelab.actions.base import Action, BlogPart, Context, GraphLike, action, call
 from featurelab.actions.compare import Comparison, compare_series
 from featurelab.engine.config import ExperimentConfig
+from featurelab.engine.data import probe_targets
 from featurelab.engine.models import hook_shapes
 from featurelab.engine.observables import plan_observables
+from featurelab.engine.resources import check_resources
 from featurelab.errors import ConfigError, FeaturelabError
 from featurelab.runs import Run
 from featurelab.state import LabState
@@ -38,6 +44,17 @@ class CreateExperiment(Action):
     observables_add: list[str] | None = None
     observables_remove: list[str] | None = None
 
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _whole(cls, value: Any) -> Any:
+        # pydantic's lax int would pass seed=True, 1.0 or "1" on as 1, which the config
+        # itself refuses (a seed is an integer); an integer of numpy's (np.arange) is one.
+        if value is None:
+            return None
+        if isinstance(value, bool) or not hasattr(value, "__index__"):
+            raise PydanticCustomError("int_type", "Input should be a valid integer")
+        return operator.index(value)
+
     def config(self, state: LabState) -> ExperimentConfig:
         given = {k: getattr(self, k) for k in ("model", "data", "optimizer", "loss",
                                                "observables", "seed", "name", "snapshots")}
@@ -64,6 +81,11 @@ class CreateExperiment(Action):
     def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
               ) -> tuple[dict, Any]:
         config = self.config(state)
+        if recorded is None:  # not when restoring a log: it stays readable on any machine
+            # A formula giving NaN/inf targets, and a run too big for this machine's
+            # memory or disk, are refused here, next to the field, not met mid-run.
+            check_resources(config, ctx.store.snapshot_root)
+            probe_targets(config.data, config.seed)
         experiment = state.add_experiment(config, self.based_on)
         summary = {"experiment": experiment.id, "label": config.label,
                    "config_hash": config.content_hash()}

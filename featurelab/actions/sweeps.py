@@ -272,7 +272,7 @@ class CreateSweep(Action):
             if experiment in reused:
                 state.experiment(experiment)
             else:  # made in the same order as when it was recorded: the same ids
-                expected = f"exp_{len(state.experiments) + len(made)}"
+                expected = f"exp_{state.experiments_made + len(made)}"
                 if experiment != expected:
                     raise FeaturelabError(f"{sweep_id}: member {experiment} would come back "
                                           f"as {expected}")

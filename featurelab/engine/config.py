@@ -54,7 +54,8 @@ def _check_float(path: str, value: Any, lo: float, hi: float, lo_open: bool = Fa
 
 
 def _check_choice(path: str, value: Any, choices: Collection[str]) -> str:
-    if value not in choices:
+    # A list or dict given is not a name (and `in` a registry dict would raise TypeError)
+    if not isinstance(value, str) or value not in choices:
         raise ConfigError(path, value, "one of " + ", ".join(map(repr, choices)))
     return value
 
@@ -104,7 +105,7 @@ class _ConfigBase:
         where = path or cls.__name__
         if not isinstance(data, dict):
             raise ConfigError(where, data, f"a dict with keys {_field_names(cls)}")
-        unknown = sorted(set(data) - set(_field_names(cls)))
+        unknown = sorted(set(data) - set(_field_names(cls)), key=repr)  # keys of any type
         if unknown:
             raise ConfigError(f"{where}.{unknown[0]}", data[unknown[0]],
                               f"known keys are {', '.join(_field_names(cls))}",

@@ -5,6 +5,7 @@ Every builder takes a DataConfig and a torch.Generator and returns a Dataset.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 from collections.abc import Callable
@@ -50,9 +51,30 @@ def _regression(cfg: DataConfig, gen: torch.Generator, target: Callable[[Tensor]
     x_train, x_test = _gaussian_inputs(cfg, gen)
     y_train = target(x_train).reshape(-1, 1)  # (n_train, 1)
     y_test = target(x_test).reshape(-1, 1)
+    check_targets(cfg, torch.cat([x_train, x_test]), torch.cat([y_train, y_test]))
     if cfg.noise:
         y_train = y_train + cfg.noise * torch.randn(y_train.shape, generator=gen)
     return Dataset(x_train, y_train, x_test, y_test)
+
+
+def check_targets(cfg: DataConfig, x: Tensor, y: Tensor) -> None:
+    """Refuses targets that are NaN/inf, or too large to square in float32 (the MSE would
+    be inf): training on them would "diverge" at step 0 and blame the learning rate."""
+    bad = ~torch.isfinite(y.reshape(-1) * y.reshape(-1))  # (N,) True where y*y is not finite
+    count = int(bad.sum())
+    if not count:
+        return
+    i = int(bad.nonzero()[0, 0])
+    value = float(y.reshape(-1)[i])
+    coords = ", ".join(f"x{j}={float(v):.3g}" for j, v in enumerate(x[i, :4].tolist()))
+    more = ", ..." if x.shape[1] > 4 else ""
+    kind = "not finite" if not torch.isfinite(y.reshape(-1)[i]) else \
+        "too large to square in float32 (the loss would be inf)"
+    field = "data.formula" if cfg.task == "formula" else "data.task"
+    raise ConfigError(field, cfg.formula if cfg.task == "formula" else cfg.task,
+                      "an expression with finite values (|y| < 1e19) for x ~ N(0, I)",
+                      hint=f"{count} of {len(y)} targets are {kind}, e.g. y = {value:g} at "
+                           f"{coords}{more}")
 
 
 def _formula_task(cfg: DataConfig, gen: torch.Generator) -> Dataset:
@@ -102,6 +124,16 @@ TASKS: dict[str, Callable[[DataConfig, torch.Generator], Dataset]] = {
     "modular": _modular_task,
     "teacher": _teacher_task,
 }
+
+
+def probe_targets(cfg: DataConfig, seed: int, rows: int = 1024) -> None:
+    """check_targets on the first `rows` samples only: what validating a config at
+    creation can afford (the trainer checks all of them before its first step)."""
+    if cfg.task != "formula":  # sin2 and a teacher are finite; modular data are tokens
+        return
+    rows = max(16, min(rows, (1 << 22) // cfg.dim))  # a few MB however wide x is
+    small = dataclasses.replace(cfg, n_train=min(cfg.n_train, rows), n_test=0)
+    build_dataset(small, seed)
 
 
 def build_dataset(cfg: DataConfig, seed: int) -> Dataset:

@@ -11,7 +11,12 @@ finished run:
 
 A DIY statistic is checked on a small probe tensor when it is defined, so most
 mistakes show at once; one that still fails during a run is switched off for the
-rest of that run with its error recorded, and nothing else is affected.
+rest of that run with its error recorded, and nothing else is affected. User code is
+contained: it gets a copy of its input (changing it in place cannot reach the other
+statistics or the snapshots on disk), runs under a time budget (engine/deadlines.py),
+and SystemExit from it is an error of the statistic, not the end of the process. A
+statistic whose code is not trusted (featurelab.signatures) keeps its source and
+name but never runs.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from featurelab.engine import deadlines
 from featurelab.errors import ConfigError, StatisticError
 
 ACTIVATIONS = "activations"
@@ -42,6 +48,16 @@ class Statistic:
     source: str  # the function's source text, kept for replay and the blog
     builtin: bool = False
     description: str = ""
+    trusted: bool = True  # False: from elsewhere, unsigned; shown, never run
+
+
+UNTRUSTED = ("its code came from elsewhere (not signed by you), so it is disabled: read "
+             "its source, then trust it with lab.trust(), fl.trust(path) or "
+             "`featurelab trust PATH`")
+
+
+def _disabled(t: Tensor, dim: int, keepdim: bool = False) -> Tensor:
+    raise RuntimeError("an untrusted statistic's code never runs")  # call_statistic says why
 
 
 def _active_rate(t: Tensor, dim: int, keepdim: bool = False) -> Tensor:
@@ -98,9 +114,14 @@ def function_from_source(name: str, source: str) -> StatFn:
     returns the one function it defines. It runs on its own, so that replay needs
     nothing but the log: torch, np and math are there, the notebook's globals not."""
     namespace: dict = {"torch": torch, "np": np, "math": math}
-    try:
-        exec(compile(source, f"<statistic {name}>", "exec"), namespace)  # noqa: S102
-    except Exception as exc:  # a syntax error or any error at definition time
+    try:  # its top level runs too: bounded in time, and SystemExit is only an error
+        deadlines.run_with_budget(
+            lambda: exec(compile(source, f"<statistic {name}>", "exec"), namespace),  # noqa: S102
+            deadlines.DEFAULT_SECONDS)
+    except deadlines.OverBudget:
+        raise StatisticError(name, f"source did not finish running within "
+                             f"{deadlines.DEFAULT_SECONDS:g} s") from None
+    except BaseException as exc:  # a syntax error, any error, even SystemExit
         raise StatisticError(name, f"source does not run: {type(exc).__name__}: {exc}") from None
     fns = [v for k, v in namespace.items()
            if inspect.isfunction(v) and k != "torch" and v.__module__ != "torch"]
@@ -147,8 +168,9 @@ class StatisticRegistry:
         return ([] if stat.on == ACTIVATIONS else self.chain(stat.on)) + [name]
 
     def define(self, name: str, fn: StatFn | None = None, on: str = ACTIVATIONS,
-               source: str = "") -> Statistic:
-        """Defines (or redefines) a DIY statistic; checks it on a probe tensor first."""
+               source: str = "", trusted: bool = True) -> Statistic:
+        """Defines (or redefines) a DIY statistic; checks it on a probe tensor first.
+        An untrusted one (source from elsewhere) is kept without running anything."""
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             raise ConfigError("statistic.name", name,
                               "a Python identifier such as 'nonlinear_rate'")
@@ -162,6 +184,11 @@ class StatisticRegistry:
         if on != ACTIVATIONS and self.level(on) >= 2:
             raise ConfigError("statistic.on", on, "a statistic with one value per neuron",
                               hint=f"{on!r} already has one value per layer")
+        if not trusted:
+            stat = Statistic(name, _disabled, on, source, trusted=False)
+            with self._lock:
+                self._stats[name] = stat
+            return stat
         if fn is None:
             fn = function_from_source(name, source)
         if not callable(fn):
@@ -170,17 +197,43 @@ class StatisticRegistry:
         stat = Statistic(name, fn, on, source)
         probe_level = 0 if on == ACTIVATIONS else self.level(on)
         probe = torch.randn((3, 5, 4) if probe_level == 0 else (3, 4)).abs()  # (K, S, N) / (K, N)
-        apply_statistic(stat, probe)
+        # On a thread of its own: a function that hangs (even in a sleep) is refused
+        # within the budget, and the lab's write lock is not held forever.
+        try:
+            deadlines.run_with_budget(lambda: _probe(stat, probe), deadlines.DEFAULT_SECONDS)
+        except deadlines.OverBudget:
+            raise StatisticError(name, f"did not return within {deadlines.DEFAULT_SECONDS:g} s "
+                                 f"on a probe of shape {tuple(probe.shape)}") from None
         with self._lock:
             self._stats[name] = stat
         return stat
 
 
+def _probe(stat: Statistic, probe: Tensor) -> Tensor:
+    # On its own thread (see define): even KeyboardInterrupt can only come from the code.
+    try:
+        out = stat.fn(probe, dim=1, keepdim=False)
+    except deadlines.OverBudget:
+        raise
+    except BaseException as exc:
+        raise StatisticError(stat.name, f"raised {type(exc).__name__}: {exc} (input shape "
+                             f"{tuple(probe.shape)}, dim=1)") from None
+    return check_output(stat, out, tuple(probe.shape))
+
+
 def call_statistic(stat: Statistic, values: Tensor) -> Tensor:
     """Runs the function on a stack of steps, reducing axis 1; unchecked output."""
-    try:
+    if stat.builtin:
         return stat.fn(values, dim=1, keepdim=False)
-    except Exception as exc:
+    if not stat.trusted:
+        raise StatisticError(stat.name, UNTRUSTED)
+    try:  # a copy: `t.mul_(0)` must not zero the other statistics or a snapshot file
+        return deadlines.call_with_budget(deadlines.DEFAULT_SECONDS, stat.fn, values.clone(),
+                                       dim=1, keepdim=False)
+    except deadlines.OverBudget:
+        raise StatisticError(stat.name, f"ran longer than {deadlines.DEFAULT_SECONDS:g} s "
+                             f"(input shape {tuple(values.shape)}); switched off") from None
+    except (Exception, SystemExit) as exc:  # SystemExit: user code cannot end the kernel
         raise StatisticError(stat.name, f"raised {type(exc).__name__}: {exc} "
                              f"(input shape {tuple(values.shape)}, dim=1)") from None
 

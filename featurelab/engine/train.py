@@ -38,11 +38,12 @@ from featurelab.engine.events import Events
 from featurelab.engine.models import HOOK_KINDS, MLP, build_model, parse_hook_point
 from featurelab.engine.observables import Recorder, plan_observables
 from featurelab.engine.optim import build_optimizer
+from featurelab.engine.resources import check_resources
 from featurelab.engine.results import RunResult
 from featurelab.engine.snapshots import Snapshots
 from featurelab.engine.stats import StatisticRegistry
 from featurelab.engine.steps import choose_step
-from featurelab.errors import FeaturelabError
+from featurelab.errors import FeaturelabError, disk_full
 
 EVENTS = ("on_step_end", "on_eval", "on_flush", "on_finish")
 CHECKPOINT_FORMAT = 1  # the layout of Trainer.checkpoint(); restore() refuses others
@@ -64,6 +65,8 @@ class Trainer:
                  fused_step: bool = True, stop_at: int | None = None) -> None:
         self.config = cfg = config
         self.statistics = statistics or StatisticRegistry()
+        # Before any allocation: a run that cannot fit is refused, not OOM-killed.
+        check_resources(cfg, snapshot_dir)
         self.data = build_dataset(cfg.data, cfg.seed)
         with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
             torch.manual_seed(cfg.seed)  # as a bare torch script would seed its init
@@ -147,7 +150,7 @@ class Trainer:
         try:
             self._step(s)
         except Exception as exc:  # keep what was recorded; say what broke
-            self.error = f"step {s} failed: {type(exc).__name__}: {exc}"
+            self.error = _failure(f"step {s}", exc)
             return self._finish("failed")
         self._in_step = False  # not reached when an interrupt cuts the step short
         if self.error:  # the loss became NaN/inf
@@ -288,10 +291,17 @@ class Trainer:
     def _finish(self, status: str) -> bool:
         if self.status not in FINAL_STATUSES:
             self.status = status
-            self.recorder.flush()
-            if self.snapshots:
-                self.snapshots.flush()
-            self.events.emit("on_finish", status)
+            try:
+                self.recorder.flush()
+                if self.snapshots:
+                    self.snapshots.flush()
+            except Exception as exc:  # the last rows could not be kept (a full disk): the
+                # run failed, and what earlier flushes wrote stays readable
+                if status != "failed":
+                    why = _failure("the last flush", exc)
+                    self.error = f"{self.error}; then {why}" if self.error else why
+                self.status = "failed"
+            self.events.emit("on_finish", self.status)
         return False
 
     @property
@@ -334,6 +344,15 @@ class Trainer:
             stat_errors=dict(self.recorder.stat_errors),
             snapshots=self.snapshots,
         )
+
+
+def _failure(where: str, exc: Exception) -> str:
+    """Why a run failed, for its status line: a full disk says "disk full: <file>" (the
+    run did nothing wrong), anything else its exception."""
+    full = disk_full(exc)
+    if full is not None:
+        return str(full.at(f"at {where}"))
+    return f"{where} failed: {type(exc).__name__}: {exc}"
 
 
 def _copy_snapshots(source: Snapshots, target: Snapshots) -> None:

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 
 from featurelab.engine.models import point_label
 from featurelab.errors import FeaturelabError
+from featurelab.export.text import plain_texts
 from featurelab.view import FAMILY_COLORS, METHOD_LABELS, Chart
 from featurelab.view import experiment_color as color_at
 
@@ -327,6 +328,7 @@ def _info(ax: Any, title: str) -> AxesInfo:
 
 
 def _picture(fig: Figure, axes: tuple[AxesInfo, ...], caption: str) -> Picture:
+    plain_texts(fig)  # names and labels are text, never mathtext ("$" in a name)
     buffer = io.BytesIO()
     # No "Software" stamp: the same session gives byte-identical pictures.
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})

@@ -24,6 +24,7 @@ import networkx as nx
 
 from featurelab.engine.observables import NAMED_OBSERVABLES
 from featurelab.engine.stats import ACTIVATIONS
+from featurelab.export.text import clean_data, plain_texts
 
 if TYPE_CHECKING:
     from featurelab.lab import Lab
@@ -54,6 +55,8 @@ class _Graph:
         return node
 
     def edge(self, source: str, target: str, relation: str, **attrs: Any) -> None:
+        if source not in self.nx or target not in self.nx:
+            return  # a deleted experiment has no node: what pointed at it points nowhere
         self.nx.add_edge(source, target, relation=relation, **attrs)
 
     def count(self, kind: str) -> int:
@@ -92,7 +95,9 @@ def build_graph(lab: Lab) -> nx.DiGraph:
 
 
 def graph_json(graph: nx.DiGraph) -> dict[str, Any]:
-    return nx.node_link_data(graph, edges="edges")
+    # cleaned: a lone surrogate in a name would be written as "\\ud800", which strict
+    # JSON readers reject
+    return clean_data(nx.node_link_data(graph, edges="edges"))
 
 
 def graph_summary(graph: nx.DiGraph) -> str:
@@ -155,7 +160,9 @@ def _draw(fig: Any, ax: Any, graph: nx.DiGraph, kinds: list[str]) -> None:
     ax.set_xlim(-0.6, len(kinds) - 0.4)
     half = max(abs(y) for _, y in where.values()) + 0.7
     ax.set_ylim(-half, half)
-    # Arrows are clipped to the boxes they join, which have their size only once drawn.
+    # Arrows are clipped to the boxes they join, which have their size only once drawn;
+    # names and notes in the boxes are text, never mathtext ("$" in a note).
+    plain_texts(fig)
     fig.canvas.draw()
     for a, b, relation in graph.edges(data="relation"):
         ax.annotate("", xy=where[b], xytext=where[a], zorder=2, arrowprops={
@@ -188,6 +195,7 @@ def graph_png(graph: nx.DiGraph) -> bytes:
         _draw(fig, ax, graph, kinds)
     else:
         ax.text(0.5, 0.5, "nothing recorded yet", ha="center", va="center")
+    plain_texts(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()

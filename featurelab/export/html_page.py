@@ -14,12 +14,14 @@ import base64
 import html
 import xml.etree.ElementTree as ET
 from typing import Any
+from urllib.parse import unquote
 
 from latex2mathml.converter import convert
 from markdown_it import MarkdownIt
-from markdown_it.rules_inline import StateInline
 
 from featurelab.export.blog import Document
+from featurelab.export.safe_markdown import math_rule
+from featurelab.export.text import clean
 
 MATHML_NS = "http://www.w3.org/1998/Math/MathML"
 MATHML_TAGS = frozenset(
@@ -101,40 +103,9 @@ def math_html(latex: str, display: bool) -> str:
     return mathml
 
 
-def _math_rule(state: StateInline, silent: bool) -> bool:
-    """`$...$` and `$$...$$`. A single `$` opens only before a non-space and the next
-    unescaped `$` closes only after one and before no digit (so "costs $5 and $6" stays
-    text), as pandoc reads it."""
-    src, start = state.src, state.pos
-    if src[start] != "$":
-        return False
-    display = src.startswith("$$", start)
-    if display:
-        end = src.find("$$", start + 2)
-        if end < 0 or end == start + 2:
-            return False
-        content, after = src[start + 2:end], end + 2
-    else:
-        if start + 1 >= state.posMax or src[start + 1].isspace():
-            return False
-        end = src.find("$", start + 1)
-        while end > 0 and src[end - 1] == "\\":  # an escaped dollar inside the math
-            end = src.find("$", end + 1)
-        if end < 0 or end >= state.posMax or src[end - 1].isspace() or \
-                src[end + 1:end + 2].isdigit():
-            return False
-        content, after = src[start + 1:end], end + 1
-    if not silent:
-        token = state.push("math_display" if display else "math_inline", "math", 0)
-        token.content = content
-        token.markup = "$$" if display else "$"
-    state.pos = after
-    return True
-
-
 def markdown_renderer() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "typographer": False}).enable("table")
-    md.inline.ruler.before("escape", "math", _math_rule)
+    md.inline.ruler.before("escape", "math", math_rule)
     md.add_render_rule("math_inline", lambda self, tokens, i, *_: math_html(tokens[i].content,
                                                                             False))
     md.add_render_rule("math_display", lambda self, tokens, i, *_: math_html(tokens[i].content,
@@ -157,14 +128,15 @@ def markdown_to_html(markdown: str, files: dict[str, bytes]) -> str:
     for token in tokens:
         for child in token.children or []:
             src: Any = child.attrGet("src") if child.type == "image" else None
-            if src in files:  # our own pictures, embedded: the page is one file
-                data = base64.b64encode(files[src]).decode("ascii")
+            name = unquote(src) if isinstance(src, str) else None  # the Markdown %-encodes
+            if name in files:  # our own pictures, embedded: the page is one file
+                data = base64.b64encode(files[name]).decode("ascii")
                 child.attrSet("src", f"data:image/png;base64,{data}")
     return md.renderer.render(tokens, md.options, {})
 
 
 def render_html(doc: Document, markdown: str, files: dict[str, bytes]) -> str:
-    title = html.escape(doc.title)
+    title = html.escape(clean(doc.title))
     return "\n".join([
         "<!DOCTYPE html>",
         '<html lang="en">',

@@ -2,9 +2,11 @@
 
 Text from the session (sentences, names, config values, fit failure reasons) is
 escaped, so nothing a researcher or agent typed becomes markup: `<`, `>` and `&` as
-entities, Markdown punctuation with backslashes. Notes are the researcher's own
-Markdown and are kept as written, inside a blockquote marked as theirs. Math is
-`$...$` inline and `$$...$$` in fit tables, as the reference post writes it.
+entities, Markdown punctuation with backslashes (safe_markdown.escape_text). Notes are the
+researcher's own Markdown, inside a blockquote marked as theirs, written back by
+safe_markdown so that under CommonMark and kramdown alike they are the Markdown they
+mean and no HTML. Math is `$...$` inline and `$$...$$` in fit tables, as the reference
+post writes it. The front matter turns Liquid off (Jekyll 4): `{{` in a name stays text.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from urllib.parse import quote
 
 from featurelab.engine.fit import _fmt_coef
 from featurelab.export.blog import (
@@ -28,31 +31,28 @@ from featurelab.export.blog import (
     Sentence,
     SweepBlock,
 )
+from featurelab.export.safe_markdown import escape_text, note_markdown
+from featurelab.export.text import clean
 
 NOTE_MARK = "**Researcher's note**"
-_PUNCTUATION = re.compile(r"([\\`*\[\]|~$])")  # what makes markup anywhere in a line
-# "_" makes emphasis only at a word's edge; "exp_0" stays readable.
-_EDGE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 _CODE_SPAN = re.compile(r"(`+).+?\1")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 # "<" opening a tag, a comment or a declaration; not an autolink such as <https://...>
 _HTML_TAG = re.compile(r"<(?![A-Za-z][A-Za-z0-9+.-]{1,31}:[^<>\s]*>)(?=[A-Za-z/!?])")
-_LINE_START = re.compile(r"^(\s*)([-=>#+]|\d+(?=[.)]))")  # and at its start
+# Characters YAML does not keep as they are in a double-quoted scalar (C1 controls, line
+# and paragraph separators, BOM, non-characters): written as \u escapes.
+_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
 
 
 def escape(text: str) -> str:
     """Plain text as Markdown that shows exactly that text, on one line."""
-    text = " ".join(str(text).split())
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = _PUNCTUATION.sub(r"\\\1", text)
-    text = _EDGE_UNDERSCORE.sub(r"\\_", text)
-    return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
+    return escape_text(" ".join(str(text).split()))
 
 
 def cell(text: str) -> str:
     """Plain text as the Markdown of a table cell: escaped as `escape` does, but for what
     only the start of a line makes markup ("0.001" is not a list item there)."""
-    return escape("\0" + str(text))[1:]
+    return escape_text(" ".join(str(text).split()), line_start=False)
 
 
 def cell_math(latex: str) -> str:
@@ -61,17 +61,27 @@ def cell_math(latex: str) -> str:
         .replace("|", r"\vert ")
 
 
+def yaml_json(value: object) -> str:
+    """JSON that YAML (libyaml, as Jekyll reads it) reads back as the same value: a JSON
+    string is a double-quoted YAML scalar, but libyaml refuses the surrogate-pair escapes
+    that ASCII-only JSON writes for an emoji, so characters stay as they are, but those
+    YAML would not keep."""
+    text = json.dumps(value, ensure_ascii=False)
+    return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def _front_matter(doc: Document) -> str:
-    # JSON strings are YAML double-quoted scalars: any title is safe there.
-    return "\n".join(["---", "layout: post", f"title: {json.dumps(doc.title)}",
-                      f"date: {doc.date}", "tags: [featurelab]",
-                      f"featurelab: {json.dumps({'lab': doc.lab, 'detail': doc.detail})}",
-                      "---"])
+    about = {"lab": clean(doc.lab), "detail": doc.detail}
+    return "\n".join(["---", "layout: post", f"title: {yaml_json(clean(doc.title))}",
+                      f"date: {doc.date}", "tags: [featurelab]", f"featurelab: {yaml_json(about)}",
+                      "render_with_liquid: false", "---"])
 
 
 def _fence(source: str) -> str:
-    longest = max((len(run) for run in re.findall(r"`+", source)), default=0)
-    return "`" * max(3, longest + 1)
+    # Tildes: kramdown's own fence as well as CommonMark's (under kramdown without GFM a
+    # backtick fence is not code, and raw HTML in the source would be live).
+    longest = max((len(run) for run in re.findall(r"~+", source)), default=0)
+    return "~" * max(3, longest + 1)
 
 
 def _config(block: ConfigTable) -> str:
@@ -159,8 +169,10 @@ def _code_spans(line: str) -> list[tuple[bool, str]]:
 
 
 def escape_html(markdown: str) -> str:
-    """Markdown with its raw HTML tags turned to text (code and autolinks kept): a note
-    may come from an agent, and a Jekyll site renders the HTML in a Markdown post."""
+    """Markdown with its raw HTML tags turned to text (code and autolinks kept), reading
+    fences as CommonMark mostly does. Notes no longer go through it (safe_markdown writes
+    them back from a parse instead: a fence one renderer reads and another does not left
+    HTML live here)."""
     out, fence = [], None
     for line in markdown.splitlines():
         opener = _FENCE.match(line)
@@ -175,8 +187,14 @@ def escape_html(markdown: str) -> str:
 
 
 def _note(block: Note) -> str:
-    body = escape_html(block.text.strip("\n")).splitlines()
+    body = note_markdown(block.text)
     return "\n".join([f"> {NOTE_MARK}", ">"] + [f"> {line}".rstrip() for line in body])
+
+
+def _file(name: str) -> str:
+    """A picture's relative path as a link target: %-encoded, so that a post saved as
+    "my post (2).md" links to "my%20post%20%282%29_files/..." and not to nothing."""
+    return quote(name, safe="/")
 
 
 def _block(block: Block, files_dir: str, files: dict[str, bytes]) -> str:
@@ -194,7 +212,8 @@ def _block(block: Block, files_dir: str, files: dict[str, bytes]) -> str:
     if isinstance(block, ChartBlock):
         name = f"{files_dir}/{block.name}.png"
         files[name] = block.picture.png
-        return f"![{escape(block.picture.alt)}]({name})\n*{escape(block.picture.caption)}*"
+        return (f"![{escape(block.picture.alt)}]({_file(name)})\n"
+                f"*{escape(block.picture.caption)}*")
     if isinstance(block, LawBlock):
         return _law(block)
     if isinstance(block, SweepBlock):
@@ -204,7 +223,8 @@ def _block(block: Block, files_dir: str, files: dict[str, bytes]) -> str:
     if isinstance(block, GraphBlock):
         name = f"{files_dir}/knowledge-graph.png"
         files[name] = block.png
-        return (f"## Knowledge graph\n\n![Knowledge graph: {escape(block.summary)}]({name})\n"
+        return (f"## Knowledge graph\n\n"
+                f"![Knowledge graph: {escape(block.summary)}]({_file(name)})\n"
                 f"*{escape(block.summary)}*\n\n## Session")
     raise TypeError(f"unknown block {block!r}")
 
@@ -216,4 +236,5 @@ def render_markdown(doc: Document, files_dir: str) -> tuple[str, dict[str, bytes
              f"from its action log ({doc.detail} detail). Quoted notes are the researcher's "
              "own words; every other sentence tells one recorded action.*")
     parts = [_front_matter(doc), intro] + [_block(b, files_dir, files) for b in doc.blocks]
-    return "\n\n".join(parts) + "\n", files
+    # A lone surrogate or NUL in any name would make the file unwritable or unreadable.
+    return clean("\n\n".join(parts) + "\n"), files

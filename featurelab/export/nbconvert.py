@@ -3,7 +3,8 @@ notebook, the same Markdown (and pictures) as `lab.export_blog(path, notebook=..
 
 The exporter finds the notebook's lab in its code (`fl.Lab("name", root=...)`), opens
 it beside the notebook, or runs the notebook's code cells first when the lab has no
-store yet, and writes the draft with the markdown cells as the researcher's notes.
+store yet (only if the notebook is trusted or `--BlogExporter.execute=True`
+says so), and writes the draft with the markdown cells as the researcher's notes.
 Registered as the "featurelab_blog" entry point in pyproject.toml; nbconvert is needed
 only here, so featurelab itself does not depend on it.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nbconvert.exporters import Exporter
-from traitlets import Unicode
+from traitlets import Bool, Unicode
 
 from featurelab.export.blog import DETAILS, build_document
 from featurelab.export.markdown import render_markdown
@@ -30,6 +31,9 @@ class BlogExporter(Exporter):
                      "consecutive view events merged").tag(config=True)
     title = Unicode("", help="the post's title (default: the notebook's # heading, or the "
                     "lab's name)").tag(config=True)
+    execute = Bool(False, help="run the notebook's code cells when its lab has no store "
+                   "beside it, even if the notebook is not trusted (signed by you): it "
+                   "runs that code here").tag(config=True)
 
     def _file_extension_default(self) -> str:
         return ".md"
@@ -41,7 +45,7 @@ class BlogExporter(Exporter):
             raise ValueError(f"BlogExporter.detail={self.detail!r}; allowed: "
                              f"{', '.join(DETAILS)}")
         directory = Path((resources.get("metadata") or {}).get("path") or ".")
-        lab = open_notebook_lab(nb_copy, directory)
+        lab = open_notebook_lab(nb_copy, directory, execute=self.execute)
         # The pictures go where nbconvert puts a notebook's files ("<name>_files"), the
         # folder lab.export_blog("<name>.md") uses.
         stem = resources.get("unique_key") or "notebook"

@@ -216,15 +216,30 @@ def run_notebook(notebook: dict[str, Any], directory: Path) -> dict[str, Any]:
             try:
                 with cell_context(cell.get("id")), contextlib.redirect_stdout(sys.stderr):
                     exec(compile(code, filename, "exec"), namespace)  # noqa: S102
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # exit() in a cell ends the cell only
                 raise FeaturelabError(f"notebook cell {number} failed: "
                                       f"{type(exc).__name__}: {exc}") from exc
     return namespace
 
 
-def open_notebook_lab(notebook: dict[str, Any], directory: str | Path) -> Lab:
+def notebook_trusted(notebook: dict[str, Any]) -> bool:
+    """Whether Jupyter trusts the notebook: signed with this user's notebook secret (as
+    JupyterLab signs what the user saves; `jupyter trust` and `featurelab trust` sign)."""
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    try:
+        return bool(NotebookNotary().check_signature(nbformat.from_dict(notebook)))
+    except Exception:  # no signature database, a malformed notebook: not trusted
+        return False
+
+
+def open_notebook_lab(notebook: dict[str, Any], directory: str | Path,
+                      execute: bool = False) -> Lab:
     """The notebook's lab, opened from its store beside the notebook; when there is no
-    store yet (or the lab lives in memory), the notebook is run to build it."""
+    store yet (or the lab lives in memory), the notebook is run to build it, but only if
+    the caller says so (`execute`) or Jupyter trusts the notebook: a notebook received
+    from elsewhere never runs because it was exported."""
     from featurelab.lab import Lab
 
     directory = Path(directory or ".").resolve()
@@ -234,6 +249,13 @@ def open_notebook_lab(notebook: dict[str, Any], directory: str | Path) -> Lab:
                               "literal arguments in its code cells")
     store = call.store_path(directory)
     if store is None or not store.exists():
+        if not (execute or notebook_trusted(notebook)):
+            where = "lives in memory" if store is None else f"has no store at {store}"
+            raise FeaturelabError(
+                f"the notebook's lab {call.name!r} {where}, so exporting means running the "
+                "notebook's code cells, and the notebook is not trusted (not signed by you)."
+                " Read it, then run it with --BlogExporter.execute=True, or trust "
+                "it: jupyter trust NOTEBOOK (or featurelab trust NOTEBOOK)")
         namespace = run_notebook(notebook, directory)
         if store is None:  # an in-memory lab lives only in the namespace that made it
             labs = [v for v in namespace.values() if isinstance(v, Lab)]

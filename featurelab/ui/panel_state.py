@@ -24,6 +24,7 @@ re-typed in JavaScript:
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
@@ -231,6 +232,7 @@ class RunRow(TypedDict):
 class ExperimentRow(TypedDict):
     id: str
     name: str
+    tags: list[str]
     based_on: str | None
     label: str
     data_label: str
@@ -283,6 +285,7 @@ class StatisticRow(TypedDict):
     builtin: bool
     source: str
     description: str
+    trusted: bool  # False: from elsewhere, not signed by this user; its code never runs
 
 
 @with_config(_STRICT)
@@ -389,9 +392,31 @@ class PanelState(TypedDict):
 PANEL_STATE: TypeAdapter[PanelState] = TypeAdapter(PanelState)
 
 
+# A lone surrogate (half of a UTF-16 pair, e.g. from a "\\ud800" JSON escape) cannot be
+# sent: the kernel's comm encodes its messages as UTF-8. NUL is kept out too.
+_UNSENDABLE = re.compile("[\ud800-\udfff\x00]")
+
+
+def _sendable(value: Any) -> Any:
+    """Every string (and key) with each lone surrogate and NUL as U+FFFD, a surrogate pair
+    written as two code points joined (as featurelab/export/text.py cleans exported text;
+    ui may not import export)."""
+    if isinstance(value, str):
+        if not _UNSENDABLE.search(value):
+            return value
+        value = value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_sendable(k): _sendable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_sendable(v) for v in value)
+    return value
+
+
 def validate_panel_state(state: PanelState) -> PanelState:
-    """The state checked against the model (a ValidationError names the bad field)."""
-    return PANEL_STATE.validate_python(state)
+    """The state checked against the model (a ValidationError names the bad field), with
+    any text typed into the lab made sendable."""
+    return PANEL_STATE.validate_python(_sendable(state))
 
 
 def panel_state_schema() -> dict[str, Any]:

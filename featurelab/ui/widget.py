@@ -95,6 +95,19 @@ def _bundle(name: str, missing: str) -> Path | str:
     return path if path.exists() else missing
 
 
+def _request_id(request: Any) -> Any:
+    """The id a reply carries back: a JSON scalar as given, else None (a reply must be
+    JSON, and the front end matches ids it made, which are scalars)."""
+    if request is None or isinstance(request, (str, int)):
+        return request
+    return request if isinstance(request, float) and math.isfinite(request) else None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _finite(value: Any) -> float | None:
     return float(value) if value is not None and math.isfinite(float(value)) else None
 
@@ -152,10 +165,18 @@ class Panel(anywidget.AnyWidget):
 
     # -- panel -> lab -------------------------------------------------------------------
 
-    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list) -> None:
-        kind = content.get("kind")
-        request = content.get("request")
+    def _on_message(self, _widget: Any, content: Any, _buffers: list) -> None:
+        # Anything may arrive here (a front end of another version, a hand-made message):
+        # it gets an error reply, never an exception in the kernel.
+        is_dict = isinstance(content, dict)
+        kind = content.get("kind") if is_dict else None
+        request = _request_id(content.get("request")) if is_dict else None
         try:
+            if not is_dict:
+                raise FeaturelabError(f"a panel message is a dict with 'kind' and 'request'; "
+                                      f"got {_short(content)}")
+            if not isinstance(kind, str):
+                raise FeaturelabError(f"a panel message's kind is a string; got {_short(kind)}")
             if kind == "action":
                 result = self._apply(content.get("action"))
                 self.send({"kind": "ack", "request": request, "result": result})
@@ -196,8 +217,15 @@ class Panel(anywidget.AnyWidget):
         metric, layer = content.get("metric"), content.get("layer")
         if not isinstance(metric, str):
             raise FeaturelabError(f"a series request names its metric; got {metric!r}")
+        if layer is not None and not isinstance(layer, str):
+            raise FeaturelabError(f"a series request's layer is a hook point or null; got "
+                                  f"{_short(layer)}")
+        experiments = content.get("experiments") or []
+        if not isinstance(experiments, list) or not all(isinstance(e, str) for e in experiments):
+            raise FeaturelabError(f"a series request lists experiment ids; got "
+                                  f"{_short(experiments)}")
         out, buffers = [], []
-        for experiment in content.get("experiments") or []:
+        for experiment in experiments:
             try:
                 steps, values = self.lab.metric_series(experiment, metric, layer)
             except FeaturelabError as exc:
@@ -210,7 +238,15 @@ class Panel(anywidget.AnyWidget):
         return {"metric": metric, "layer": layer, "series": out}, buffers
 
     def _activations(self, content: dict[str, Any]) -> tuple[dict, list]:
-        run = self.lab.results(content.get("experiment", ""))
+        experiment, step = content.get("experiment", ""), content.get("step") or 0
+        if not isinstance(experiment, str):
+            raise FeaturelabError(f"an activations request names its experiment; got "
+                                  f"{_short(experiment)}")
+        if isinstance(step, bool) or not isinstance(step, (int, float)) \
+                or not math.isfinite(step):
+            raise FeaturelabError(f"an activations request's step is a number; got "
+                                  f"{_short(step)}")
+        run = self.lab.results(experiment)
         trainer = run.trainer  # read once: a run that ends lets its trainer go
         snapshots = trainer.snapshots if trainer is not None else run.result().snapshots
         layer = content.get("layer")
@@ -220,7 +256,7 @@ class Panel(anywidget.AnyWidget):
         if not snapshots.count:
             raise FeaturelabError(f"{content.get('experiment')} has taken no snapshot yet")
         steps = snapshots.steps
-        step = int(content.get("step") or 0)
+        step = int(step)
         nearest = int(steps[max(0, int(np.searchsorted(steps, step, side="right")) - 1)])
         values = np.ascontiguousarray(snapshots.at(layer, step), dtype=np.float32)
         return ({"step": nearest, "steps": steps.tolist(), "shape": list(values.shape),
@@ -238,7 +274,8 @@ def lab_state(lab: Lab) -> PanelState:
         view=cast(ViewState, lab.view.to_dict()),
         statistics=[StatisticRow(name=s, on=statistics[s].on, level=statistics.level(s),
                                  builtin=statistics[s].builtin, source=statistics[s].source,
-                                 description=statistics[s].description)
+                                 description=statistics[s].description,
+                                 trusted=statistics[s].trusted)
                     for s in statistics.names()],
         neuron_stats=[list(p) for p in lab.neuron_stats],
         fits=[FitState(id=f.id, experiment=f.experiment, metric=f.metric, layer=f.layer,
@@ -299,7 +336,7 @@ def _experiment(lab: Lab, exp: Experiment, index: int) -> ExperimentRow:
                 if name in result.arrays and len(result.arrays[name]):
                     final[name] = _finite(result.arrays[name][-1])
     row = ExperimentRow(
-        id=exp.id, name=exp.name, based_on=exp.based_on,
+        id=exp.id, name=exp.name, tags=list(exp.tags), based_on=exp.based_on,
         label=exp.config.model.label, data_label=exp.config.data.label,
         optimizer_label=exp.config.optimizer.label, config=_config(exp.config),
         observables=list(exp.config.observables),

@@ -41,7 +41,7 @@ def new_job_id() -> int:
 @dataclass
 class Job:
     config: dict[str, Any]  # ExperimentConfig.to_dict()
-    statistics: list[tuple[str, str, str]]  # the DIY ones it needs: (name, on, source)
+    statistics: list[tuple[str, str, str, bool]]  # DIY ones it needs: (name, on, source, trusted)
     snapshot_dir: str | None = None
     stop_at: int | None = None
     threads: int = 1
@@ -58,10 +58,11 @@ class Job:
 
 
 def portable_statistics(registry: StatisticRegistry, config: ExperimentConfig
-                        ) -> list[tuple[str, str, str]] | None:
-    """The DIY statistics a config records, as (name, on, source) in an order a fresh
-    registry can define them in; None when one has no source text (a function Python
-    could not find the source of), which only the kernel that holds it can run."""
+                        ) -> list[tuple[str, str, str, bool]] | None:
+    """The DIY statistics a config records, as (name, on, source, trusted) in an order a
+    fresh registry can define them in; None when one has no source text (a function
+    Python could not find the source of), which only the kernel that holds it can run.
+    An untrusted one goes as such: a worker never runs what the kernel would not."""
     plan = plan_observables(config.observables, registry, hook_shapes(config),
                             config.data.is_classification)
     needed = dict.fromkeys(link for names in plan.stats.values() for name in names
@@ -73,14 +74,14 @@ def portable_statistics(registry: StatisticRegistry, config: ExperimentConfig
             continue
         if not stat.source:
             return None
-        out.append((name, stat.on, stat.source))
+        out.append((name, stat.on, stat.source, stat.trusted))
     return out
 
 
-def registry_of(statistics: list[tuple[str, str, str]]) -> StatisticRegistry:
+def registry_of(statistics: list[tuple[str, str, str, bool]]) -> StatisticRegistry:
     registry = StatisticRegistry()
-    for name, on, source in statistics:
-        registry.define(name, on=on, source=source)
+    for name, on, source, trusted in statistics:
+        registry.define(name, on=on, source=source, trusted=trusted)
     return registry
 
 

@@ -2,6 +2,7 @@
 // "New experiment" form.
 import { h, replaceChildren } from "./dom.js";
 import { errorSlot } from "./errors.js";
+import { createExperimentEdit } from "./experiment-edit.js";
 import { createExperimentForm } from "./experiment-form.js";
 import { fmtValue } from "./format.js";
 import { experimentColor } from "./facts.js";
@@ -65,12 +66,12 @@ export function knobsText(exp, paths) {
   return paths.map((p) => `${short(p)}=${show(flat[p])}`).join(" · ");
 }
 
-/** The rows to show, in order: those whose id, name, model or knobs contain the filter
+/** The rows to show, in order: those whose id, name, tags, model or knobs contain the filter
  *  text (case-insensitive), sorted by a column ({key, descending}); ties keep the lab's
  *  order. */
 export function visibleRows(experiments, { filter = "", sort = null, paths = [] } = {}) {
   const needle = filter.trim().toLowerCase();
-  const text = (e) => [e.id, e.name, e.label, knobsText(e, paths)].join(" ").toLowerCase();
+  const text = (e) => [e.id, e.name, ...(e.tags || []), e.label, knobsText(e, paths)].join(" ").toLowerCase();
   const rows = experiments.map((e, i) => ({ e, i })).filter(({ e }) => !needle || text(e).includes(needle));
   if (sort) {
     const value = (e) => (sort.key === "train" ? e.final?.train_loss : sort.key === "test" ? e.final?.test_loss
@@ -131,11 +132,12 @@ export function createExperiments(ctx) {
     placeholder: "Filter", "aria-label": "Filter experiments", autocomplete: "off" });
   filter.addEventListener("input", () => render());
   const form = createExperimentForm(ctx);
+  const edit = createExperimentEdit(ctx, slot);
   form.onToggle((open) => newButton.setAttribute("aria-expanded", open ? "true" : "false"));
   const el = h("section", { class: "fl-section", testid: "experiments-section", "aria-label": "Experiments" },
     h("div", { class: "fl-section-head" }, h("h3", {}, "Experiments"),
       h("div", { class: "fl-toolbar" }, newButton, run, resume, restart, cancel, filter)),
-    slot, h("div", { class: "fl-table-wrap" }, table, empty), form.el);
+    edit.el, slot, h("div", { class: "fl-table-wrap" }, table, empty), form.el);
 
   let state = {};
   const rows = new Map();
@@ -166,7 +168,8 @@ export function createExperiments(ctx) {
     const cells = {
       swatch: h("span", { class: "fl-swatch" }),
       id: h("td", { class: "fl-mono" }),
-      name: h("td", { class: "fl-name" }),
+      name: h("span", {}),
+      tags: h("span", { class: "fl-tags" }),
       label: h("td", { class: "fl-label-cell" }),
       knobs: h("td", { class: "fl-knobs fl-mono" }),
       status: h("span", { class: "fl-status" }),
@@ -177,7 +180,8 @@ export function createExperiments(ctx) {
     };
     const progress = h("span", { class: "fl-bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100" }, cells.bar);
     const tr = h("tr", { class: "fl-row", tabindex: "0", testid: `exp-row-${id}`, dataset: { id } },
-      h("td", { class: "fl-swatch-col" }, cells.swatch), cells.id, cells.name, cells.label, cells.knobs,
+      h("td", { class: "fl-swatch-col" }, cells.swatch), cells.id,
+      h("td", { class: "fl-name" }, cells.name, cells.tags), cells.label, cells.knobs,
       h("td", {}, cells.status), h("td", { class: "fl-progress-cell" }, progress, cells.pct),
       cells.train, cells.test);
     tr.addEventListener("click", (e) => select(id, e.shiftKey || e.ctrlKey || e.metaKey));
@@ -204,6 +208,11 @@ export function createExperiments(ctx) {
     cells.swatch.style.background = experimentColor(state, exp.id);
     cells.id.textContent = exp.id;
     cells.name.textContent = exp.name || (exp.based_on ? `from ${exp.based_on}` : "");
+    const tagSig = (exp.tags || []).join("\n");
+    if (cells.tags.dataset.sig !== tagSig) {
+      cells.tags.dataset.sig = tagSig;
+      replaceChildren(cells.tags, (exp.tags || []).map((t) => h("span", { class: "fl-tag" }, t)));
+    }
     cells.label.textContent = exp.label;
     cells.label.title = [exp.label, exp.data_label, exp.optimizer_label].join("\n");
     cells.knobs.textContent = knobsText(exp, paths);
@@ -265,6 +274,7 @@ export function createExperiments(ctx) {
         button.textContent = control.label;
       }
       cancel.disabled = !sel.some((e) => ACTIVE.includes(e.status));
+      edit.update(sel);
       form.update(state);
     },
     destroy() {

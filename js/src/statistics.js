@@ -80,14 +80,22 @@ export function createStatistics(ctx) {
     el,
     update(state) {
       fillSelect(on, onChoices(state), on.value || "activations");
-      const sig = JSON.stringify((state.statistics || []).map((s) => [s.name, s.on, s.level]));
+      const sig = JSON.stringify((state.statistics || []).map((s) => [s.name, s.on, s.level, s.trusted]));
       if (list.dataset.sig === sig) return;
       list.dataset.sig = sig;
       replaceChildren(list, (state.statistics || []).map((s) => h("tr", { title: s.description || s.source || "" },
         h("td", { class: "fl-mono" }, s.name), h("td", { class: "fl-mono" }, s.on),
         h("td", {}, s.level === 1 ? "per neuron" : "per layer"),
-        h("td", {}, s.builtin ? "built-in" : "DIY"))));
+        h("td", {}, s.builtin ? "built-in" : s.trusted === false ? untrusted(s) : "DIY"))));
     },
     destroy() {},
   };
+}
+
+// A statistic from elsewhere (a received store or log): shown, never run until trusted.
+function untrusted(s) {
+  return h("span", {
+    class: "fl-untrusted",
+    title: `Not signed by you, so its code does not run; read it, then lab.trust() runs it.\n\n${s.source}`,
+  }, "DIY, disabled (not signed by you)");
 }

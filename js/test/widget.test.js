@@ -223,6 +223,46 @@ describe("the New experiment form", () => {
   });
 });
 
+describe("rename, tag and delete", () => {
+  const one = () => withView(loadState("reference-state"), { selected: ["exp_1"] });
+
+  it("shows the bar for one selected experiment, filled from it", () => {
+    const { $ } = mount(one());
+    expect($("experiment-edit").hidden).toBe(false);
+    expect($("edit-name").value).toBe("");
+    const { $: $2 } = mount(withView(loadState("reference-state"), { selected: ["exp_0", "exp_1"] }));
+    expect($2("experiment-edit").hidden).toBe(true);
+  });
+
+  it("renames, then changes tags as one add/remove action", async () => {
+    const { model, $ } = mount(one());
+    type($("edit-name"), "  wide net ");
+    type($("edit-tags"), "baseline,  seed  0 , baseline");
+    $("edit-save").click();
+    expect(params(model)).toEqual({ type: "rename_experiment", params: { experiment: "exp_1", name: "wide net" } });
+    ack(model);
+    await flush();
+    expect(params(model)).toEqual({ type: "tag_experiments",
+      params: { experiments: ["exp_1"], add: ["baseline", "seed 0"], remove: null } });
+  });
+
+  it("asks once before deleting, and shows tags in the table and the filter", async () => {
+    const state = one();
+    state.experiments = state.experiments.map((e) => (e.id === "exp_0" ? { ...e, tags: ["baseline"] } : e));
+    const { model, $, el } = mount(state);
+    $("edit-delete").click();
+    expect(model.lastAction()).toBeUndefined();
+    expect($("edit-delete").textContent).toBe("Delete exp_1? Click again");
+    $("edit-delete").click();
+    expect(params(model)).toEqual({ type: "delete_experiment", params: { experiment: "exp_1" } });
+    expect($("exp-row-exp_0").querySelector(".fl-tag").textContent).toBe("baseline");
+    type($("filter-experiments"), "basel");
+    expect($("exp-row-exp_1").hidden).toBe(true);
+    expect($("exp-row-exp_0").hidden).toBe(false);
+    expect(el.querySelectorAll(".fl-tag")).toHaveLength(1);
+  });
+});
+
 describe("statistics", () => {
   it("defines a DIY statistic on active_rate from a template that follows the name", () => {
     const { model, $ } = mount("empty-state");
@@ -235,6 +275,17 @@ describe("statistics", () => {
     $("diy-submit").click();
     expect(params(model)).toEqual({ type: "define_statistic",
       params: { name: "nonlinear_rate", source: REFERENCE_SOURCE, on: "active_rate" } });
+  });
+
+  it("marks a statistic from elsewhere as disabled, with its source to read", () => {
+    const state = loadState("reference-state");
+    const diy = state.statistics.find((s) => !s.builtin);
+    const { el } = mount({ ...state, statistics: [...state.statistics.filter((s) => s !== diy),
+      { ...diy, trusted: false }] });
+    const marked = el.querySelector(".fl-untrusted");
+    expect(marked.textContent).toBe("DIY, disabled (not signed by you)");
+    expect(marked.title).toContain("lab.trust()");
+    expect(marked.title).toContain(diy.source);
   });
 
   it("shows errors inline and keeps the source", async () => {
