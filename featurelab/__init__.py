@@ -10,6 +10,7 @@ from featurelab.engine.config import (
     SnapshotConfig,
 )
 from featurelab.engine.fit import FitRow, FitTable, fit_curves
+from featurelab.engine.knobs import knobs
 from featurelab.engine.results import RunResult
 from featurelab.engine.stats import Statistic, StatisticRegistry
 from featurelab.engine.train import Trainer
@@ -58,6 +59,7 @@ __all__ = [
     "Trainer",
     "action_schema",
     "fit_curves",
+    "knobs",
     "replay",
     "trust",
 ]

@@ -24,7 +24,7 @@ from typing import Any, cast
 from featurelab.actions import Action
 from featurelab.actions.experiments import CancelRun, RunExperiment
 from featurelab.actions.sweep_runs import RunSweep
-from featurelab.log import LogEntry
+from featurelab.log import LogEntry, untrusted_code
 
 METADATA_KEY = "featurelab"  # cell metadata: {"featurelab": {"action_id": ..., ...}}
 _CELL: contextvars.ContextVar[str | None] = contextvars.ContextVar("featurelab_cell",
@@ -144,7 +144,7 @@ class CellBuilder:
         self._sweeps: dict[str, ActionCell] = {}  # sweep id -> the cell that ran it last
 
     def add(self, entry_id: str, action: Action, result: dict[str, Any] | None = None,
-            actor: str | None = None) -> tuple[ActionCell, str | None]:
+            actor: str | None = None, trusted: bool = True) -> tuple[ActionCell, str | None]:
         """Adds an action (with its logged result and actor, which a run and a cancel
         need); returns its cell and, when it went into an existing cell, the id of that
         cell's previous action (what the notebook knows the cell by)."""
@@ -168,6 +168,8 @@ class CellBuilder:
         code = None  # a cancel whose run is not here gets a cell of its own, explained
         if isinstance(action, CancelRun):
             code = _lone_cancel_code(action, (result or {}).get("at_step"))
+        if not trusted:
+            code = untrusted_code(_code(action))
         cell.add(entry_id, action, code)
         if isinstance(action, RunExperiment) and result and result.get("run"):
             self._runs[result["run"]] = (cell, action)
@@ -211,7 +213,7 @@ class CellBuilder:
 def action_cells(entries: Iterable[LogEntry]) -> list[ActionCell]:
     builder = CellBuilder()
     for entry in entries:
-        builder.add(entry.id, entry.action, entry.result, entry.actor)
+        builder.add(entry.id, entry.action, entry.result, entry.actor, entry.trusted())
     return builder.cells
 
 

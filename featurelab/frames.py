@@ -60,12 +60,14 @@ def _member_of(state: LabState) -> dict[str, str]:
     return out
 
 
-def table(state: LabState) -> pd.DataFrame:
-    """One row per experiment: id, name, tags, sweep, seed, every config knob by path, the
-    status of its latest run and the summaries of its scalar series."""
+def table_rows(state: LabState, experiments: list[str] | None = None
+               ) -> list[dict[str, Any]]:
+    """The rows of `table` (of `experiments` only, in that order, if given) as dicts: an
+    agent's sweep_table reads them as JSON records."""
     sweeps = _member_of(state)
     rows = []
-    for exp in state.experiments.values():
+    for exp in (state.experiments.values() if experiments is None
+                else [state.experiment(e) for e in experiments]):
         run = state.runs[state.latest[exp.id]] if exp.id in state.latest else None
         rows.append({"id": exp.id, "name": exp.name, "tags": ", ".join(exp.tags),
                      "sweep": sweeps.get(exp.id),
@@ -73,6 +75,13 @@ def table(state: LabState) -> pd.DataFrame:
                      "status": run.status if run else "not run",
                      "steps": run.steps_done if run else 0,
                      **(_summaries(run) if run else {})})
+    return rows
+
+
+def table(state: LabState) -> pd.DataFrame:
+    """One row per experiment: id, name, tags, sweep, seed, every config knob by path, the
+    status of its latest run and the summaries of its scalar series."""
+    rows = table_rows(state)
     frame = pd.DataFrame(rows, columns=None if rows else [*TABLE_START, "status", "steps"])
     # None, not NaN, for an experiment in no sweep (pandas would infer a string column)
     frame["sweep"] = pd.Series([row["sweep"] for row in rows], dtype=object)

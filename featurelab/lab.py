@@ -29,7 +29,9 @@ from featurelab.actions import ACTIONS, ACTORS, Action, ActionError, action_from
 from featurelab.actions import analysis as _analysis
 from featurelab.actions import catalog as _catalog
 from featurelab.actions import experiments as _experiments
+from featurelab.actions import explore as _explore
 from featurelab.actions import laws as _laws
+from featurelab.actions import reads as _reads
 from featurelab.actions import sweep_runs as _sweep_runs
 from featurelab.actions import sweeps as _sweeps
 from featurelab.actions import views as _views
@@ -157,6 +159,7 @@ class Lab:
     neuron_stats = property(lambda self: self.state.neuron_stats)
     fits = property(lambda self: self.state.fits)
     sweeps = property(lambda self: self.state.sweeps)
+    explorations = property(lambda self: self.state.explorations)
     notes = property(lambda self: self.state.notes)
     view = property(lambda self: self.state.view)
 
@@ -194,11 +197,13 @@ class Lab:
 
     @contextlib.contextmanager
     def _trusting(self, trusted: bool) -> Iterator[None]:
-        self._trusted = trusted  # under self._lock: one action is applied at a time
+        # Under self._lock: one action is applied at a time; but _sync folds in other
+        # Labs' actions inside apply_logged's, so the outer value comes back after.
+        before, self._trusted = self._trusted, trusted
         try:
             yield
         finally:
-            self._trusted = True
+            self._trusted = before
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.panel._repr_mimebundle_(**kwargs)
@@ -209,14 +214,23 @@ class Lab:
         """Validates, executes and logs one action; returns the verb's value.
 
         A JSON action (a dict, as an agent sends) that does not validate raises
-        ActionError listing the allowed fields; nothing is logged or changed.
+        ActionError listing the allowed fields; nothing is logged or changed. For actor
+        "agent" the value is JSON (dicts, lists, numbers, strings; no NaN), not Python
+        objects: an Experiment as {id, name, config, status, ...}, a Run as {run,
+        experiment, status, steps_done, final}, ... (featurelab.actions.json_values).
         """
-        return self.apply_logged(action, actor)[1]
+        if actor != "agent":
+            return self.apply_logged(action, actor)[1]
+        action = action_from_dict(action)
+        value = self.apply_logged(action, actor)[1]
+        with self._lock:  # it reads the state, which another thread may be changing
+            return action.to_json(value, self.state)
 
     def apply_logged(self, action: Action | dict[str, Any], actor: str = "code",
-                     trusted: bool | None = None) -> tuple[LogEntry, Any]:
+                     trusted: bool | None = None) -> tuple[LogEntry | None, Any]:
         """`apply`, also returning the log entry it made: its own result, whatever other
-        threads or processes log meanwhile (the panel's reply and replay read it).
+        threads or processes log meanwhile (the panel's reply and replay read it). A
+        read (`Action.read_only`) changes nothing and is not logged: its entry is None.
 
         `trusted` is for actions that come from a file (replay): False applies an
         action's code disabled. By default what is applied now is trusted (the user
@@ -230,6 +244,11 @@ class Lab:
             raise ActionError(f"action {action.type!r}: parameters must be JSON values "
                               f"(lists, not arrays): {exc}") from None
         action.permit(actor, self)  # what this actor may not do (an agent's file writes)
+        if action.read_only:  # nothing to log, no listener to tell: only its value
+            with self._lock:
+                with self.store.transaction():
+                    self._sync()  # what other Labs logged is part of what it reads
+                return None, action.apply(self.state, self, None)[1]
         signature = None
         if action.runs_code:
             if trusted is None and actor == "agent" and self.agent_code != "allow":
@@ -288,12 +307,16 @@ class Lab:
                 FeaturelabWarning, stacklevel=3)
 
     def trust(self) -> int:
-        """Trusts the code stored in this lab (every session): signs it with this user's
-        secret and defines its statistics for real. Read it first: it runs in this
-        kernel. Returns how many actions were signed."""
+        """Trusts the code this lab shows (this session's log as this Lab has it): signs
+        it with this user's secret and defines its statistics for real. Read it first
+        (`lab.statistics[name].source`): it runs in this kernel. Returns how many actions
+        were signed."""
         types = {t for t, kind in ACTIONS.items() if kind.runs_code}
-        signed = self.store.sign_actions(types, signatures.sign)
         with self._lock:
+            # Only what this Lab has folded in (and so shown): an action another writer
+            # stored since is not signed unseen.
+            shown = [e.id for e in self.log if e.type in types]
+            signed = self.store.sign_actions(types, signatures.sign, ids=set(shown))
             for entry in self.log:
                 if entry.type in types:
                     entry.signature = signatures.sign(entry.action_dict())
@@ -489,6 +512,41 @@ class Lab:
         return self.apply(_sweep_runs.RunSweep(sweep=sweep, backend=backend, workers=workers,
                                                background=background))
 
+    # -- verbs: exploring ----------------------------------------------------------------
+
+    def explore(self, base: str, menu: dict[str, list[Any]], metric: str = "test_loss",
+                goal: str = "min", budget: dict[str, float] | None = None, rail: bool = True,
+                name: str | None = None) -> _explore.Explorer:
+        """An exploration from `base`: each proposal changes the best configuration so far
+        with values from `menu` (knob path -> values), is trained, and is kept when
+        `metric` (a scalar series, its final value) improves toward `goal` ("min" or
+        "max"); `budget` caps iterations, steps and seconds. With `rail` (block_repeat) a
+        proposal repeating a (knob, value) pair or a whole configuration already
+        evaluated is refused (RepeatBlocked) unless replicate=True. Returns an Explorer:
+        `.propose(changes, reason=...)`, `.run(proposer, iterations)`, `.metrics()`,
+        `.to_tsv(path)`; its metrics are rewritten beside the store after every
+        iteration (<lab>.<exploration>.json)."""
+        return self.apply(_explore.Explore(base=base, menu=_sweeps.as_json(menu),
+                                           metric=metric, goal=goal, budget=budget,
+                                           rail=rail, name=name))
+
+    def propose(self, exploration: str, changes: dict[str, Any], reason: str = "",
+                replicate: bool = False, train: bool = True) -> Any:
+        """One proposal of an exploration (see `explore`): trained and judged at once;
+        returns the judged iteration (train=False only creates its experiment)."""
+        return self.apply(_explore.Propose(exploration=exploration,
+                                           changes=_sweeps.as_json(changes), reason=reason,
+                                           replicate=replicate, train=train))
+
+    def judge(self, exploration: str, iteration: int) -> dict[str, Any]:
+        """Keeps or discards an iteration by its run's metric (`propose` does it itself)."""
+        return self.apply(_explore.Judge(exploration=exploration, iteration=iteration))
+
+    def explorer(self, exploration: str) -> _explore.Explorer:
+        """The Explorer of an existing exploration ("explore_0")."""
+        self.state.exploration(exploration)
+        return _explore.Explorer(self, exploration)
+
     @property
     def executor(self) -> Scheduler | None:
         """Where a run applied now, by this thread, trains: a worker pool while a sweep
@@ -584,6 +642,28 @@ class Lab:
 
     def export_log(self, path: str | Path) -> Path:
         return self.apply(_analysis.ExportLog(path=str(path)))
+
+    # -- verbs: reads (JSON, as an agent gets them; not logged: they change nothing) -----
+
+    def list_experiments(self) -> list[dict[str, Any]]:
+        """Every experiment as JSON: [{id, name, tags, based_on, config, label, status
+        ("not run" before a run), run (its latest run's id or None), steps_done, final
+        ({train_loss, test_loss, ...: last value})}]."""
+        return self.apply(_reads.ListExperiments())
+
+    def run_metrics(self, experiment: str, metric: str, layer: str | None = None,
+                    step: int | None = None, points: int | None = None) -> dict[str, Any]:
+        """One scalar metric of an experiment's latest run (a reused one too) as JSON:
+        {experiment, run, status, metric, layer, points_recorded, first_step, last_step,
+        final, min, argmin (the step of the minimum), at_step ({step, value} if `step`
+        is given), series (at most `points` [step, value] pairs if given)}; NaN is None."""
+        return self.apply(_reads.RunMetrics(experiment=experiment, metric=metric, layer=layer,
+                                            step=step, points=points))
+
+    def sweep_table(self, sweep: str) -> dict[str, Any]:
+        """A sweep's members as JSON: {sweep, name, base, knobs (the paths varied), rows
+        (one per member, as `lab.table()` has it, plus its group)}."""
+        return self.apply(_reads.SweepTable(sweep=sweep))
 
     # -- data out (pandas; reads the lab, changes nothing) -------------------------------
 

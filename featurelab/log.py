@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from featurelab import signatures
 from featurelab.actions import Action, action_from_dict
 from featurelab.errors import FeaturelabError
 
@@ -39,6 +40,11 @@ class LogEntry:
 
     def describe(self) -> str:
         return self.action.describe(self.result)
+
+    def trusted(self) -> bool:
+        """Whether its code may run: it carries none, or this user's featurelab signed it."""
+        return not self.action.runs_code or signatures.verify(self.action_dict(),
+                                                              self.signature)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,3 +104,11 @@ class ActionLog:
                     raise FeaturelabError(
                         f"{path}, line {number}: not a log entry ({exc})") from None
         return log
+
+
+def untrusted_code(code: str) -> str:
+    """The code of an action from elsewhere as comments: shown to read, never run by a
+    cell, a notebook or a script made from the log (that would trust it unread)."""
+    lines = "\n".join(f"# {line}" for line in code.splitlines())
+    return ("# Not run: code from elsewhere, not signed by you. Read it, then trust it "
+            "(lab.trust(), featurelab trust PATH).\n" + lines)

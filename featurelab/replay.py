@@ -173,6 +173,15 @@ def _computes(action: Action) -> bool:
     return type(action).compare is not Action.compare
 
 
+def _needs_untrusted(what: str, lab: Lab) -> bool:
+    """Whether a compared result ("exp_1 nonlinear_rate@layers.1.pre") is a statistic
+    whose code, or the code of one it is defined on, was not trusted."""
+    name = what.partition(" ")[2].partition("@")[0]
+    registry = lab.statistics
+    return name in registry and any(not registry[link].trusted
+                                    for link in registry.chain(name))
+
+
 def replay(log: str | Path | ActionLog | Lab | Iterable[LogEntry], verify: bool = True,
            root: str | Path = MEMORY, name: str = "replay",
            progress: Callable[[int, int, LogEntry], None] | None = None,
@@ -204,11 +213,17 @@ def replay(log: str | Path | ActionLog | Lab | Iterable[LogEntry], verify: bool 
                 if not trusted:
                     report.untrusted.append(f"action {index}: {entry.describe()}")
             made, _ = lab.apply_logged(action, actor=entry.actor, trusted=trusted)
+            if made is None:  # a read (never logged by a Lab; a hand-written log's)
+                continue
             if verify and entry.result:  # each action knows what its results are
                 same, differ = action.compare(entry.result, made.result or {}, lab.state)
                 report.compared += same
-                report.differences += [Difference(index, what, how, where)
-                                       for what, how in differ]
+                for what, how in differ:
+                    if _needs_untrusted(what, lab):  # its code did not run: not a difference
+                        report.unverified.append(f"{where}: {what}: computed by code not "
+                                                 "signed by you (--trust runs it)")
+                    else:
+                        report.differences.append(Difference(index, what, how, where))
                 if not same and not differ and entry.result.get("status") == "running":
                     report.unverified.append(f"{where}: {entry.type} was still running when "
                                              "the log was written: nothing to compare")

@@ -16,10 +16,11 @@ import hmac
 import json
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
-from featurelab.errors import FeaturelabError
+from featurelab.errors import FeaturelabError, FeaturelabWarning
 
 SECRET_ENV = "FEATURELAB_SECRET_FILE"  # noqa: S105 -- a variable's name. Tests (and shared accounts) point it elsewhere
 _ALGORITHM = "sha256"
@@ -41,28 +42,46 @@ def _secret() -> bytes:
     path = secret_file()
     with _lock:
         if path not in _secrets:
-            _secrets[path] = _read_or_create(path)
+            try:
+                _secrets[path] = _read_or_create(path)
+            except OSError as exc:  # a read-only home, a bad FEATURELAB_SECRET_FILE
+                raise FeaturelabError(
+                    f"{path}: featurelab's signing secret cannot be read or made ({exc}); "
+                    f"point {SECRET_ENV} at a file you can write") from None
         return _secrets[path]
+
+
+SECRET_BYTES = 64  # hex digits of 32 random bytes
 
 
 def _read_or_create(path: Path) -> bytes:
     try:
-        secret = path.read_bytes()
-        if len(secret) >= 32:
-            return secret
-        raise FeaturelabError(f"{path}: featurelab's signing secret is damaged "
-                              f"({len(secret)} bytes); delete it to make a new one "
-                              "(what you signed before is then untrusted)")
+        return _checked(path, path.read_bytes())
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    secret = os.urandom(32).hex().encode()
-    try:  # O_EXCL: two kernels starting at once agree on the first one written
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes()
+    # Written whole under a name of its own, then linked into place: another kernel
+    # starting at once sees no file or the whole secret, never a part of it.
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
-        f.write(secret)
+        f.write(os.urandom(SECRET_BYTES // 2).hex().encode())
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        pass  # the other kernel's came first: everyone uses that one
+    finally:
+        partial.unlink(missing_ok=True)
+    return _checked(path, path.read_bytes())
+
+
+def _checked(path: Path, secret: bytes) -> bytes:
+    if len(secret) < SECRET_BYTES:
+        raise FeaturelabError(f"{path}: featurelab's signing secret is damaged "
+                              f"({len(secret)} bytes, not {SECRET_BYTES}); delete it to make "
+                              "a new one (what you signed before is then untrusted)")
     return secret
 
 
@@ -81,7 +100,23 @@ def sign(action: dict[str, Any]) -> str:
 
 
 def verify(action: dict[str, Any], signature: object) -> bool:
-    """Whether this user's featurelab signed exactly this action."""
+    """Whether this user's featurelab signed exactly this action (False, with a warning,
+    when there is no secret to check with: nothing runs that cannot be checked)."""
     if not isinstance(signature, str):
         return False
-    return hmac.compare_digest(sign(action), signature)
+    try:
+        return hmac.compare_digest(sign(action), signature)
+    except FeaturelabError as exc:
+        warnings.warn(str(exc), FeaturelabWarning, stacklevel=2)
+        return False
+
+
+def notebook_code(notebook: dict[str, Any]) -> dict[str, Any]:
+    """What of a notebook runs when it is run, its code cells' sources, as a signable
+    action-shaped dict (`featurelab trust NB` signs it into the notebook's metadata)."""
+    sources = []
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") == "code":
+            source = cell.get("source", "")
+            sources.append(source if isinstance(source, str) else "".join(source))
+    return {"type": "notebook", "version": 1, "params": {"code_cells": sources}}

@@ -20,6 +20,7 @@ from featurelab.engine.stats import StatisticRegistry
 from featurelab.engine.version import engine_version
 from featurelab.errors import ConfigError, FeaturelabError
 from featurelab.runs import Run
+from featurelab.trajectory import Exploration
 from featurelab.view import ViewState
 
 
@@ -83,6 +84,7 @@ class LabState:
     sweep_runs: dict[str, Any] = field(default_factory=dict)  # sweep -> its latest SweepRun
     notes: list[str] = field(default_factory=list)
     view: ViewState = field(default_factory=ViewState)
+    explorations: dict[str, Exploration] = field(default_factory=dict)
     # Experiments ever made, deleted ones too: ids are never given twice.
     experiments_made: int = 0
 
@@ -124,6 +126,12 @@ class LabState:
             raise ConfigError("experiment", experiment, f"an existing experiment ({known})")
         return self.experiments[experiment]
 
+    def exploration(self, exploration: str) -> Exploration:
+        if exploration not in self.explorations:
+            known = ", ".join(self.explorations) or "none yet"
+            raise ConfigError("exploration", exploration, f"an existing exploration ({known})")
+        return self.explorations[exploration]
+
     def sweep(self, sweep: str) -> Sweep:
         if sweep not in self.sweeps:
             known = ", ".join(self.sweeps) or "none yet"
@@ -145,9 +153,10 @@ class LabState:
         return points
 
     def cache_key(self, config: ExperimentConfig,
-                  statistics: StatisticRegistry | None = None) -> str:
+                  statistics: StatisticRegistry | None = None, as_trusted: bool = False) -> str:
         """Config, engine code and the source of every DIY statistic it records, as
-        `statistics` (a run's frozen copy; the lab's by default) defines them."""
+        `statistics` (a run's frozen copy; the lab's by default) defines them.
+        as_trusted: the key its author recorded it under, as if every statistic ran."""
         statistics = statistics or self.statistics
         parts = [config.content_hash(), engine_version()]
         for spec in config.observables:
@@ -156,7 +165,7 @@ class LabState:
                 # A run recorded while a statistic was disabled (untrusted) lacks it:
                 # once trusted, the statistic's runs must not be taken from that one.
                 parts += [statistics[link].source + ("" if statistics[link].trusted
-                                                     else "\0untrusted")
+                                                     or as_trusted else "\0untrusted")
                           for link in statistics.chain(name)]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
 

@@ -319,13 +319,13 @@ class Store:
                        (entry["id"], entry["signature"]))
         return cur.lastrowid
 
-    def sign_actions(self, types: set[str], sign: Any) -> int:
-        """Signs every stored action of `types` (all sessions) with sign(action dict);
-        returns how many. What `featurelab trust` does to a store."""
+    def sign_actions(self, types: set[str], sign: Any, ids: set[str] | None = None) -> int:
+        """Signs the stored actions of `types` (all sessions; only those in `ids` if
+        given) with sign(action dict); returns how many. What `featurelab trust` does."""
         with self.transaction() as db:
             rows = [_action_row(r) for r in db.execute(
                 f"SELECT {COLUMNS} FROM actions ORDER BY seq")  # noqa: S608
-                if r[2] in types]
+                if r[2] in types and (ids is None or r[1] in ids)]
             db.executemany("INSERT OR REPLACE INTO signatures VALUES (?, ?)",
                            [(row["id"], sign(row)) for row in rows])
         return len(rows)

@@ -1,10 +1,10 @@
 """`fl.trust(path)` and `featurelab trust PATH`: the user says code from elsewhere may run.
 
 What can hold code featurelab would run: a lab's store (its DIY statistics), a JSONL
-log (replayed), a notebook (run by the blog exporter when its lab has no store). A
-store and a log are signed with this user's secret (featurelab.signatures); a notebook
-with Jupyter's own notary, as `jupyter trust` does, so Jupyter and featurelab agree on
-which notebooks are trusted.
+log (replayed), a notebook (run by the blog exporter when its lab has no store). Each is
+signed with this user's secret (featurelab.signatures): a store's and a log's actions
+that carry code, a notebook's code cells (in its metadata; Jupyter's own signature is no
+consent to run: it signs any notebook without outputs on save).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from pathlib import Path
 from featurelab import signatures
 from featurelab.actions import ACTIONS
 from featurelab.errors import FeaturelabError
-from featurelab.log import ActionLog
 from featurelab.store import Store
 
 
@@ -52,27 +51,49 @@ def trust(path: str | Path) -> str:
 
 
 def _trust_log(path: Path) -> str:
-    log = ActionLog.from_jsonl(path)  # names the line of anything that is not an entry
+    """Signs each line that carries code; every other line (and field) stays as it was."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FeaturelabError(f"{path}: cannot be read as a log ({exc})") from None
     types = _code_types()
-    count = 0
-    for entry in log:
-        if entry.type in types:
-            entry.signature = signatures.sign(entry.action_dict())
+    lines, count = [], 0
+    for number, line in enumerate(text.split("\n"), 1):
+        try:
+            data = json.loads(line) if line.strip() else None
+        except ValueError as exc:
+            raise FeaturelabError(f"{path}, line {number}: not a log entry ({exc})") from None
+        if data is not None and not isinstance(data, dict):
+            raise FeaturelabError(f"{path}, line {number}: not a log entry (not an object)")
+        if data is not None and data.get("type") in types:
+            if not {"version", "params"} <= data.keys():
+                raise FeaturelabError(f"{path}, line {number}: a {data['type']} entry "
+                                      "without version or params")
+            data["signature"] = signatures.sign(data)
+            line = json.dumps(data)
             count += 1
+        lines.append(line)
     # Written beside, then moved over it: a failure half-way leaves the log as it was.
     partial = path.with_name(path.name + ".partial")
-    log.to_jsonl(partial)
-    os.replace(partial, path)
+    try:
+        partial.write_text("\n".join(lines), encoding="utf-8")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return f"{path}: trusted ({count} actions with code signed)"
 
 
 def _trust_notebook(path: Path) -> str:
     import nbformat
-    from nbformat.sign import NotebookNotary
 
     try:
         notebook = nbformat.read(str(path), as_version=nbformat.NO_CONVERT)
     except (OSError, ValueError, json.JSONDecodeError) as exc:
         raise FeaturelabError(f"{path}: not a notebook ({exc})") from None
-    NotebookNotary().sign(notebook)
-    return f"{path}: trusted (signed in Jupyter's notebook signature database)"
+    code = signatures.notebook_code(notebook)
+    notebook.metadata.setdefault("featurelab", {})["signature"] = signatures.sign(code)
+    partial = path.with_name(path.name + ".partial")
+    nbformat.write(notebook, str(partial))
+    os.replace(partial, path)
+    cells = len(code["params"]["code_cells"])
+    return f"{path}: trusted ({cells} code cells signed; a changed cell is untrusted again)"

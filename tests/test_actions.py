@@ -169,6 +169,22 @@ def _run(lab, tmp):
     trained(lab)
 
 
+def _explore(lab, tmp):
+    trained(lab)
+    lab.explore("exp_0", {"optimizer.lr": [0.003, 0.03]}, budget={"iterations": 5})
+
+
+def _propose(lab, tmp):
+    _explore(lab, tmp)
+    lab.propose("explore_0", {"optimizer.lr": 0.03}, reason="faster", train=False)
+
+
+def _judge(lab, tmp):
+    _propose(lab, tmp)
+    lab.run("exp_1")
+    lab.judge("explore_0", 1)
+
+
 def _rename(lab, tmp):
     tiny(lab)
     lab.rename("exp_0", "  the  baseline ")
@@ -492,6 +508,18 @@ CASES = [
     Case("select_experiments", "two", _select, "lab.select(['exp_0', 'exp_1'])",
          "Selected exp_0, exp_1."),
     Case("select_experiments", "none", _select_none, "lab.select([])", "Cleared the selection."),
+    Case("explore", "lr", _explore,
+         "lab.explore('exp_0', {'optimizer.lr': [0.003, 0.03]}, budget={'iterations': 5})",
+         lambda lab: "Started exploring from exp_0: minimise test_loss over optimizer.lr (2); "
+                     f"exp_0 gives {lab.explorations['explore_0'].baseline:.4g}."),
+    Case("propose", "untrained", _propose,
+         "lab.propose('explore_0', {'optimizer.lr': 0.03}, reason='faster', train=False)",
+         "Proposed optimizer.lr=0.03 for explore_0 (faster): iteration 1, exp_1."),
+    Case("judge", "judged", _judge, "lab.judge('explore_0', 1)",
+         lambda lab: "Judged iteration 1 of explore_0: "
+                     f"{lab.explorations['explore_0'].iterations[0].value:.4g}, "
+                     + {"keep": "kept (the best so far)", "discard": "discarded"}[
+                         lab.explorations['explore_0'].iterations[0].decision] + "."),
     Case("rename_experiment", "named", _rename, "lab.rename('exp_0', '  the  baseline ')",
          "Renamed exp_0 to 'the baseline'."),
     Case("tag_experiments", "add", _tag,
@@ -616,9 +644,70 @@ CASES = [
 ]
 
 
+@dataclass(frozen=True)
+class ReadCase:
+    """A read (read_only: not logged, nothing changes): its code, its sentence, and the
+    same JSON value from code and from an agent."""
+
+    type: str
+    id: str
+    session: Callable[[fl.Lab, Path], Any]  # builds the state the read looks at
+    action: dict[str, Any]  # the read as an agent sends it
+    code: str
+    sentence: str
+
+
+def _two_experiments(lab, tmp):
+    trained(lab)
+    tiny(lab, seed=1)
+
+
+def _reused_statistic(lab, tmp):
+    _define_decorator(lab, tmp)  # exp_0 trained; nonlinear_rate defined after its run
+    trained(lab)  # exp_1 reuses exp_0's run
+
+
+READ_CASES = [
+    ReadCase("list_experiments", "run-and-not", _two_experiments,
+             {"type": "list_experiments", "params": {}}, "lab.list_experiments()",
+             "Listed the experiments."),
+    ReadCase("run_metrics", "step-and-points", _run,
+             {"type": "run_metrics", "params": {"experiment": "exp_0", "metric": "train_loss",
+                                                "step": 5, "points": 4}},
+             "lab.run_metrics('exp_0', 'train_loss', step=5, points=4)",
+             "Read train_loss of exp_0."),
+    ReadCase("run_metrics", "reused-run-statistic", _reused_statistic,
+             {"type": "run_metrics", "params": {"experiment": "exp_1",
+                                                "metric": "nonlinear_rate",
+                                                "layer": "layers.0.pre", "points": 3}},
+             "lab.run_metrics('exp_1', 'nonlinear_rate', layer='layers.0.pre', points=3)",
+             "Read nonlinear_rate (layers.0.pre) of exp_1."),
+    ReadCase("sweep_table", "swept", _swept,
+             {"type": "sweep_table", "params": {"sweep": "sweep_0"}},
+             "lab.sweep_table('sweep_0')", "Read the table of sweep_0."),
+]
+
+
 def test_every_action_type_has_a_case():
-    covered = {c.type for c in CASES} | {"cancel"}
+    covered = {c.type for c in CASES} | {c.type for c in READ_CASES} | {"cancel"}
     assert covered == set(ACTIONS), "add a Case (code, sentence, round trip) for new actions"
+
+
+@pytest.mark.parametrize("case", READ_CASES, ids=[f"{c.type}-{c.id}" for c in READ_CASES])
+def test_read_code_sentence_and_json_value_without_a_log(case: ReadCase, tmp_path: Path):
+    lab = fl.Lab(":memory:")
+    heard: list[Any] = []
+    lab.on_change(lambda kind, payload: heard.append(kind))
+    case.session(lab, tmp_path)
+    before, told = snapshot(lab), len(heard)
+    read = action_from_dict(case.action)
+    assert read.read_only and read.to_code() == case.code and read.describe() == case.sentence
+    by_agent = lab.apply(case.action, actor="agent")
+    assert json.loads(json.dumps(by_agent, allow_nan=False)) == by_agent
+    namespace: dict[str, Any] = {"lab": lab}
+    exec_cell(f"value = {case.code}", namespace)  # the verb gives code the same JSON
+    assert namespace["value"] == by_agent
+    assert snapshot(lab) == before and len(heard) == told  # not logged, nobody told
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.type}-{c.id}" for c in CASES])
@@ -900,7 +989,8 @@ def test_every_action_has_a_lab_verb():
 def _minimal(kind: str) -> dict[str, Any]:
     required = [f for f in dataclasses.fields(ACTIONS[kind])
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    values = {"str": "x", "list[str]": ["x"], "int": 1, "bool": True}
+    values = {"str": "x", "list[str]": ["x"], "int": 1, "bool": True,
+              "dict[str, Any]": {"x": 1}, "dict[str, list[Any]]": {"x": [1]}}
     return {f.name: values[str(f.type).split(" | ")[0]] for f in required}
 
 
@@ -922,10 +1012,10 @@ def test_agent_json_action_is_logged_as_agent(lab: fl.Lab):
     assert lab.notes[-1] == "hi"
     zoomed = lab.apply({"type": "zoom", "version": 1,
                         "params": {"metric": "train_loss", "x_range": [0, 10]}}, actor="agent")
-    assert zoomed.x_range == (0.0, 10.0)
+    assert zoomed["x_range"] == [0.0, 10.0]  # an agent gets JSON (tests/test_agent_api.py)
     assert logged_code(lab) == "lab.zoom('train_loss', x_range=(0.0, 10.0))"
     run = lab.apply({"type": "run", "params": {"experiment": "exp_0"}}, actor="agent")
-    assert run.status == "finished" and lab.log[-1].describe() == \
+    assert run["status"] == "finished" and lab.log[-1].describe() == \
         "Reused the finished run of exp_0."
 
 

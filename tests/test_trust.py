@@ -2,6 +2,7 @@
 user trusts it; user code cannot end the process, hang a run or change other data."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -250,3 +251,125 @@ def test_signatures_cover_the_whole_action(tmp_path):
         assert not signatures.verify(changed, signature)
     assert not signatures.verify(action, None) and not signatures.verify(action, 42)
     assert json.dumps(signature)  # a plain string in the log
+
+
+# -- fixes from an adversarial review ---------------------------------------------------
+
+
+def test_an_untrusted_action_stays_untrusted_while_other_labs_actions_fold_in(tmp_path):
+    marker = tmp_path / "ran.txt"
+    mine, other = (fl.Lab("shared", root=tmp_path) for _ in range(2))
+    other.note("folded into the next action of mine")
+    action = fl.actions.ACTIONS["define_statistic"](name="sneaky",
+                                                    source=hidden_effect(marker))
+    mine.apply_logged(action, trusted=False)
+    assert not marker.exists() and not mine.statistics["sneaky"].trusted
+
+
+def test_lab_trust_signs_only_what_the_lab_has_shown(tmp_path, other_user):
+    marker = tmp_path / "ran.txt"
+    received_lab(tmp_path, other_user, marker)
+    with pytest.warns(FeaturelabWarning, match="disabled"):
+        lab = fl.Lab("received", root=tmp_path / "shared")
+    with other_user:  # meanwhile, another writer adds code
+        writer = fl.Lab("received", root=tmp_path / "shared")
+        writer.define_statistic("later", source=MEAN.replace("mean_of", "later"))
+    assert lab.trust() == 1  # sneaky, read; not `later`, never shown
+    with pytest.warns(FeaturelabWarning, match="later"):
+        fl.Lab("received", root=tmp_path / "shared")
+
+
+def test_a_notebook_jupyter_signed_on_save_is_not_trusted_to_run(tmp_path):
+    from nbformat.sign import NotebookNotary
+
+    marker = tmp_path / "ran.txt"
+    cells = [new_code_cell(f'open({str(marker)!r}, "w").write("x")\n'
+                           'import featurelab as fl\nlab = fl.Lab("nb", root="labs")')]
+    notebook = new_notebook(cells=cells)
+    (tmp_path / "jupyter").mkdir()
+    NotebookNotary(data_dir=str(tmp_path / "jupyter")).sign(notebook)  # as a save does
+    from featurelab.export.notebook import notebook_trusted, open_notebook_lab
+
+    with pytest.raises(fl.FeaturelabError, match="not trusted"):
+        open_notebook_lab(dict(notebook), tmp_path)
+    assert not marker.exists()
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook, str(path))
+    fl.trust(path)
+    signed = nbformat.read(str(path), as_version=4)
+    assert notebook_trusted(signed)
+    signed.cells[0].source += "\nprint('changed')"  # a changed cell is untrusted again
+    assert not notebook_trusted(signed)
+
+
+def test_exports_of_an_untrusted_lab_keep_its_code_as_comments(tmp_path, other_user):
+    marker = tmp_path / "ran.txt"
+    received_lab(tmp_path, other_user, marker)
+    with pytest.warns(FeaturelabWarning):
+        lab = fl.Lab("received", root=tmp_path / "shared")
+    script = lab.export_script(tmp_path / "script.py").read_text()
+    assert "# Not run: code from elsewhere" in script
+    assert "\ndef sneaky" not in script and "\n@lab.statistic" not in script
+    done = subprocess.run([sys.executable, str(tmp_path / "script.py")], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300)
+    assert not marker.exists(), done.stderr[-2000:]
+    cells = "\n".join(c.source for c in lab.cells())
+    assert "# Not run: code from elsewhere" in cells and "\ndef sneaky" not in cells
+
+
+def test_replaying_an_unsigned_log_is_not_verified_rather_than_different(tmp_path,
+                                                                          other_user):
+    marker = tmp_path / "ran.txt"
+    received_lab(tmp_path, other_user, marker)
+    report = replay(tmp_path / "received.jsonl")
+    assert report.ok and not report.verified
+    assert any("not signed by you" in u for u in report.unverified)
+    done = subprocess.run([sys.executable, "-m", "featurelab.cli", "replay",
+                           str(tmp_path / "received.jsonl")], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 3, done.stdout + done.stderr
+
+
+def test_trusting_a_log_signs_its_code_lines_and_keeps_the_rest(tmp_path, other_user):
+    marker = tmp_path / "ran.txt"
+    received_lab(tmp_path, other_user, marker)
+    log = tmp_path / "received.jsonl"
+    lines = log.read_text().splitlines()
+    lines[1] = json.dumps({**json.loads(lines[1]), "extra": "kept"})
+    log.write_text("\n".join(lines) + "\n")
+    fl.trust(log)
+    after = log.read_text().splitlines()
+    assert after[1:] == lines[1:] and json.loads(after[0])["signature"]
+    log.write_text("[1, 2]\n")
+    with pytest.raises(fl.FeaturelabError, match="line 1: not a log entry"):
+        fl.trust(log)
+    assert not (tmp_path / "received.jsonl.partial").exists()
+
+
+def test_a_secret_that_cannot_be_made_or_is_damaged_is_named(tmp_path, monkeypatch):
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    monkeypatch.setenv(signatures.SECRET_ENV, str(blocked / "secret"))  # under a file
+    lab = fl.Lab(":memory:")
+    with pytest.raises(fl.FeaturelabError, match="signing secret cannot be read or made"):
+        lab.define_statistic("mean_of", source=MEAN)
+    with pytest.warns(FeaturelabWarning, match="FEATURELAB_SECRET_FILE"):
+        assert not signatures.verify({"type": "x", "version": 1, "params": {}}, "sha256:0")
+    short = tmp_path / "short"
+    short.write_bytes(b"abc")
+    monkeypatch.setenv(signatures.SECRET_ENV, str(short))
+    with pytest.raises(fl.FeaturelabError, match="secret is damaged"):
+        signatures.sign({"type": "x", "version": 1, "params": {}})
+
+
+def test_a_bad_statistic_budget_is_named():
+    done = subprocess.run([sys.executable, "-c", "import featurelab"], capture_output=True,
+                          text=True, env={**os.environ, "FEATURELAB_STATISTIC_BUDGET": "nan"})
+    assert "FEATURELAB_STATISTIC_BUDGET='nan'" in done.stderr
+
+
+def test_tag_sentences_keep_the_tags_case():
+    lab = fl.Lab(":memory:")
+    lab.create_experiment(**TINY_LAB)
+    lab.tag("exp_0", add=["Baseline", "LR-Sweep"])
+    assert lab.log[-1].describe() == "Tagged exp_0 'Baseline', 'LR-Sweep'."

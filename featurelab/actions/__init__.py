@@ -1,6 +1,16 @@
 """Actions: the language of research. One class per action type, one registry."""
 
-from featurelab.actions import analysis, catalog, experiments, laws, sweep_runs, sweeps, views
+from featurelab.actions import (
+    analysis,
+    catalog,
+    experiments,
+    explore,
+    laws,
+    reads,
+    sweep_runs,
+    sweeps,
+    views,
+)
 from featurelab.actions.base import (
     ACTIONS,
     ACTORS,
@@ -11,4 +21,5 @@ from featurelab.actions.base import (
 )
 
 __all__ = ["ACTIONS", "ACTORS", "Action", "ActionError", "action_from_dict", "action_schema",
-           "analysis", "catalog", "experiments", "laws", "sweep_runs", "sweeps", "views"]
+           "analysis", "catalog", "experiments", "explore", "laws", "reads", "sweep_runs", "sweeps",
+           "views"]

@@ -261,7 +261,7 @@ class ExportLog(Action):
         return {"actions": len(ctx.log)}, path
 
     def permit(self, actor: str, ctx: Context) -> None:
-        check_write(self.path, ctx.store, actor)
+        check_write(self.path, ctx.store, actor, suffix=".jsonl")
 
     def to_code(self) -> str:
         return call("lab.export_log", self.path)

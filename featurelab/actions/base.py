@@ -24,6 +24,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as _pydantic_dataclass
 from typing_extensions import Self
 
+from featurelab.actions.json_values import json_value
 from featurelab.actions.validation import raise_config_errors
 from featurelab.errors import FeaturelabError
 from featurelab.runs import Run
@@ -169,6 +170,21 @@ class Action:
     # action is signed when logged, refused from an agent unless the lab allows it, and
     # applied with its code disabled when it comes from elsewhere (featurelab.signatures).
     runs_code: ClassVar[bool] = False
+    # A read (an agent's look at the lab): it changes nothing, so Lab.apply neither logs
+    # it nor tells listeners (no cell, no panel update, nothing to replay); its value is
+    # all it gives, the same JSON to code and to agents.
+    read_only: ClassVar[bool] = False
+
+    @classmethod
+    def field_schemas(cls) -> dict[str, dict[str, Any]]:
+        """JSON Schemas of parameters richer than their Python types say (the knobs of a
+        config section, with ranges and defaults): they replace pydantic's in
+        `action_schema()`. The parameter's own validation stays where it is."""
+        return {}
+
+    def to_json(self, value: Any, state: LabState) -> Any:
+        """The verb's value as an agent gets it: JSON only (featurelab.actions.json_values)."""
+        return json_value(value, state)
 
     def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
               ) -> tuple[dict[str, Any], Any]:
@@ -297,6 +313,11 @@ def action_schema() -> dict[str, Any]:
     for name, cls in ACTIONS.items():
         params = TypeAdapter(cls).json_schema()
         params.pop("title", None)
+        for field_name, schema in cls.field_schemas().items():
+            generated = params["properties"][field_name]
+            params["properties"][field_name] = {
+                "title": generated.get("title", field_name), **schema,
+                **({"default": generated["default"]} if "default" in generated else {})}
         variants.append({
             "title": name,
             "description": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",

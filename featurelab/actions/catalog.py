@@ -83,7 +83,8 @@ class TagExperiments(Action):
         if self.remove:
             parts.append(f"removed the tag{'s' if len(self.remove) > 1 else ''} "
                          f"{', '.join(map(repr, self.remove))} from {ids}")
-        return "; ".join(parts).capitalize() + "."
+        sentence = "; ".join(parts)
+        return sentence[:1].upper() + sentence[1:] + "."  # not capitalize(): it lowers tags
 
 
 @action

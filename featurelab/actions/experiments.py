@@ -14,6 +14,7 @@ from featurelab.actions.base import Action, BlogPart, Context, GraphLike, action
 from featurelab.actions.compare import Comparison, compare_series
 from featurelab.engine.config import ExperimentConfig
 from featurelab.engine.data import probe_targets
+from featurelab.engine.knobs import config_schemas
 from featurelab.engine.models import hook_shapes
 from featurelab.engine.observables import plan_observables
 from featurelab.engine.resources import check_resources
@@ -44,6 +45,14 @@ class CreateExperiment(Action):
     observables_add: list[str] | None = None
     observables_remove: list[str] | None = None
 
+    @classmethod
+    def field_schemas(cls) -> dict[str, dict[str, Any]]:
+        # The config's own schemas (types, ranges, enums, defaults), each optional: left
+        # out (null), it keeps its default, or the value of the experiment based on.
+        return {name: {"anyOf": [schema, {"type": "null"}],
+                       "description": schema.get("description", "")}
+                for name, schema in config_schemas().items()}
+
     @field_validator("seed", mode="before")
     @classmethod
     def _whole(cls, value: Any) -> Any:
@@ -59,6 +68,12 @@ class CreateExperiment(Action):
         given = {k: getattr(self, k) for k in ("model", "data", "optimizer", "loss",
                                                "observables", "seed", "name", "snapshots")}
         given = {k: v for k, v in given.items() if v is not None}
+        if self.based_on is None and not set(given) - {"name"}:
+            # Every default at once is rarely what was meant (an agent's empty action):
+            # say what can be given instead of creating the reference config silently.
+            raise ConfigError("based_on", None, "an experiment to start from, or a config",
+                              hint="give model, data, optimizer, loss, observables, seed or "
+                                   "snapshots (fl.knobs() lists every knob and its default)")
         if self.based_on is None:
             if self.observables_add or self.observables_remove:
                 raise ConfigError("observables_add", self.observables_add,
@@ -178,7 +193,11 @@ class RunExperiment(Action):
         # cached under the key of that copy, whatever is redefined while it trains.
         statistics = state.statistics.frozen()
         key = state.cache_key(config, statistics)
-        reuse = None if self.force else self._cached(ctx.store, key, stop)
+        # A statistic not trusted here runs no code when its author's run is reused, so
+        # that run is looked up too; a new run is recorded under the untrusted key.
+        authored = state.cache_key(config, statistics, as_trusted=True)
+        reuse = None if self.force else (self._cached(ctx.store, authored, stop)
+                                         or self._cached(ctx.store, key, stop))
         if reuse:  # the same Run object: an in-memory lab keeps its snapshots on it
             run = state.bind_run(self.experiment, Run(reuse, self.experiment, ctx.store,
                                                       state.statistics))

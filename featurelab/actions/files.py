@@ -23,9 +23,12 @@ def _looks_like_a_store(path: Path, folder: Path) -> bool:
     return path.name.endswith(STORE_ENDINGS) or any(p.endswith(".snapshots") for p in inside)
 
 
-def check_write(path: str | Path, store: Store, actor: str, field: str = "path") -> Path:
+def check_write(path: str | Path, store: Store, actor: str, field: str = "path",
+                suffix: str | None = None) -> Path:
     """`path` as given, if `actor` may write it; ConfigError naming it and the rule if not.
-    Everyone: never the store's own files. An agent: only inside the lab's folder."""
+    Everyone: never the store's own files. An agent: only inside the lab's folder, and
+    only a file of the kind the action writes (`suffix`): an agent's log export must not
+    replace a notebook or a script that happens to be in the folder."""
     try:
         target = Path(path).resolve()
     except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a symlink loop, ...
@@ -45,6 +48,9 @@ def check_write(path: str | Path, store: Store, actor: str, field: str = "path")
         if target == folder:
             raise ConfigError(field, str(path), f"a file inside the lab's folder {folder}",
                               hint="not the folder itself")
+        if suffix is not None and not target.name.endswith(suffix):
+            raise ConfigError(field, str(path), f"a {suffix} file inside the lab's folder",
+                              hint="an agent writes only the kind of file the action makes")
         if _looks_like_a_store(target, folder):
             raise ConfigError(field, str(path), f"a file inside the lab's folder {folder}, "
                               "not a lab's store (*.sqlite, -wal, -shm, *.snapshots/)",

@@ -223,6 +223,16 @@ class RunSweep(Action):
         members = state.sweep(self.sweep).members
         return {m: state.results(m) for m in members if m in state.latest}
 
+    def to_json(self, value: Any, state: LabState) -> Any:
+        # In the background the value is the SweepRun (a thread): what an agent can
+        # follow of it; in the foreground {member: its latest run}, as any value.
+        if isinstance(value, SweepRun):
+            with value._lock:
+                started = {m: run.id for m, run in value.started.items()}
+            return {"sweep": value.sweep, "todo": list(value.todo), "started": started,
+                    "done": value.done, "problems": value.problems()}
+        return super().to_json(value, state)
+
     def to_code(self) -> str:
         # A cell waits for its sweep, so Restart & Run All replays in order. lab.run
         # knows a sweep by its id's prefix; run_sweep takes any id (a log's, checked).

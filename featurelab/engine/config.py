@@ -1,10 +1,12 @@
 """Experiment configuration: frozen dataclasses, one per concern.
 
-Every field has a commented default. Validation happens at construction, so an
-invalid config never exists; its error names the field, the value and what is
-allowed. `to_dict` / `from_dict` round-trip through JSON, and `content_hash` is
-stable across processes (floats normalised, the free-text name left out) so a
-finished run can be found again from its config.
+Every field is declared with its default, the rule that validates it and one line of
+description (`knob`, featurelab.engine.rules): the knob menu and the JSON Schema agents
+read are derived from the same declaration (featurelab.engine.knobs). Validation
+happens at construction, so an invalid config never exists; its error names the field,
+the value and what is allowed. `to_dict` / `from_dict` round-trip through JSON, and
+`content_hash` is stable across processes (floats normalised, the free-text name left
+out) so a finished run can be found again from its config.
 """
 
 from __future__ import annotations
@@ -13,16 +15,26 @@ import dataclasses
 import hashlib
 import json
 import math
-import operator
-from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 # One registry per kind: validation reads the names of the registries the engine builds
 # from (these modules import config for types only).
 from featurelab.engine.activations import ACTIVATIONS
 from featurelab.engine.data import TASKS
 from featurelab.engine.optim import OPTIMIZERS
+from featurelab.engine.rules import (
+    Choice,
+    Flag,
+    Integer,
+    IntList,
+    NameList,
+    Number,
+    StepSchedule,
+    Text,
+    knob,
+    section,
+)
 from featurelab.errors import ConfigError
 
 MODEL_KINDS = ("mlp", "embed_mlp")
@@ -36,44 +48,6 @@ MAX_STEPS = 1_000_000  # a sanity cap: a typo like steps=2e9 should fail fast, n
 MAX_SAMPLES = 10_000_000
 
 
-def _check_int(path: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(path, value, f"an integer from {lo} to {hi}")
-    return value
-
-
-def _check_float(path: str, value: Any, lo: float, hi: float, lo_open: bool = False) -> float:
-    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-          and -math.inf < value < math.inf)  # not isfinite(): it overflows on huge ints
-    if ok:
-        ok = (lo < value if lo_open else lo <= value) and value <= hi
-    if not ok:
-        bracket = "(" if lo_open else "["
-        raise ConfigError(path, value, f"a number in {bracket}{lo:g}, {hi:g}]")
-    return float(value)
-
-
-def _check_choice(path: str, value: Any, choices: Collection[str]) -> str:
-    # A list or dict given is not a name (and `in` a registry dict would raise TypeError)
-    if not isinstance(value, str) or value not in choices:
-        raise ConfigError(path, value, "one of " + ", ".join(map(repr, choices)))
-    return value
-
-
-def _int_tuple(path: str, value: Any, allowed: str = "a list of positive integers"
-               ) -> tuple[Any, ...]:
-    """A list as a tuple, numpy integers as ints; other items are left for the range check."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise ConfigError(path, value, allowed)
-    out = []
-    for item in value:
-        try:
-            out.append(item if isinstance(item, bool) else operator.index(item))
-        except TypeError:
-            out.append(item)  # a float or string: _check_int names it with its index
-    return tuple(out)
-
-
 def _number(value: float) -> str:
     """10.0 -> '10', 1.23456789 -> '1.23456789': short, but exact."""
     return str(int(value)) if value.is_integer() else repr(value)
@@ -85,7 +59,18 @@ def _set(obj: Any, name: str, value: Any) -> None:
 
 
 class _ConfigBase:
-    """to_dict / from_dict shared by every config dataclass."""
+    """Validation by the fields' rules, to_dict / from_dict, shared by every config."""
+
+    path: ClassVar[str] = ""  # where its fields sit in an ExperimentConfig ("model")
+
+    def _check_fields(self) -> None:
+        """Every field by its rule (featurelab.engine.rules), in declaration order: a rule
+        may read the fields before it (warmup_steps is at most steps)."""
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            rule = f.metadata.get("rule")
+            if rule is not None:
+                path = f"{self.path}.{f.name}" if self.path else f.name
+                _set(self, f.name, rule.check(path, getattr(self, f.name), self))
 
     def to_dict(self) -> dict[str, Any]:
         out = {}
@@ -119,25 +104,21 @@ def _field_names(cls: type) -> list[str]:
 
 @dataclass(frozen=True)
 class ModelConfig(_ConfigBase):
-    kind: str = "mlp"  # "mlp" on vectors; "embed_mlp" embeds two tokens (modular task)
-    widths: tuple[int, ...] = (10, 100, 100, 1)  # input, hidden..., output
-    activation: str = "relu"  # nonlinearity after every hidden layer
-    bias: bool = True  # biases in every linear layer
-    init_scale: float = 1.0  # multiplies PyTorch's default init; >1 helps grokking
+    path: ClassVar[str] = "model"
+    kind: str = knob("mlp", Choice(MODEL_KINDS),
+                     "mlp on vectors; embed_mlp embeds two tokens (the modular task)")
+    widths: tuple[int, ...] = knob(
+        (10, 100, 100, 1),
+        IntList(1, MAX_WIDTH, 2, MAX_DEPTH,
+                f"a list of 2 to {MAX_DEPTH} widths: input, hidden..., output"),
+        "layer widths: input (= data.dim), hidden..., output (1; p for modular)")
+    activation: str = knob("relu", Choice(ACTIVATIONS), "nonlinearity after every hidden layer")
+    bias: bool = knob(True, Flag(), "biases in every linear layer")
+    init_scale: float = knob(1.0, Number(0, 100, lo_open=True),
+                             "multiplies PyTorch's default init; >1 helps grokking")
 
     def __post_init__(self) -> None:
-        _check_choice("model.kind", self.kind, MODEL_KINDS)
-        widths = _int_tuple("model.widths", self.widths)
-        if not 2 <= len(widths) <= MAX_DEPTH:
-            raise ConfigError("model.widths", list(widths),
-                              f"a list of 2 to {MAX_DEPTH} widths: input, hidden..., output")
-        for i, w in enumerate(widths):
-            _check_int(f"model.widths[{i}]", w, 1, MAX_WIDTH)
-        _set(self, "widths", widths)
-        _check_choice("model.activation", self.activation, ACTIVATIONS)
-        if not isinstance(self.bias, bool):
-            raise ConfigError("model.bias", self.bias, "True or False")
-        _set(self, "init_scale", _check_float("model.init_scale", self.init_scale, 0, 100, True))
+        self._check_fields()
 
     @property
     def label(self) -> str:
@@ -147,35 +128,27 @@ class ModelConfig(_ConfigBase):
 
 @dataclass(frozen=True)
 class DataConfig(_ConfigBase):
-    task: str = "sin2"  # sin2 | formula | modular | teacher
-    dim: int = 10  # input dimension of x (sin2, formula, teacher)
-    freq: float = 10.0  # sin2: y = sum_i sin^2(freq * x_i)
-    formula: str = ""  # formula: y as an expression in x, e.g. "sum(sin(10*x)**2)"
-    noise: float = 0.0  # regression: std of Gaussian noise added to train targets
-    n_train: int = 500  # regression: training samples, x ~ N(0, I)
-    n_test: int = 200  # regression: test samples
-    p: int = 97  # modular: the modulus (a prime for "/")
-    op: str = "+"  # modular: a op b mod p
-    train_frac: float = 0.5  # modular: fraction of the p*p pairs used for training
-    teacher_widths: tuple[int, ...] = (32,)  # teacher: hidden widths of the random teacher MLP
+    path: ClassVar[str] = "data"
+    task: str = knob("sin2", Choice(TASKS),
+                     "sin2: y = sum sin^2(freq x); formula: y from data.formula; "
+                     "modular: a op b mod p (classification); teacher: a random MLP")
+    dim: int = knob(10, Integer(1, MAX_WIDTH), "input dimension of x (sin2, formula, teacher)")
+    freq: float = knob(10.0, Number(-1e6, 1e6), "sin2: y = sum_i sin^2(freq * x_i)")
+    formula: str = knob("", Text(),
+                        "formula task: y as an expression in x, e.g. 'sum(sin(10*x)**2)'")
+    noise: float = knob(0.0, Number(0, 1e6),
+                        "regression: std of Gaussian noise added to train targets")
+    n_train: int = knob(500, Integer(1, MAX_SAMPLES), "regression: training samples, x ~ N(0, I)")
+    n_test: int = knob(200, Integer(0, MAX_SAMPLES), "regression: test samples")
+    p: int = knob(97, Integer(2, 2_000), "modular: the modulus (a prime for '/')")
+    op: str = knob("+", Choice(MODULAR_OPS), "modular: a op b mod p")
+    train_frac: float = knob(0.5, Number(0, 1, lo_open=True),
+                             "modular: fraction of the p*p pairs used for training")
+    teacher_widths: tuple[int, ...] = knob((32,), IntList(1, MAX_WIDTH),
+                                           "teacher: hidden widths of the random teacher MLP")
 
     def __post_init__(self) -> None:
-        _check_choice("data.task", self.task, TASKS)
-        _check_int("data.dim", self.dim, 1, MAX_WIDTH)
-        _set(self, "freq", _check_float("data.freq", self.freq, -1e6, 1e6))
-        _set(self, "noise", _check_float("data.noise", self.noise, 0, 1e6))
-        _check_int("data.n_train", self.n_train, 1, MAX_SAMPLES)
-        _check_int("data.n_test", self.n_test, 0, MAX_SAMPLES)
-        _check_int("data.p", self.p, 2, 2_000)
-        _check_choice("data.op", self.op, MODULAR_OPS)
-        _set(self, "train_frac",
-             _check_float("data.train_frac", self.train_frac, 0, 1, lo_open=True))
-        widths = _int_tuple("data.teacher_widths", self.teacher_widths)
-        for i, w in enumerate(widths):
-            _check_int(f"data.teacher_widths[{i}]", w, 1, MAX_WIDTH)
-        _set(self, "teacher_widths", widths)
-        if not isinstance(self.formula, str):
-            raise ConfigError("data.formula", self.formula, "a string")
+        self._check_fields()
         if self.task == "formula":
             from featurelab.engine.formula import parse_formula
 
@@ -211,27 +184,26 @@ class DataConfig(_ConfigBase):
 
 @dataclass(frozen=True)
 class OptimizerConfig(_ConfigBase):
-    name: str = "adam"  # sgd | adam | adamw | muon
-    lr: float = 1e-3  # peak learning rate
-    steps: int = 2000  # optimizer steps in a run
-    batch_size: int = 0  # 0 means full batch; otherwise minibatches reshuffled every epoch
-    momentum: float = 0.9  # sgd and muon momentum
-    beta2: float = 0.999  # adam/adamw/muon-adamw second-moment decay (beta1 = momentum)
-    weight_decay: float = 0.0  # decoupled for adamw and muon, L2 for sgd and adam
-    warmup_steps: int = 0  # linear warmup from 0 to lr over this many steps
-    schedule: str = "constant"  # after warmup: constant, or cosine decay to 0 at the last step
+    path: ClassVar[str] = "optimizer"
+    name: str = knob("adam", Choice(OPTIMIZERS),
+                     "muon: orthogonalised momentum on hidden 2-D weights, adamw on the rest")
+    lr: float = knob(1e-3, Number(0, 100, lo_open=True), "peak learning rate")
+    steps: int = knob(2000, Integer(1, MAX_STEPS), "optimizer steps in a run")
+    batch_size: int = knob(0, Integer(0, MAX_SAMPLES),
+                           "0: full batch; else minibatches reshuffled every epoch")
+    momentum: float = knob(0.9, Number(0, 0.9999),
+                           "sgd and muon momentum; adam's beta1")
+    beta2: float = knob(0.999, Number(0, 0.99999),
+                        "adam/adamw/muon-adamw second-moment decay")
+    weight_decay: float = knob(0.0, Number(0, 100),
+                               "decoupled for adamw and muon, L2 for sgd and adam")
+    warmup_steps: int = knob(0, Integer(0, MAX_STEPS, at_most="steps"),
+                             "linear warmup from 0 to lr over this many steps (<= steps)")
+    schedule: str = knob("constant", Choice(SCHEDULES),
+                         "after warmup: constant, or cosine decay to 0 at the last step")
 
     def __post_init__(self) -> None:
-        _check_choice("optimizer.name", self.name, OPTIMIZERS)
-        _set(self, "lr", _check_float("optimizer.lr", self.lr, 0, 100, lo_open=True))
-        _check_int("optimizer.steps", self.steps, 1, MAX_STEPS)
-        _check_int("optimizer.batch_size", self.batch_size, 0, MAX_SAMPLES)
-        _set(self, "momentum", _check_float("optimizer.momentum", self.momentum, 0, 0.9999))
-        _set(self, "beta2", _check_float("optimizer.beta2", self.beta2, 0, 0.99999))
-        _set(self, "weight_decay",
-             _check_float("optimizer.weight_decay", self.weight_decay, 0, 100))
-        _check_int("optimizer.warmup_steps", self.warmup_steps, 0, self.steps)
-        _check_choice("optimizer.schedule", self.schedule, SCHEDULES)
+        self._check_fields()
 
     @property
     def label(self) -> str:
@@ -254,28 +226,19 @@ DEFAULT_SNAPSHOT_SCHEDULE = ((0, 1), (100, 20), (1000, 100))
 
 @dataclass(frozen=True)
 class SnapshotConfig(_ConfigBase):
-    # (from_step, every): from from_step on, keep a snapshot every `every` steps
-    schedule: tuple[tuple[int, int], ...] = DEFAULT_SNAPSHOT_SCHEDULE
-    points: str = "pre"  # which hook points to keep: "pre", "post" or "all"
-    max_samples: int = 0  # keep at most this many samples per snapshot; 0 keeps all
+    path: ClassVar[str] = "snapshots"
+    schedule: tuple[tuple[int, int], ...] = knob(
+        DEFAULT_SNAPSHOT_SCHEDULE, StepSchedule(MAX_STEPS),
+        "activations kept: [from_step, every] pairs (every >= 1), "
+        "from_step strictly increasing")
+    points: str = knob("pre", Choice(("pre", "post", "all")),
+                       "hook points kept: pre (before the nonlinearity), "
+                       "post (after it) or all")
+    max_samples: int = knob(0, Integer(0, MAX_SAMPLES),
+                            "keep at most this many samples per snapshot; 0 keeps all")
 
     def __post_init__(self) -> None:
-        pairs = "a list of [from_step, every] pairs of integers"
-        if isinstance(self.schedule, (str, bytes)) or not hasattr(self.schedule, "__iter__"):
-            raise ConfigError("snapshots.schedule", self.schedule, pairs)
-        schedule = tuple(_int_tuple("snapshots.schedule", p, pairs) for p in self.schedule)
-        if any(len(p) != 2 for p in schedule):
-            raise ConfigError("snapshots.schedule", self.schedule, pairs)
-        for i, (start, every) in enumerate(schedule):
-            _check_int(f"snapshots.schedule[{i}][0]", start, 0, MAX_STEPS)
-            _check_int(f"snapshots.schedule[{i}][1]", every, 1, MAX_STEPS)
-        starts = [s for s, _ in schedule]
-        if starts != sorted(set(starts)):
-            raise ConfigError("snapshots.schedule", [list(p) for p in schedule],
-                              "pairs with strictly increasing from_step")
-        _set(self, "schedule", schedule)
-        _check_choice("snapshots.points", self.points, ("pre", "post", "all"))
-        _check_int("snapshots.max_samples", self.max_samples, 0, MAX_SAMPLES)
+        self._check_fields()
 
     def steps(self, n_steps: int) -> list[int]:
         """The steps (0 .. n_steps-1, plus the last) at which a snapshot is taken."""
@@ -293,30 +256,32 @@ DEFAULT_OBSERVABLES = ("train_loss", "test_loss", "weight_l2_norm", "hidden_acti
 
 @dataclass(frozen=True)
 class ExperimentConfig(_ConfigBase):
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    loss: str = "mse"  # mse for regression, cross_entropy for classification
-    observables: tuple[str, ...] = DEFAULT_OBSERVABLES  # what is recorded; see observables.py
-    seed: int = 0  # seeds data, init and minibatch order
-    snapshots: SnapshotConfig = field(default_factory=SnapshotConfig)
-    name: str = ""  # free text for people; not part of the content hash
+    model: ModelConfig = field(default_factory=ModelConfig,
+                               metadata=section(ModelConfig, "the network"))
+    data: DataConfig = field(default_factory=DataConfig,
+                             metadata=section(DataConfig, "the task and its samples"))
+    optimizer: OptimizerConfig = field(
+        default_factory=OptimizerConfig,
+        metadata=section(OptimizerConfig, "the optimizer and its schedule"))
+    loss: str = knob("mse", Choice(LOSSES),
+                     "mse for regression, cross_entropy for classification (modular)")
+    observables: tuple[str, ...] = knob(
+        DEFAULT_OBSERVABLES, NameList("observable names"),
+        "what is recorded: train_loss, test_loss, weight_l2_norm, hidden_activations, "
+        "or a statistic's name (name@layers.i.pre for one hook point)")
+    seed: int = knob(0, Integer(0, 2**63 - 1), "seeds data, init and minibatch order")
+    snapshots: SnapshotConfig = field(
+        default_factory=SnapshotConfig,
+        metadata=section(SnapshotConfig, "which activations are kept"))
+    name: str = knob("", Text(500), "free text for people; not part of the content hash",
+                     menu=False)
 
     def __post_init__(self) -> None:
-        for key, cls in (("model", ModelConfig), ("data", DataConfig),
-                         ("optimizer", OptimizerConfig), ("snapshots", SnapshotConfig)):
-            _set(self, key, cls.from_dict(getattr(self, key), path=key))
-        _check_choice("loss", self.loss, LOSSES)
-        if isinstance(self.observables, str) or not hasattr(self.observables, "__iter__"):
-            raise ConfigError("observables", self.observables, "a list of observable names")
-        observables = tuple(self.observables)
-        for i, name in enumerate(observables):
-            if not isinstance(name, str) or not name:
-                raise ConfigError(f"observables[{i}]", name, "a non-empty string")
-        _set(self, "observables", tuple(dict.fromkeys(observables)))  # drop repeats
-        _check_int("seed", self.seed, 0, 2**63 - 1)
-        if not isinstance(self.name, str) or len(self.name) > 500:
-            raise ConfigError("name", self.name, "a string of at most 500 characters")
+        for f in dataclasses.fields(self):
+            cls = f.metadata.get("section")
+            if cls is not None:
+                _set(self, f.name, cls.from_dict(getattr(self, f.name), path=f.name))
+        self._check_fields()
         self._check_consistency()
 
     def _check_consistency(self) -> None:

@@ -4,17 +4,20 @@ Python cannot kill a thread, but it can raise an exception in one at its next by
 (`PyThreadState_SetAsyncExc`). A statistic is called per step, so arming a budget must
 cost next to nothing: a call writes its deadline into a table, and one watchdog thread
 (started on first use, waking a few times a second) raises `OverBudget` in the thread
-of any call past its deadline, again and again until the call gives up (so a bare
+of any call past its deadline, again and again until the call gives up (so one bare
 `except:` in the loop does not save it). That stops loops in Python, which is how
 user code hangs; a call blocked inside C (a sleep) is stopped only when it returns,
 which is why a statistic's first call, on a probe at definition, runs on a thread of
-its own that is abandoned if it does not return (`run_with_budget`).
+its own that is abandoned if it does not return (`run_with_budget`). What it cannot
+stop: code that catches every exception in a loop around a loop (it can always catch
+the next one); a run then waits on it, as it would on any Python that never returns.
 """
 
 from __future__ import annotations
 
 import ctypes
 import itertools
+import math
 import os
 import threading
 import time
@@ -24,7 +27,18 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 # Seconds one call of a DIY statistic may take (on one step's activations, or on a
 # snapshot stack); FEATURELAB_STATISTIC_BUDGET overrides it, for big data sets.
-DEFAULT_SECONDS = float(os.environ.get("FEATURELAB_STATISTIC_BUDGET", "10"))
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"FEATURELAB_STATISTIC_BUDGET={text!r}: allowed: a number of "
+                         "seconds above 0")
+    return seconds
+
+
+DEFAULT_SECONDS = _seconds(os.environ.get("FEATURELAB_STATISTIC_BUDGET", "10"))
 _POLL = 0.1
 
 

@@ -34,6 +34,7 @@ from featurelab.errors import ConfigError, FeaturelabError
 from featurelab.export.charts import Picture, draw_bands, draw_chart, draw_law
 from featurelab.export.graph import build_graph, graph_png, graph_summary
 from featurelab.export.notebook import NotebookNotes, notebook_notes, read_notebook
+from featurelab.trajectory import RECENT, Exploration, metrics
 from featurelab.view import ViewState
 
 if TYPE_CHECKING:
@@ -115,6 +116,17 @@ class SweepBlock:
 
 
 @dataclass(frozen=True)
+class ExplorationBlock:
+    """An exploration's section: its trajectory metrics and every iteration."""
+
+    exploration: str
+    title: str  # "Exploration 0"
+    summary: str
+    metrics: tuple[tuple[str, str], ...]  # (what, value as text)
+    iterations: tuple[tuple[str, ...], ...]  # (iteration, changes, value, decision, reason)
+
+
+@dataclass(frozen=True)
 class CrossFitsBlock:
     """The fits across a sweep's runs, one row each: (fit, of what, R^2, LaTeX, coefficients)."""
 
@@ -135,7 +147,7 @@ class GraphBlock:
 
 
 Block = (Sentence | Note | ConfigTable | Code | FitTableBlock | ChartBlock | GraphBlock
-         | LawBlock | SweepBlock | CrossFitsBlock)
+         | LawBlock | SweepBlock | CrossFitsBlock | ExplorationBlock)
 
 
 @dataclass
@@ -359,6 +371,8 @@ class _Builder:
         self.flush()
         for sweep in self.lab.sweeps:
             self.sweep_section(sweep, entries)
+        for exploration in self.lab.explorations.values():
+            self.blocks.append(exploration_block(exploration))
         return self.blocks
 
     # -- a section per sweep ------------------------------------------------------------
@@ -442,6 +456,46 @@ class _Builder:
                              f"a = {_fmt_coef(law.a)}, b = {_fmt_coef(law.b)}"))
         if rows:
             self.blocks.append(CrossFitsBlock(sweep_id, tuple(rows)))
+
+
+def exploration_block(exploration: Exploration) -> ExplorationBlock:
+    """The metrics people read first (coverage, repeats, time to keep, plateau), then
+    one row per iteration."""
+    m = metrics(exploration)
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.0f}%"
+
+    best = m["best"]
+    rows = (
+        ("iterations", str(m["iterations"])),
+        ("knob coverage", f"{share(m['knob_coverage'])} ({len(m['knobs_touched'])} of "
+                          f"{m['knobs_in_menu']} knobs)"),
+        ("(knob, value) pair coverage", share(m["pair_coverage"])),
+        ("repeat rate", f"{share(m['repeat_rate'])} ({m['repeats']} repeats, "
+                        f"{m['replicates']} deliberate)"),
+        (f"repeat rate, last {RECENT}", share(m[f"repeat_rate_last_{RECENT}"])),
+        ("keeps", f"{m['keeps']} ({share(m['keep_rate'])} of judged iterations)"),
+        ("time to first keep", _iteration(m["time_to_first_keep"])),
+        ("time to best keep", _iteration(m["time_to_best_keep"])),
+        ("longest plateau", f"{m['longest_plateau']} iterations"),
+        (f"best {exploration.metric}", "-" if best["value"] is None else
+         f"{best['value']:.4g} ({best['experiment']})"),
+    )
+    iterations = tuple(
+        (str(it.index), ", ".join(f"{k}={_shown(v)}" for k, v in it.changes.items()),
+         "-" if it.value is None else f"{it.value:.4g}", it.decision or "not judged",
+         it.reason) for it in exploration.iterations)
+    number = exploration.id.removeprefix("explore_")
+    title = f"Exploration {number}" + (f", {exploration.name!r}" if exploration.name else "")
+    summary = (f"{exploration.id}: {exploration.goal}imise {exploration.metric} from "
+               f"{exploration.base} over {len(exploration.menu)} knobs"
+               + (", repeats refused (block_repeat)" if exploration.rail else ""))
+    return ExplorationBlock(exploration.id, title, summary, rows, iterations)
+
+
+def _iteration(index: int | None) -> str:
+    return "-" if index is None else f"iteration {index}"
 
 
 def _groups(entries: list[LogEntry], detail: str, notes: NotebookNotes

@@ -24,6 +24,7 @@ from featurelab.export.blog import (
     ConfigTable,
     CrossFitsBlock,
     Document,
+    ExplorationBlock,
     FitTableBlock,
     GraphBlock,
     LawBlock,
@@ -150,6 +151,15 @@ def _sweep(block: SweepBlock) -> str:
     return "\n".join(lines)
 
 
+def _exploration(block: ExplorationBlock) -> str:
+    lines = [f"## {escape(block.title)}", "", f"*{escape(block.summary)}*", "",
+             "| Trajectory | |", "|---|---|"]
+    lines += [f"| {cell(what)} | {cell(value)} |" for what, value in block.metrics]
+    lines += ["", "| Iteration | Changes | Value | Decision | Reason |", "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in block.iterations]
+    return "\n".join(lines)
+
+
 def _cross_fits(block: CrossFitsBlock) -> str:
     lines = [f"*Fits across the runs of {escape(block.sweep)}*", "",
              "| Fit | Of | R^2 | Equation | Coefficients |", "|---|---|---|---|---|"]
@@ -220,6 +230,8 @@ def _block(block: Block, files_dir: str, files: dict[str, bytes]) -> str:
         return _sweep(block)
     if isinstance(block, CrossFitsBlock):
         return _cross_fits(block)
+    if isinstance(block, ExplorationBlock):
+        return _exploration(block)
     if isinstance(block, GraphBlock):
         name = f"{files_dir}/knowledge-graph.png"
         files[name] = block.png

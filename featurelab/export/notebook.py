@@ -223,23 +223,22 @@ def run_notebook(notebook: dict[str, Any], directory: Path) -> dict[str, Any]:
 
 
 def notebook_trusted(notebook: dict[str, Any]) -> bool:
-    """Whether Jupyter trusts the notebook: signed with this user's notebook secret (as
-    JupyterLab signs what the user saves; `jupyter trust` and `featurelab trust` sign)."""
-    import nbformat
-    from nbformat.sign import NotebookNotary
+    """Whether the user trusted exactly this notebook's code (`featurelab trust NB`
+    signs its code cells into its metadata). Jupyter's own signature is not enough: a
+    notebook without outputs is signed on every save, read or not."""
+    from featurelab import signatures
 
-    try:
-        return bool(NotebookNotary().check_signature(nbformat.from_dict(notebook)))
-    except Exception:  # no signature database, a malformed notebook: not trusted
-        return False
+    meta = (notebook.get("metadata") or {}).get("featurelab") or {}
+    return isinstance(meta, dict) and signatures.verify(signatures.notebook_code(notebook),
+                                                        meta.get("signature"))
 
 
 def open_notebook_lab(notebook: dict[str, Any], directory: str | Path,
                       execute: bool = False) -> Lab:
     """The notebook's lab, opened from its store beside the notebook; when there is no
     store yet (or the lab lives in memory), the notebook is run to build it, but only if
-    the caller says so (`execute`) or Jupyter trusts the notebook: a notebook received
-    from elsewhere never runs because it was exported."""
+    the caller says so (`execute`) or the user trusted the notebook (`featurelab trust`):
+    a notebook received from elsewhere never runs because it was exported."""
     from featurelab.lab import Lab
 
     directory = Path(directory or ".").resolve()
@@ -255,7 +254,7 @@ def open_notebook_lab(notebook: dict[str, Any], directory: str | Path,
                 f"the notebook's lab {call.name!r} {where}, so exporting means running the "
                 "notebook's code cells, and the notebook is not trusted (not signed by you)."
                 " Read it, then run it with --BlogExporter.execute=True, or trust "
-                "it: jupyter trust NOTEBOOK (or featurelab trust NOTEBOOK)")
+                "it: featurelab trust NOTEBOOK")
         namespace = run_notebook(notebook, directory)
         if store is None:  # an in-memory lab lives only in the namespace that made it
             labs = [v for v in namespace.values() if isinstance(v, Lab)]

@@ -23,6 +23,7 @@ from featurelab.actions.base import call
 from featurelab.actions.experiments import CancelRun
 from featurelab.engine.stats import ACTIVATIONS
 from featurelab.export.text import clean
+from featurelab.log import untrusted_code
 
 if TYPE_CHECKING:
     from featurelab.lab import Lab
@@ -93,7 +94,9 @@ def script_source(lab: Lab) -> str:
                                       for code in ["\n".join(head), *codes, PRINT_FITS]))
     lines = head
     for (entry, action), code in zip(actions, codes):
-        if isinstance(action, DefineStatistic) and any(
+        if not entry.trusted():  # running the script would trust it unread
+            code = untrusted_code(code)
+        elif isinstance(action, DefineStatistic) and any(
                 name in used or name.startswith("__") for name in _names(code, defined=True)):
             code = _as_text(action)  # `def print(...)` would be the print the script calls
         lines += ["", _comment(action.describe(entry.result))]

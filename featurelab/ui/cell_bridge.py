@@ -112,14 +112,15 @@ class CellRecorder:
             return
         entry, action = payload
         if self.builder.absorbs(action):  # a sweep's member run: its sweep's cell has it
-            self.builder.add(entry.id, action, entry.result, entry.actor)
+            self.builder.add(entry.id, action, entry.result, entry.actor, entry.trusted())
             return
         if entry.actor != "human":  # a cell's own action: the notebook already has it
             self.builder.interrupt()
             if entry.cell is not None:  # the next click goes after that cell
                 self.after_cell = entry.cell
             return
-        cell, replaces = self.builder.add(entry.id, action, entry.result, entry.actor)
+        cell, replaces = self.builder.add(entry.id, action, entry.result, entry.actor,
+                                          entry.trusted())
         request = {"op": "insert_cell", "model_id": self.model_id, "action_id": entry.id,
                    "action_ids": list(cell.action_ids), "source": cell.source,
                    "coalesce_key": cell.coalesce_key, "replaces": replaces,

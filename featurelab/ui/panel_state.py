@@ -371,6 +371,45 @@ class SweepState(TypedDict):
 
 
 @with_config(_STRICT)
+class KnobCoverage(TypedDict):
+    knob: str
+    tried: int  # of its menu values, how many some iteration evaluated
+    values: int  # in the menu
+
+
+@with_config(_STRICT)
+class IterationState(TypedDict):
+    iteration: int
+    changes: str  # "optimizer.lr=0.003"
+    value: float | None
+    decision: str | None  # keep | discard | failed; None until judged
+    best: float | None  # the best so far after it
+    repeat: bool  # it repeated a (knob, value) pair or a configuration
+
+
+@with_config(_STRICT)
+class ExplorationState(TypedDict):
+    """An exploration (featurelab.trajectory) with its live trajectory metrics."""
+
+    id: str
+    name: str
+    base: str
+    metric: str
+    goal: str
+    rail: bool
+    iterations: list[IterationState]
+    coverage: list[KnobCoverage]
+    knob_coverage: float | None
+    pair_coverage: float | None
+    repeat_rate: float | None
+    recent_repeat_rate: float | None
+    keeps: int
+    longest_plateau: int
+    best: float | None
+    best_experiment: str
+
+
+@with_config(_STRICT)
 class PanelState(TypedDict):
     """Everything the panel shows: the trait `state` of featurelab.ui.widget.Panel."""
 
@@ -387,6 +426,7 @@ class PanelState(TypedDict):
     cells: list[Cell]
     notes: list[str]
     sweeps: list[SweepState]
+    explorations: list[ExplorationState]
 
 
 PANEL_STATE: TypeAdapter[PanelState] = TypeAdapter(PanelState)

@@ -53,14 +53,20 @@ from featurelab.engine.config import (
 from featurelab.engine.models import hook_shapes, point_label
 from featurelab.engine.observables import NAMED_OBSERVABLES
 from featurelab.errors import FeaturelabError
+from featurelab.log import untrusted_code
+from featurelab.trajectory import RECENT, Exploration, pair_key
+from featurelab.trajectory import metrics as trajectory_metrics
 from featurelab.ui.cell_bridge import CellBridge, CellRecorder, kernel_bridge
 from featurelab.ui.panel_state import (
     Cell,
     ExperimentConfigState,
     ExperimentRow,
+    ExplorationState,
     FinalLosses,
     FitState,
     FitTableState,
+    IterationState,
+    KnobCoverage,
     Options,
     PanelState,
     RunRow,
@@ -200,6 +206,8 @@ class Panel(anywidget.AnyWidget):
 
     def _apply(self, action: Any) -> dict[str, Any]:
         entry, _ = self.lab.apply_logged(action, actor="human")
+        if entry is None:  # a read: nothing logged, nothing to report
+            return {}
         return entry.result or {}  # its own entry's, whatever else was logged meanwhile
 
     def _stop_sweep(self, sweep: Any) -> list[str]:
@@ -291,6 +299,7 @@ def lab_state(lab: Lab) -> PanelState:
         cells=[_cell(e) for e in lab.log],
         notes=list(lab.notes),
         sweeps=[_sweep(lab, sweep) for sweep in lab.sweeps.values()],
+        explorations=[_exploration(e) for e in lab.explorations.values()],
     )
     return validate_panel_state(state)
 
@@ -306,6 +315,35 @@ def _sweep(lab: Lab, sweep: Sweep) -> SweepState:
                       members=list(sweep.members),
                       groups={k: list(v) for k, v in sweep.groups.items()},
                       counts=counts, running=job is not None and not job.done)
+
+
+def _exploration(exploration: Exploration) -> ExplorationState:
+    m = trajectory_metrics(exploration)
+    tried: dict[str, set[str]] = {k: set() for k in exploration.menu}
+    rows: list[IterationState] = []
+    best = exploration.baseline
+    for it in exploration.iterations:
+        for knob, value in it.changes.items():
+            if knob in tried:
+                tried[knob].add(pair_key(knob, value))
+        if it.decision == "keep":
+            best = it.value
+        rows.append(IterationState(
+            iteration=it.index, changes=", ".join(f"{k}={json.dumps(v)}"
+                                                  for k, v in it.changes.items()),
+            value=it.value, decision=it.decision, best=best,
+            repeat=it.repeat_of is not None))
+    menu_pairs = exploration.menu_pairs()
+    return ExplorationState(
+        id=exploration.id, name=exploration.name, base=exploration.base,
+        metric=exploration.metric, goal=exploration.goal, rail=exploration.rail,
+        iterations=rows,
+        coverage=[KnobCoverage(knob=k, tried=len(tried[k] & menu_pairs),
+                               values=len(exploration.menu[k])) for k in exploration.menu],
+        knob_coverage=m["knob_coverage"], pair_coverage=m["pair_coverage"],
+        repeat_rate=m["repeat_rate"], recent_repeat_rate=m[f"repeat_rate_last_{RECENT}"],
+        keeps=m["keeps"], longest_plateau=m["longest_plateau"], best=m["best"]["value"],
+        best_experiment=m["best"]["experiment"])
 
 
 def _config(config: ExperimentConfig) -> ExperimentConfigState:
@@ -358,17 +396,19 @@ def _runs(lab: Lab, experiment: str) -> list[RunRow]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _cell_of(action_id: str, actor: str, action: str, result: str) -> dict[str, Any]:
+def _cell_of(action_id: str, actor: str, action: str, result: str,
+             trusted: bool) -> dict[str, Any]:
     from featurelab.actions import action_from_dict
 
     act = action_from_dict(json.loads(action))
+    code = act.to_code()
     return {"action_id": action_id, "actor": actor, "sentence": act.describe(json.loads(result)),
-            "code": act.to_code()}
+            "code": code if trusted else untrusted_code(code)}
 
 
 def _cell(entry: Any) -> Cell:
     """A log entry as the panel's Code section shows it; cached, because the state is
     rebuilt several times a second while a run trains (a run's result changes once)."""
     return cast(Cell, dict(_cell_of(entry.id, entry.actor, json.dumps(entry.action_dict()),
-                                   json.dumps(entry.result))))
+                                   json.dumps(entry.result), entry.trusted())))
 

@@ -72,7 +72,8 @@ function withLogAxis(base) {
   };
 }
 
-function plotOptions({ width, height, specs, bands = [], logX, logY, theme, onSelect, onReset, readout }) {
+function plotOptions({ width, height, specs, bands = [], logX, logY, theme, onSelect, onReset, readout,
+  xLabel = "step" }) {
   const font = `11px ${theme.font}`;
   const axis = (label) => ({
     stroke: theme.fg2,
@@ -94,18 +95,21 @@ function plotOptions({ width, height, specs, bands = [], logX, logY, theme, onSe
       y: { distr: logY ? 3 : 1, log: 10 },
     },
     axes: [
-      (logX ? withLogAxis : (a) => a)({ ...axis("step"), space: 60, size: 30 }),
+      (logX ? withLogAxis : (a) => a)({ ...axis(xLabel), space: 60, size: 30,
+        // iterations are whole: no tick at 1.5
+        ...(xLabel === "iteration" ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] } : {}) }),
       (logY ? withLogAxis : (a) => a)({ ...axis(null), size: 56, space: 30 }),
     ],
     series: [
-      { label: "step" },
+      { label: xLabel },
       ...specs.map((s) => ({
         label: s.label,
         stroke: s.alpha < 1 ? withAlpha(s.color, s.alpha) : s.color,
         width: s.width,
         dash: s.dash || undefined,
         spanGaps: true,
-        points: { show: false },
+        // a point per value where they are few and apart (an exploration's iterations)
+        points: s.points ? { show: true, size: 6, fill: s.color } : { show: false },
       })),
     ],
     // A sweep group's band: filled between its upper and lower edge series.
@@ -131,7 +135,7 @@ function plotOptions({ width, height, specs, bands = [], logX, logY, theme, onSe
  * One plot in a fixed-height box. draw(built, view) redraws: setData when the series are
  * the same as before, a new uPlot when they or the axes' kind changed.
  */
-export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plot" }) {
+export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plot", xLabel = "step" }) {
   const box = h("div", { class: "fl-plot", testid, style: { height: `${height}px` } });
   const readout = h("div", { class: "fl-readout", "aria-hidden": "true" });
   const el = h("div", { class: "fl-plot-wrap" }, box, readout);
@@ -168,7 +172,7 @@ export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plo
       const v = built.data[i + 1][idx];
       if (v != null) parts.push(`${s.label} ${fmtG(v, 4)}`);
     });
-    readout.textContent = `step ${fmtG(x, 6)}${parts.length ? " · " + parts.join(" · ") : ""}`;
+    readout.textContent = `${xLabel} ${fmtG(x, 6)}${parts.length ? " · " + parts.join(" · ") : ""}`;
   };
 
   function destroyPlot() {
@@ -187,7 +191,7 @@ export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plo
       replaceChildren(box, h("div", { class: "fl-plot-empty" }, view.emptyText || "No data yet"));
       return;
     }
-    const sig = JSON.stringify([next.specs.map((s) => [s.label, s.color, s.alpha, s.width, s.dash]),
+    const sig = JSON.stringify([next.specs.map((s) => [s.label, s.color, s.alpha, s.width, s.dash, s.points]),
       next.bands || [], logX, logY, height, themeNow]);
     showLegend();
     if (plot && sig === signature) {
@@ -196,7 +200,7 @@ export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plo
       destroyPlot();
       box.textContent = "";
       const opts = plotOptions({ width: width(), height, specs: next.specs, bands: next.bands, logX, logY,
-        theme: themeNow, readout: showReadout,
+        theme: themeNow, readout: showReadout, xLabel,
         onSelect: (lo, hi) => onZoom && onZoom(lo, hi, current.logX),
         onReset: () => onReset && onReset() });
       plot = factory(opts, next.data, box);

@@ -6,6 +6,7 @@ import { clearErrors, errorSlot, placeError, showError } from "./errors.js";
 import { createProtocol } from "./protocol.js";
 import { createExperiments } from "./experiments.js";
 import { createSweeps } from "./sweeps.js";
+import { createExplorations } from "./explorations.js";
 import { createResults } from "./results.js";
 import { createStatistics } from "./statistics.js";
 import { createCode } from "./code.js";
@@ -53,7 +54,7 @@ function render({ model, el }) {
     },
   };
 
-  const sections = [createExperiments(ctx), createSweeps(ctx), createResults(ctx), createStatistics(ctx),
+  const sections = [createExperiments(ctx), createSweeps(ctx), createExplorations(ctx), createResults(ctx), createStatistics(ctx),
     createCode(ctx)];
   panel.append(...sections.map((s) => s.el));
 

@@ -1,0 +1,404 @@
+"""Exploring: an agent (or a proposer) changes the best configuration so far, one
+proposal at a time; each is trained, then kept or discarded against the best.
+
+Three logged actions, so the blog, the cells and replay have every step:
+`explore` sets up the search (base, menu of knob values, metric, goal, budget, rail),
+`propose` applies the block_repeat rail and the budget and creates the candidate (its
+training is an ordinary logged run, started by the proposal), and `judge` reads the
+candidate's metric and keeps or discards it. A replay reruns each as logged: the
+proposal without training (its run entry follows), the judgement from the replayed run.
+`Explorer` is what `lab.explore` returns: the proposal loop in Python, with built-in
+proposers (random without replacement, grid), metrics, a sidecar JSON and a TSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from featurelab.actions import experiments as _experiments
+from featurelab.actions.base import Action, Context, action, call
+from featurelab.actions.sweeps import knob_paths, label, member_config
+from featurelab.engine.models import hook_shapes
+from featurelab.engine.observables import plan_observables
+from featurelab.errors import ConfigError, FeaturelabError
+from featurelab.state import LabState
+from featurelab.trajectory import (
+    BUDGETS,
+    GOALS,
+    BudgetSpent,
+    Exploration,
+    Iteration,
+    RepeatBlocked,
+    metrics,
+    pair_key,
+)
+
+EXPLORE_PREFIX = "explore_"
+
+
+def _current(state: LabState, exploration: Exploration) -> str:
+    """The experiment proposals change: the best so far (the base, then each keep)."""
+    return exploration.best()[1]
+
+
+def _final(state: LabState, experiment: str, metric: str) -> float | None:
+    """The metric's last recorded value in the experiment's latest run (None: no run, or
+    no finite value: a diverged or failed run)."""
+    if experiment not in state.latest:
+        return None
+    run = state.runs[state.latest[experiment]]
+    if not run.done or run.status not in ("finished", "diverged"):
+        return None
+    try:
+        values = run.result().series(metric)
+    except FeaturelabError:
+        return None
+    finite = [float(v) for v in values if math.isfinite(float(v))]
+    return finite[-1] if finite and run.status == "finished" else None
+
+
+@action
+class Explore(Action):
+    """Starts an exploration: proposals change `base` (then the best so far) with values
+    from `menu`, and are kept when `metric` improves toward `goal`."""
+
+    type: ClassVar[str] = "explore"
+    base: str
+    menu: dict[str, list[Any]]
+    metric: str = "test_loss"
+    goal: str = "min"
+    budget: dict[str, Any] | None = None  # iterations / steps / seconds -> a number
+    rail: bool = True  # block_repeat
+    name: str | None = None
+
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
+        base = state.experiment(self.base)
+        if self.goal not in GOALS:
+            raise ConfigError("goal", self.goal, " or ".join(GOALS))
+        if not self.menu:
+            raise ConfigError("menu", self.menu, "at least one knob with its values",
+                              hint='e.g. {"optimizer.lr": [0.001, 0.003, 0.01]}')
+        known = knob_paths(base.config.to_dict())
+        for knob, values in self.menu.items():
+            if knob not in known:
+                raise ConfigError("menu", knob, "a knob path of the config: " + ", ".join(known))
+            if not values:
+                raise ConfigError(f"menu.{knob}", values, "a non-empty list of values")
+            for value in values:  # each value must make a valid config, now, not mid-loop
+                member_config(base.config, {knob: value}, "")
+        scalars = plan_observables(base.config.observables, state.statistics,
+                                   hook_shapes(base.config),
+                                   base.config.data.is_classification).scalars
+        if self.metric not in scalars:
+            raise ConfigError("metric", self.metric, "a scalar series the base records: "
+                              + ", ".join(scalars))
+        for kind, limit in (self.budget or {}).items():
+            if kind not in BUDGETS or isinstance(limit, bool) or not (
+                    isinstance(limit, (int, float)) and math.isfinite(limit) and limit > 0):
+                raise ConfigError(f"budget.{kind}", limit,
+                                  f"a number above 0 for one of {', '.join(BUDGETS)}")
+        number = sum(1 for k in state.explorations if k.startswith(EXPLORE_PREFIX))
+        baseline = (recorded or {}).get("baseline") if recorded is not None else \
+            _final(state, self.base, self.metric)
+        started = (recorded or {}).get("started") or time.time()
+        exploration = Exploration(
+            id=f"{EXPLORE_PREFIX}{number}", name=self.name or "", base=self.base,
+            menu={k: list(v) for k, v in self.menu.items()}, metric=self.metric,
+            goal=self.goal, budget=dict(self.budget or {}), rail=self.rail,
+            baseline=baseline, started=started)
+        state.explorations[exploration.id] = exploration
+        return ({"exploration": exploration.id, "baseline": baseline, "started": started},
+                exploration)
+
+    def after(self, state: LabState, ctx: Context, entry: Any) -> Any:
+        return Explorer(ctx, entry.result["exploration"])  # what lab.explore returns
+
+    def to_code(self) -> str:
+        # the verb's defaults left out: a cell reads like what was typed
+        return call("lab.explore", self.base, self.menu,
+                    metric=None if self.metric == "test_loss" else self.metric,
+                    goal=None if self.goal == "min" else self.goal, budget=self.budget,
+                    rail=None if self.rail else False, name=self.name)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        knobs = ", ".join(f"{k} ({len(v)})" for k, v in self.menu.items())
+        baseline = (result or {}).get("baseline")
+        from_base = f"; {self.base} gives {baseline:.4g}" if baseline is not None else ""
+        return (f"Started exploring from {self.base}: {self.goal}imise {self.metric} over "
+                f"{knobs}{from_base}.")
+
+
+@action
+class Propose(Action):
+    """One proposal of an exploration: `changes` (knob -> value) to the best so far,
+    trained at once; refused if it repeats what was evaluated (unless `replicate`)."""
+
+    type: ClassVar[str] = "propose"
+    exploration: str
+    changes: dict[str, Any]
+    reason: str = ""
+    replicate: bool = False
+    train: bool = True  # False: a replay, whose logged run and judgement follow
+
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
+        exploration = state.exploration(self.exploration)
+        pending = exploration.pending()
+        if pending is not None:
+            raise FeaturelabError(f"{exploration.id}: iteration {pending.index} is not judged "
+                                  f"yet (lab.judge({exploration.id!r}, {pending.index}))")
+        current = _current(state, exploration)
+        base = state.experiment(current).config
+        for knob in self.changes:
+            if knob not in exploration.menu:
+                raise ConfigError("changes", knob, "a knob of the menu: "
+                                  + ", ".join(exploration.menu))
+        if not self.changes:
+            raise ConfigError("changes", self.changes, "at least one knob and its value")
+        config = member_config(base, self.changes,
+                               f"{exploration.id}: {label(self.changes)}")
+        digest = config.content_hash()
+        repeat = exploration.repeat_of(self.changes, digest)
+        if recorded is None:
+            if repeat is not None and exploration.rail and not self.replicate:
+                raise RepeatBlocked(exploration.id, repeat[0], repeat[1])
+        if recorded is None and self.train:  # a replay redoes what was within budget then
+            spent = exploration.spent(time.time())
+            if spent is not None:
+                raise BudgetSpent(f"{exploration.id}: its budget is spent ({spent})")
+        existing = next((e.id for e in state.experiments.values()
+                         if e.config.content_hash() == digest), None)
+        experiment = existing or state.add_experiment(config, current).id
+        iteration = Iteration(
+            index=len(exploration.iterations) + 1, changes=dict(self.changes),
+            reason=self.reason, experiment=experiment, config_hash=digest,
+            replicate=self.replicate, repeat_of=repeat[1] if repeat else None,
+            steps=config.optimizer.steps, started=time.time())
+        exploration.iterations.append(iteration)
+        return ({"iteration": iteration.index, "experiment": experiment,
+                 "reused": existing is not None, "repeat_of": iteration.repeat_of}, iteration)
+
+    def after(self, state: LabState, ctx: Context, entry: Any) -> Any:
+        if not self.train:
+            return None
+        iteration = state.exploration(self.exploration).iterations[-1]
+        ctx.apply(_experiments.RunExperiment(experiment=iteration.experiment), entry.actor)
+        return ctx.apply(Judge(exploration=self.exploration, iteration=iteration.index),
+                         entry.actor)
+
+    def rerun(self, result: dict[str, Any] | None, stops: dict[str, int]) -> Action:
+        return self.but(train=False)  # the log's own run and judgement follow it
+
+    def to_code(self) -> str:
+        return call("lab.propose", self.exploration, self.changes, reason=self.reason or None,
+                    replicate=self.replicate or None, train=None if self.train else False)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        why = f" ({self.reason})" if self.reason else ""
+        head = f"Proposed {label(self.changes)} for {self.exploration}{why}"
+        if not result:
+            return head + "."
+        repeat = (f"; repeats iteration {result['repeat_of']} on purpose"
+                  if result.get("repeat_of") else "")
+        return f"{head}: iteration {result['iteration']}, {result['experiment']}{repeat}."
+
+
+@action
+class Judge(Action):
+    """Keeps a proposal if its metric beats the best so far, else discards it."""
+
+    type: ClassVar[str] = "judge"
+    exploration: str
+    iteration: int
+
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
+        exploration = state.exploration(self.exploration)
+        if not 1 <= self.iteration <= len(exploration.iterations):
+            raise ConfigError("iteration", self.iteration,
+                              f"1 to {len(exploration.iterations)}")
+        it = exploration.iterations[self.iteration - 1]
+        if recorded is not None and "decision" in recorded:
+            value, decision = recorded.get("value"), recorded["decision"]
+        else:
+            value = _final(state, it.experiment, exploration.metric)
+            if it.experiment in state.latest and not state.runs[state.latest[it.experiment]].done:
+                raise FeaturelabError(f"{it.experiment} is still training: judge it after")
+            decision = ("failed" if value is None else
+                        "keep" if exploration.better(value) else "discard")
+        it.value, it.decision = value, decision
+        best = exploration.best()
+        return ({"value": value, "decision": decision, "best": best[0],
+                 "best_experiment": best[1]}, it.to_dict())
+
+    def after(self, state: LabState, ctx: Context, entry: Any) -> Any:
+        write_sidecar(state.exploration(self.exploration), ctx)
+        return None
+
+    def compare(self, recorded: dict[str, Any], replayed: dict[str, Any], state: LabState
+                ) -> tuple[list[str], list[tuple[str, str]]]:
+        what = f"{self.exploration} iteration {self.iteration}"
+        if recorded.get("decision") == replayed.get("decision"):
+            return [f"{what}: {recorded.get('decision')}"], []
+        return [], [(what, f"{recorded.get('decision')} -> {replayed.get('decision')}")]
+
+    def to_code(self) -> str:
+        return call("lab.judge", self.exploration, self.iteration)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        head = f"Judged iteration {self.iteration} of {self.exploration}"
+        if not result:
+            return head + "."
+        value = result.get("value")
+        shown = "no value" if value is None else f"{value:.4g}"
+        verdict = {"keep": "kept (the best so far)", "discard": "discarded",
+                   "failed": "failed (no finite value)"}[result["decision"]]
+        return f"{head}: {shown}, {verdict}."
+
+
+# -- the sidecar and the table -------------------------------------------------------------
+
+def sidecar_path(exploration: Exploration, ctx: Context) -> Path | None:
+    """<lab>.<exploration>.json beside the lab's store (None for an in-memory lab)."""
+    store = ctx.store.path
+    if store is None:
+        return None
+    return store.with_name(f"{store.stem}.{exploration.id}.json")
+
+
+def write_sidecar(exploration: Exploration, ctx: Context) -> Path | None:
+    """The metrics and the history, rewritten after every judgement (atomically: a
+    reader mid-loop sees the previous file or the new one, never half of one)."""
+    path = sidecar_path(exploration, ctx)
+    if path is None:
+        return None
+    document = {"metrics": metrics(exploration), "menu": exploration.menu,
+                "iterations": [it.to_dict() for it in exploration.iterations],
+                "written": time.time()}
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(document, indent=1, default=str), encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
+# -- proposers and the loop ----------------------------------------------------------------
+
+Proposal = tuple[dict[str, Any], str]  # (changes, reason)
+Proposer = Callable[["Explorer"], "Proposal | dict[str, Any] | None"]
+
+
+def random_proposer(seed: int = 0) -> Proposer:
+    """One knob at a time, a (knob, value) pair not tried yet, drawn without replacement."""
+    rng = random.Random(seed)  # noqa: S311 -- a reproducible search, not a secret
+
+    def propose(explorer: Explorer) -> Proposal | None:
+        fresh = explorer.untried()
+        if not fresh:
+            return None
+        knob, value = fresh[rng.randrange(len(fresh))]
+        return {knob: value}, f"random: {knob}={json.dumps(value)} not tried yet"
+    return propose
+
+
+def grid_proposer() -> Proposer:
+    """One knob at a time, in menu order: every value of the first knob, then the next."""
+    def propose(explorer: Explorer) -> Proposal | None:
+        fresh = explorer.untried()
+        if not fresh:
+            return None
+        knob, value = fresh[0]
+        return {knob: value}, f"grid: {knob}={json.dumps(value)}"
+    return propose
+
+
+PROPOSERS: dict[str, Callable[..., Proposer]] = {"random": random_proposer,
+                                                  "grid": grid_proposer}
+
+
+class Explorer:
+    """An exploration as `lab.explore` returns it: propose, run a proposer, read metrics."""
+
+    def __init__(self, lab: Any, exploration: str) -> None:  # the Lab
+        self.lab = lab
+        self.id = exploration
+
+    @property
+    def exploration(self) -> Exploration:
+        return self.lab.state.exploration(self.id)
+
+    def __repr__(self) -> str:
+        m = self.metrics()
+        return (f"<Explorer {self.id}: {m['iterations']} iterations, best "
+                f"{m['best']['value']} ({m['best']['experiment']})>")
+
+    def propose(self, changes: dict[str, Any], reason: str = "",
+                replicate: bool = False) -> dict[str, Any]:
+        """Trains `changes` to the best so far and judges it; returns the iteration."""
+        return self.lab.apply(Propose(exploration=self.id, changes=changes, reason=reason,
+                                      replicate=replicate))
+
+    def untried(self) -> list[tuple[str, Any]]:
+        """The menu's (knob, value) pairs no iteration has evaluated yet, in menu order."""
+        tried = {pair_key(k, v) for it in self.exploration.iterations
+                 for k, v in it.changes.items()}
+        return [(k, v) for k, values in self.exploration.menu.items() for v in values
+                if pair_key(k, v) not in tried]
+
+    def run(self, proposer: str | Proposer = "random", iterations: int = 10,
+            seed: int = 0) -> dict[str, Any]:
+        """Asks `proposer` (a name in PROPOSERS, or any callable taking this Explorer and
+        returning (changes, reason), a changes dict, or None to stop) for up to
+        `iterations` proposals. A repeat the rail refuses is counted, not trained; the
+        loop ends early when the proposer has nothing left or the budget is spent.
+        Returns the metrics."""
+        if isinstance(proposer, str):
+            if proposer not in PROPOSERS:
+                raise ConfigError("proposer", proposer, " or ".join(PROPOSERS) +
+                                  " or a callable")
+            ask = PROPOSERS[proposer](seed) if proposer == "random" else PROPOSERS[proposer]()
+        else:
+            ask = proposer
+        self.blocked: list[str] = []
+        for _ in range(iterations):
+            proposal = ask(self)
+            if proposal is None:
+                break
+            changes, reason = proposal if isinstance(proposal, tuple) else (proposal, "")
+            try:
+                self.propose(changes, reason)
+            except RepeatBlocked as exc:
+                self.blocked.append(str(exc))
+            except BudgetSpent:
+                break
+        return self.metrics()
+
+    def metrics(self) -> dict[str, Any]:
+        return metrics(self.exploration)
+
+    def to_json(self) -> dict[str, Any]:
+        """What an agent gets back for it: its id and metrics."""
+        return {"exploration": self.id, "metrics": self.metrics()}
+
+    def to_tsv(self, path: str | Path) -> Path:
+        """One row per iteration (iteration, changes, metric, decision, reason), like the
+        results.tsv autoresearch-style loops keep."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+            writer.writerow(["iteration", "changes", self.exploration.metric, "decision",
+                             "reason"])
+            for it in self.exploration.iterations:
+                writer.writerow([it.index, json.dumps(it.changes, sort_keys=True),
+                                 "" if it.value is None else repr(it.value),
+                                 it.decision or "", " ".join(it.reason.split())])
+        return path
