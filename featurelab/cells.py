@@ -23,6 +23,7 @@ from typing import Any, cast
 
 from featurelab.actions import Action
 from featurelab.actions.experiments import CancelRun, RunExperiment
+from featurelab.actions.explore import Judge, Propose
 from featurelab.actions.sweep_runs import RunSweep
 from featurelab.log import LogEntry, untrusted_code
 
@@ -142,6 +143,10 @@ class CellBuilder:
         self._open: ActionCell | None = None  # the cell the next action may join
         self._runs: dict[str, tuple[ActionCell, RunExperiment]] = {}  # run id -> its cell
         self._sweeps: dict[str, ActionCell] = {}  # sweep id -> the cell that ran it last
+        # The last proposal that trains and judges itself: (its cell, its experiment,
+        # exploration, iteration). Its run and judgement are that cell's, not cells of
+        # their own (running them again would train and judge twice).
+        self._proposal: tuple[ActionCell, str, str, int] | None = None
 
     def add(self, entry_id: str, action: Action, result: dict[str, Any] | None = None,
             actor: str | None = None, trusted: bool = True) -> tuple[ActionCell, str | None]:
@@ -152,6 +157,11 @@ class CellBuilder:
             stopped = self._stop(entry_id, action, result or {}, actor)
             if stopped is not None:
                 return stopped
+        if self._proposal is not None and self._in_proposal(action):
+            cell = self._proposal[0]
+            if isinstance(action, Judge):
+                self._proposal = None
+            return cell, None
         if self.absorbs(action):  # a sweep's member: the sweep's cell runs it
             member = cast(RunExperiment, action)
             cell = self._sweeps[str(member.sweep)]
@@ -175,8 +185,23 @@ class CellBuilder:
             self._runs[result["run"]] = (cell, action)
         if isinstance(action, RunSweep):
             self._sweeps[cast(RunSweep, action).sweep] = cell
+        proposal = cast(Propose, action) if isinstance(action, Propose) else None
+        if proposal is not None and proposal.train and result and "iteration" in result:
+            self._proposal = (cell, result["experiment"], proposal.exploration,
+                              result["iteration"])
         self._open = cell
         return cell, previous
+
+    def _in_proposal(self, action: Action) -> bool:
+        assert self._proposal is not None
+        _, experiment, exploration, iteration = self._proposal
+        if isinstance(action, RunExperiment):
+            run = cast(RunExperiment, action)
+            return run.experiment == experiment and run.sweep is None
+        if isinstance(action, Judge):
+            judge = cast(Judge, action)
+            return (judge.exploration, judge.iteration) == (exploration, iteration)
+        return False
 
     def _stop(self, entry_id: str, cancel: CancelRun, result: dict[str, Any],
               actor: str | None) -> tuple[ActionCell, str | None] | None:
@@ -202,6 +227,8 @@ class CellBuilder:
     def absorbs(self, action: Action) -> bool:
         """Whether an action is part of a cell already here (a member's run of a sweep
         these cells ran), so it adds no cell or code of its own."""
+        if self._proposal is not None and self._in_proposal(action):
+            return True
         sweep = getattr(action, "sweep", None) if isinstance(action, RunExperiment) else None
         return sweep is not None and sweep in self._sweeps
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -104,6 +105,9 @@ def _explore(args: argparse.Namespace) -> int:
     from featurelab.lab import Lab
 
     try:
+        if not (Path(args.root) / f"{args.lab}.sqlite").exists():  # a typo makes no lab
+            raise FeaturelabError(f"no lab {args.lab!r} in {args.root}: create it and its base "
+                                  "experiment first (a notebook, or featurelab mcp)")
         lab = Lab(args.lab, root=args.root)
         if args.base or args.menu:
             if not (args.base and args.menu):

@@ -525,7 +525,7 @@ class Lab:
         evaluated is refused (RepeatBlocked) unless replicate=True. Returns an Explorer:
         `.propose(changes, reason=...)`, `.run(proposer, iterations)`, `.metrics()`,
         `.to_tsv(path)`; its metrics are rewritten beside the store after every
-        iteration (<lab>.<exploration>.json)."""
+        iteration (<lab>.s<session>.<exploration>.json)."""
         return self.apply(_explore.Explore(base=base, menu=_sweeps.as_json(menu),
                                            metric=metric, goal=goal, budget=budget,
                                            rail=rail, name=name))
@@ -664,6 +664,12 @@ class Lab:
         """A sweep's members as JSON: {sweep, name, base, knobs (the paths varied), rows
         (one per member, as `lab.table()` has it, plus its group)}."""
         return self.apply(_reads.SweepTable(sweep=sweep))
+
+    def exploration_metrics(self, exploration: str, iterations: bool = False) -> dict[str, Any]:
+        """An exploration's trajectory metrics as JSON ({"metrics": ...}), and with
+        iterations=True every iteration too (what `Explorer.metrics()` computes)."""
+        return self.apply(_reads.ExplorationMetrics(exploration=exploration,
+                                                    iterations=iterations))
 
     # -- data out (pandas; reads the lab, changes nothing) -------------------------------
 

@@ -20,7 +20,9 @@ from typing import Any
 from featurelab.errors import FeaturelabError
 
 GOALS = ("min", "max")
-DECISIONS = ("keep", "discard", "failed")
+# cancelled: stopped before its end (Ctrl-C, lab.cancel): not evaluated, so its ground is
+# still open, unlike a failed (diverged) one
+DECISIONS = ("keep", "discard", "failed", "cancelled")
 BUDGETS = ("iterations", "steps", "seconds")
 RECENT = 10  # the window of the recent repeat rate: a proposer that forgets shows here
 
@@ -76,8 +78,10 @@ class Exploration:
     goal: str  # min | max
     budget: dict[str, float]  # iterations / steps / seconds -> the most it may use
     rail: bool  # block_repeat: refuse repeats unless replicate=True
-    baseline: float | None  # the base's value when the exploration started, if it had one
+    baseline: float | None  # the base's value when the exploration started
     started: float  # unix seconds
+    base_hash: str = ""  # the base's configuration: evaluated before any proposal
+    base_values: dict[str, Any] = field(default_factory=dict)  # menu knob -> base's value
     iterations: list[Iteration] = field(default_factory=list)
 
     # -- the search -----------------------------------------------------------------
@@ -102,13 +106,16 @@ class Exploration:
         """(what, iteration) of the latest earlier iteration that evaluated one of these
         (knob, value) pairs or this whole config; None for new ground."""
         keys = {pair_key(k, v): f"{k}={json.dumps(v)}" for k, v in changes.items()}
-        for it in reversed(self.iterations):  # the pair first: it is what the agent chose
+        evaluated = [it for it in self.iterations if it.decision != "cancelled"]
+        for it in reversed(evaluated):  # the pair first: it is what the agent chose
             for k, v in it.changes.items():
                 if pair_key(k, v) in keys:
                     return keys[pair_key(k, v)], it.index
-        for it in reversed(self.iterations):
+        for it in reversed(evaluated):
             if it.config_hash == config_hash:
                 return "this configuration", it.index
+        if config_hash == self.base_hash:
+            return f"this configuration (the base's, {self.base})", 0
         return None
 
     def spent(self, now: float) -> str | None:
@@ -138,7 +145,9 @@ def metrics(exploration: Exploration) -> dict[str, Any]:
     n = len(its)
     knobs = {k for it in its for k in it.changes if k in exploration.menu}
     menu_pairs = exploration.menu_pairs()
-    pairs = {pair_key(k, v) for it in its for k, v in it.changes.items()} & menu_pairs
+    # the base evaluated its own values: a menu that lists them has them covered
+    pairs = ({pair_key(k, v) for it in its for k, v in it.changes.items()}
+             | {pair_key(k, v) for k, v in exploration.base_values.items()}) & menu_pairs
     repeats = [it for it in its if it.repeat_of is not None]
     recent = its[-RECENT:]
     judged = [it for it in its if it.decision is not None]

@@ -685,6 +685,11 @@ READ_CASES = [
     ReadCase("sweep_table", "swept", _swept,
              {"type": "sweep_table", "params": {"sweep": "sweep_0"}},
              "lab.sweep_table('sweep_0')", "Read the table of sweep_0."),
+    ReadCase("exploration_metrics", "with-iterations", _judge,
+             {"type": "exploration_metrics", "params": {"exploration": "explore_0",
+                                                        "iterations": True}},
+             "lab.exploration_metrics('explore_0', iterations=True)",
+             "Read the trajectory metrics of explore_0."),
 ]
 
 

@@ -278,7 +278,7 @@ def test_json_value_has_no_nan_or_numpy():
 
 # -- 5. reads: typed actions, JSON values, never logged ------------------------------------
 
-READS = ("list_experiments", "run_metrics", "sweep_table")
+READS = ("list_experiments", "run_metrics", "sweep_table", "exploration_metrics")
 
 
 def test_reads_are_actions_in_the_schema_and_read_only():

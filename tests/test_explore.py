@@ -36,7 +36,7 @@ def test_a_random_exploration_covers_its_menu_without_repeats_and_writes_metrics
     menu = {"seed": list(range(1, 121)), "optimizer.lr": [round(0.001 * k, 4)
                                                            for k in range(1, 81)]}
     explorer = lab.explore("exp_0", menu, metric="test_loss", goal="min")
-    sidecar = tmp_path / "explore.explore_0.json"
+    sidecar = tmp_path / "explore.s0.explore_0.json"
     seen = []
     random = fl.actions.explore.random_proposer(seed=7)
 
@@ -164,6 +164,68 @@ def test_the_blog_draft_has_the_exploration_and_its_metrics(tmp_path):
     assert "## Exploration 0, 'lr'" in post
     m = explorer.metrics()
     assert "| knob coverage | 100% (1 of 1 knobs) |" in post
-    assert f"| longest plateau | {m['longest_plateau']} iterations |" in post
+    plateau = m["longest_plateau"]
+    assert f"| longest plateau | {plateau} iteration{'' if plateau == 1 else 's'} |" in post
     assert post.count("| grid: optimizer.lr=") == 3
     assert "Started exploring from exp_0" in post and "Judged iteration 3 of explore_0" in post
+
+
+# -- from an adversarial review ----------------------------------------------------------
+
+
+def test_an_iteration_is_judged_once(tmp_path):
+    lab = lab_with_base(tmp_path)
+    explorer = lab.explore("exp_0", {"optimizer.lr": [0.003, 0.03]})
+    explorer.propose({"optimizer.lr": 0.03})
+    with pytest.raises(fl.FeaturelabError, match="iteration 1 is judged already"):
+        lab.judge("explore_0", 1)
+
+
+def test_the_cells_of_an_exploration_rebuild_it_with_the_same_decisions(tmp_path):
+    lab = lab_with_base(tmp_path)
+    explorer = lab.explore("exp_0", {"optimizer.lr": [0.003, 0.03, 0.1]})
+    explorer.run("grid", iterations=3)
+    sources = [cell.source for cell in lab.cells()]
+    assert sum("lab.propose(" in s for s in sources) == 3
+    assert not any(s.startswith(("lab.judge(", "lab.run('exp_1')")) for s in sources)
+    again = fl.Lab(":memory:")
+    for source in sources:
+        exec(source, {"lab": again})  # the cells, as Restart & Run All runs them
+    decisions = [it.decision for it in again.explorations["explore_0"].iterations]
+    assert decisions == [it.decision for it in explorer.exploration.iterations]
+    assert [e.type for e in again.log].count("judge") == 3
+
+
+def test_a_base_without_a_run_is_refused_and_no_op_pairs_are_not_proposed(tmp_path):
+    lab = fl.Lab("bases", root=tmp_path)
+    lab.create_experiment(**FAST)
+    with pytest.raises(fl.FeaturelabError, match=r"lab.run\('exp_0'\) first"):
+        lab.explore("exp_0", {"seed": [1]})
+    lab.run("exp_0")
+    explorer = lab.explore("exp_0", {"optimizer.lr": [0.03, 1], "seed": [0, 1, 2]})
+    assert explorer.exploration.menu["optimizer.lr"] == [0.03, 1.0]  # as the config has it
+    metrics = explorer.run("grid", iterations=10)
+    assert metrics["iterations"] == 4 and not explorer.blocked  # seed 0 is the base's
+    assert metrics["pair_coverage"] == 1.0
+    with pytest.raises(RepeatBlocked, match=r"optimizer.lr=1.0 was already evaluated"):
+        explorer.propose({"optimizer.lr": 1})  # an int is the same pair as its float
+
+
+def test_a_replay_path_cannot_skip_the_budget_and_parts_of_it_are_not_deleted(tmp_path):
+    lab = lab_with_base(tmp_path)
+    lab.explore("exp_0", {"seed": [1, 2, 3]}, budget={"iterations": 1})
+    lab.propose("explore_0", {"seed": 1})
+    with pytest.raises(BudgetSpent):
+        lab.propose("explore_0", {"seed": 2}, train=False)
+    for experiment in ("exp_0", "exp_1"):
+        with pytest.raises(fl.FeaturelabError, match="part of explore_0"):
+            lab.delete(experiment)
+
+
+def test_an_unjudged_iteration_is_judged_before_the_loop_goes_on(tmp_path):
+    lab = lab_with_base(tmp_path)
+    explorer = lab.explore("exp_0", {"seed": [1, 2, 3]})
+    lab.propose("explore_0", {"seed": 1}, train=False)  # a kernel stopped right here
+    metrics = explorer.run("grid", iterations=2)
+    assert [it.decision is not None for it in explorer.exploration.iterations] == [True] * 3
+    assert metrics["iterations"] == 3

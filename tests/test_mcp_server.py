@@ -74,7 +74,11 @@ def test_an_agent_creates_runs_and_reads(tmp_path):
                           "families": ["exponential"]}),
                  ("sweep", {"based_on": "exp_0", "grid": {"optimizer.lr": [1e-2, 3e-2]}}),
                  ("sweep_table", {"sweep": "sweep_0"}),
-                 ("note", {"text": "loss falls"})]
+                 ("note", {"text": "loss falls"}),
+                 ("explore", {"base": "exp_0", "menu": {"seed": [4, 5]}}),
+                 ("propose", {"exploration": "explore_0", "changes": {"seed": 4},
+                              "reason": "another seed"}),
+                 ("exploration_metrics", {"exploration": "explore_0"})]
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         return tools, {name: await client.call_tool(name, args) for name, args in calls}
 
@@ -93,10 +97,15 @@ def test_an_agent_creates_runs_and_reads(tmp_path):
     # Reads are not logged, and say so; the rest is logged as the agent's.
     assert [(e.type, e.actor) for e in lab.log] == [
         ("create_experiment", "agent"), ("run", "agent"), ("fit", "agent"),
-        ("sweep", "agent"), ("note", "agent")]
+        ("sweep", "agent"), ("note", "agent"), ("explore", "agent"), ("propose", "agent"),
+        ("run", "agent"), ("judge", "agent")]
+    judged = json.loads(text(results["propose"]))
+    assert judged["iteration"] == 1 and judged["decision"] in ("keep", "discard")
+    metrics = json.loads(text(results["exploration_metrics"]))["metrics"]
+    assert metrics["iterations"] == 1 and metrics["knob_coverage"] == 1.0
     assert {name for name, tool in tools.items() if tool.annotations
             and tool.annotations.read_only_hint} == {
-        "list_experiments", "run_metrics", "sweep_table", "knobs"}
+        "list_experiments", "run_metrics", "sweep_table", "exploration_metrics", "knobs"}
 
 
 def test_errors_come_back_as_tool_errors(tmp_path):

@@ -105,6 +105,11 @@ class DeleteExperiment(Action):
         if sweeps:
             raise FeaturelabError(f"{experiment.id} is a member of {', '.join(sweeps)}: a "
                                   "sweep keeps its members (its groups and bands need them)")
+        explorations = [e.id for e in state.explorations.values() if experiment.id == e.base
+                        or any(it.experiment == experiment.id for it in e.iterations)]
+        if explorations:
+            raise FeaturelabError(f"{experiment.id} is part of {', '.join(explorations)}: an "
+                                  "exploration keeps its base and its proposals")
         del state.experiments[experiment.id]
         state.latest.pop(experiment.id, None)
         view = state.view

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from featurelab.actions import experiments as _experiments
 from featurelab.actions.base import Action, Context, action, call
 from featurelab.actions.sweeps import knob_paths, label, member_config
+from featurelab.engine.config import ExperimentConfig
 from featurelab.engine.models import hook_shapes
 from featurelab.engine.observables import plan_observables
 from featurelab.errors import ConfigError, FeaturelabError
@@ -47,6 +48,19 @@ EXPLORE_PREFIX = "explore_"
 def _current(state: LabState, exploration: Exploration) -> str:
     """The experiment proposals change: the best so far (the base, then each keep)."""
     return exploration.best()[1]
+
+
+def _value_at(config: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        config = config[part]
+    return config
+
+
+def normalised(base: ExperimentConfig, changes: dict[str, Any]) -> dict[str, Any]:
+    """The changes as the config holds them (1 -> 1.0 for a float knob, a tuple as a
+    list): a pair is the same pair however it was typed. ConfigError if one is invalid."""
+    config = member_config(base, changes, "").to_dict()
+    return {path: _value_at(config, path) for path in changes}
 
 
 def _final(state: LabState, experiment: str, metric: str) -> float | None:
@@ -88,13 +102,16 @@ class Explore(Action):
             raise ConfigError("menu", self.menu, "at least one knob with its values",
                               hint='e.g. {"optimizer.lr": [0.001, 0.003, 0.01]}')
         known = knob_paths(base.config.to_dict())
+        menu: dict[str, list[Any]] = {}
         for knob, values in self.menu.items():
             if knob not in known:
                 raise ConfigError("menu", knob, "a knob path of the config: " + ", ".join(known))
             if not values:
                 raise ConfigError(f"menu.{knob}", values, "a non-empty list of values")
-            for value in values:  # each value must make a valid config, now, not mid-loop
-                member_config(base.config, {knob: value}, "")
+            # each value must make a valid config, now, not mid-loop; kept as the config
+            # spells it, once
+            menu[knob] = list({json.dumps(v, sort_keys=True): v for v in (
+                normalised(base.config, {knob: value})[knob] for value in values)}.values())
         scalars = plan_observables(base.config.observables, state.statistics,
                                    hook_shapes(base.config),
                                    base.config.data.is_classification).scalars
@@ -109,12 +126,17 @@ class Explore(Action):
         number = sum(1 for k in state.explorations if k.startswith(EXPLORE_PREFIX))
         baseline = (recorded or {}).get("baseline") if recorded is not None else \
             _final(state, self.base, self.metric)
+        if recorded is None and baseline is None:  # every proposal is judged against it
+            raise FeaturelabError(f"{self.base} has no finished run with a finite "
+                                  f"{self.metric} to compare proposals with: "
+                                  f"lab.run({self.base!r}) first")
         started = (recorded or {}).get("started") or time.time()
         exploration = Exploration(
             id=f"{EXPLORE_PREFIX}{number}", name=self.name or "", base=self.base,
-            menu={k: list(v) for k, v in self.menu.items()}, metric=self.metric,
+            menu=menu, metric=self.metric,
             goal=self.goal, budget=dict(self.budget or {}), rail=self.rail,
-            baseline=baseline, started=started)
+            baseline=baseline, started=started, base_hash=base.config.content_hash(),
+            base_values={k: _value_at(base.config.to_dict(), k) for k in menu})
         state.explorations[exploration.id] = exploration
         return ({"exploration": exploration.id, "baseline": baseline, "started": started},
                 exploration)
@@ -164,22 +186,22 @@ class Propose(Action):
                                   + ", ".join(exploration.menu))
         if not self.changes:
             raise ConfigError("changes", self.changes, "at least one knob and its value")
-        config = member_config(base, self.changes,
-                               f"{exploration.id}: {label(self.changes)}")
+        changes = normalised(base, self.changes)
+        config = member_config(base, changes, f"{exploration.id}: {label(changes)}")
         digest = config.content_hash()
-        repeat = exploration.repeat_of(self.changes, digest)
+        repeat = exploration.repeat_of(changes, digest)
         if recorded is None:
             if repeat is not None and exploration.rail and not self.replicate:
                 raise RepeatBlocked(exploration.id, repeat[0], repeat[1])
-        if recorded is None and self.train:  # a replay redoes what was within budget then
-            spent = exploration.spent(time.time())
+            # Iterations and steps count the same in a replay; wall time does not.
+            spent = exploration.spent(time.time() if self.train else exploration.started)
             if spent is not None:
                 raise BudgetSpent(f"{exploration.id}: its budget is spent ({spent})")
         existing = next((e.id for e in state.experiments.values()
                          if e.config.content_hash() == digest), None)
         experiment = existing or state.add_experiment(config, current).id
         iteration = Iteration(
-            index=len(exploration.iterations) + 1, changes=dict(self.changes),
+            index=len(exploration.iterations) + 1, changes=changes,
             reason=self.reason, experiment=experiment, config_hash=digest,
             replicate=self.replicate, repeat_of=repeat[1] if repeat else None,
             steps=config.optimizer.steps, started=time.time())
@@ -230,10 +252,15 @@ class Judge(Action):
         if recorded is not None and "decision" in recorded:
             value, decision = recorded.get("value"), recorded["decision"]
         else:
-            value = _final(state, it.experiment, exploration.metric)
-            if it.experiment in state.latest and not state.runs[state.latest[it.experiment]].done:
+            if it.decision is not None:  # against a best that may be itself: never again
+                raise FeaturelabError(f"{exploration.id}: iteration {it.index} is judged "
+                                      f"already ({it.decision})")
+            run = state.runs.get(state.latest.get(it.experiment, ""))
+            if run is not None and not run.done:
                 raise FeaturelabError(f"{it.experiment} is still training: judge it after")
-            decision = ("failed" if value is None else
+            value = _final(state, it.experiment, exploration.metric)
+            decision = ("cancelled" if run is not None and run.status == "cancelled" else
+                        "failed" if value is None else
                         "keep" if exploration.better(value) else "discard")
         it.value, it.decision = value, decision
         best = exploration.best()
@@ -261,18 +288,20 @@ class Judge(Action):
         value = result.get("value")
         shown = "no value" if value is None else f"{value:.4g}"
         verdict = {"keep": "kept (the best so far)", "discard": "discarded",
-                   "failed": "failed (no finite value)"}[result["decision"]]
+                   "failed": "failed (no finite value)",
+                   "cancelled": "cancelled (not evaluated)"}[result["decision"]]
         return f"{head}: {shown}, {verdict}."
 
 
 # -- the sidecar and the table -------------------------------------------------------------
 
 def sidecar_path(exploration: Exploration, ctx: Context) -> Path | None:
-    """<lab>.<exploration>.json beside the lab's store (None for an in-memory lab)."""
+    """<lab>.s<session>.<exploration>.json beside the lab's store (None for an in-memory
+    lab): each session has its own explore_0."""
     store = ctx.store.path
     if store is None:
         return None
-    return store.with_name(f"{store.stem}.{exploration.id}.json")
+    return store.with_name(f"{store.stem}.s{ctx.session}.{exploration.id}.json")
 
 
 def write_sidecar(exploration: Exploration, ctx: Context) -> Path | None:
@@ -284,7 +313,7 @@ def write_sidecar(exploration: Exploration, ctx: Context) -> Path | None:
     document = {"metrics": metrics(exploration), "menu": exploration.menu,
                 "iterations": [it.to_dict() for it in exploration.iterations],
                 "written": time.time()}
-    partial = path.with_name(path.name + ".partial")
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")  # two kernels: two
     partial.write_text(json.dumps(document, indent=1, default=str), encoding="utf-8")
     os.replace(partial, path)
     return path
@@ -330,6 +359,8 @@ class Explorer:
     def __init__(self, lab: Any, exploration: str) -> None:  # the Lab
         self.lab = lab
         self.id = exploration
+        self.blocked: list[str] = []  # refusals of run(): repeats, changes that do not fit
+        self.infeasible: set[str] = set()  # pairs the best so far cannot take
 
     @property
     def exploration(self) -> Exploration:
@@ -347,19 +378,41 @@ class Explorer:
                                       replicate=replicate))
 
     def untried(self) -> list[tuple[str, Any]]:
-        """The menu's (knob, value) pairs no iteration has evaluated yet, in menu order."""
-        tried = {pair_key(k, v) for it in self.exploration.iterations
-                 for k, v in it.changes.items()}
-        return [(k, v) for k, values in self.exploration.menu.items() for v in values
-                if pair_key(k, v) not in tried]
+        """The menu's (knob, value) pairs worth proposing now, in menu order: not
+        evaluated yet, not what the best so far already has (a no-op), not making a
+        configuration evaluated before, not found invalid by this Explorer."""
+        exploration = self.exploration
+        state = self.lab.state
+        best = state.experiment(exploration.best()[1]).config
+        current = best.to_dict()
+        tried = {pair_key(k, v) for it in exploration.iterations
+                 if it.decision != "cancelled" for k, v in it.changes.items()}
+        hashes = {it.config_hash for it in exploration.iterations
+                  if it.decision != "cancelled"} | {exploration.base_hash}
+        fresh = []
+        for knob, values in exploration.menu.items():
+            for value in values:
+                key = pair_key(knob, value)
+                if key in tried or key in self.infeasible or _value_at(current, knob) == value:
+                    continue
+                try:
+                    digest = member_config(best, {knob: value}, "").content_hash()
+                except ConfigError:  # valid for the base, not for the best so far
+                    self.infeasible.add(key)
+                    continue
+                if digest not in hashes:
+                    fresh.append((knob, value))
+        return fresh
 
     def run(self, proposer: str | Proposer = "random", iterations: int = 10,
             seed: int = 0) -> dict[str, Any]:
         """Asks `proposer` (a name in PROPOSERS, or any callable taking this Explorer and
         returning (changes, reason), a changes dict, or None to stop) for up to
-        `iterations` proposals. A repeat the rail refuses is counted, not trained; the
-        loop ends early when the proposer has nothing left or the budget is spent.
-        Returns the metrics."""
+        `iterations` proposals. A repeat the rail refuses (`.blocked`) or a change the
+        best so far cannot take (`.infeasible`) is counted, not trained; the loop ends
+        early when the proposer has nothing left, the budget is spent, or a proposal's
+        run was cancelled (Ctrl-C). An iteration left unjudged (a kernel stopped
+        between its run and its judgement) is judged first. Returns the metrics."""
         if isinstance(proposer, str):
             if proposer not in PROPOSERS:
                 raise ConfigError("proposer", proposer, " or ".join(PROPOSERS) +
@@ -367,19 +420,37 @@ class Explorer:
             ask = PROPOSERS[proposer](seed) if proposer == "random" else PROPOSERS[proposer]()
         else:
             ask = proposer
-        self.blocked: list[str] = []
+        self.judge_pending()
         for _ in range(iterations):
             proposal = ask(self)
             if proposal is None:
                 break
             changes, reason = proposal if isinstance(proposal, tuple) else (proposal, "")
             try:
-                self.propose(changes, reason)
+                judged = self.propose(changes, reason)
             except RepeatBlocked as exc:
                 self.blocked.append(str(exc))
+                continue
             except BudgetSpent:
                 break
+            except ConfigError as exc:  # e.g. a warmup longer than the best's steps
+                self.infeasible.update(pair_key(k, v) for k, v in changes.items())
+                self.blocked.append(str(exc))
+                continue
+            if isinstance(judged, dict) and judged.get("decision") == "cancelled":
+                break  # the run was stopped (Ctrl-C): so is the loop
         return self.metrics()
+
+    def judge_pending(self) -> dict[str, Any] | None:
+        """Judges the latest iteration if it was left unjudged and its run has ended
+        (or never started: it is then trained first)."""
+        pending = self.exploration.pending()
+        if pending is None:
+            return None
+        state = self.lab.state
+        if pending.experiment not in state.latest:
+            self.lab.run(pending.experiment)
+        return self.lab.judge(self.id, pending.index)
 
     def metrics(self) -> dict[str, Any]:
         return metrics(self.exploration)

@@ -16,6 +16,7 @@ from featurelab.actions.base import Action, Context, action, call
 from featurelab.actions.json_values import experiment_json, finite, json_value
 from featurelab.errors import ConfigError
 from featurelab.state import LabState
+from featurelab.trajectory import metrics
 
 MAX_POINTS = 10_000  # a series longer than an agent can read is downsampled anyway
 
@@ -136,3 +137,29 @@ class SweepTable(Action):
 
     def describe(self, result: dict[str, Any] | None = None) -> str:
         return f"Read the table of {self.sweep}."
+
+
+@action
+class ExplorationMetrics(Action):
+    """Reads an exploration's trajectory metrics (coverage, repeats, keeps, plateau, the
+    best so far) and, with `iterations`, every iteration (changes, value, decision)."""
+
+    type: ClassVar[str] = "exploration_metrics"
+    read_only: ClassVar[bool] = True
+    exploration: str
+    iterations: bool = False
+
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
+        exploration = state.exploration(self.exploration)
+        value: dict[str, Any] = {"metrics": metrics(exploration)}
+        if self.iterations:
+            value["iterations"] = [it.to_dict() for it in exploration.iterations]
+        return {}, json_value(value, state)
+
+    def to_code(self) -> str:
+        return call("lab.exploration_metrics", self.exploration,
+                    iterations=self.iterations or None)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        return f"Read the trajectory metrics of {self.exploration}."

@@ -469,16 +469,19 @@ def exploration_block(exploration: Exploration) -> ExplorationBlock:
     best = m["best"]
     rows = (
         ("iterations", str(m["iterations"])),
+        ("budget", ", ".join(f"{k} {v:g}" for k, v in exploration.budget.items()) or "none"),
         ("knob coverage", f"{share(m['knob_coverage'])} ({len(m['knobs_touched'])} of "
                           f"{m['knobs_in_menu']} knobs)"),
         ("(knob, value) pair coverage", share(m["pair_coverage"])),
         ("repeat rate", f"{share(m['repeat_rate'])} ({m['repeats']} repeats, "
                         f"{m['replicates']} deliberate)"),
         (f"repeat rate, last {RECENT}", share(m[f"repeat_rate_last_{RECENT}"])),
+        ("mean repeat lag", "-" if m["mean_repeat_lag"] is None else
+         f"{m['mean_repeat_lag']:.1f} iterations"),
         ("keeps", f"{m['keeps']} ({share(m['keep_rate'])} of judged iterations)"),
         ("time to first keep", _iteration(m["time_to_first_keep"])),
         ("time to best keep", _iteration(m["time_to_best_keep"])),
-        ("longest plateau", f"{m['longest_plateau']} iterations"),
+        ("longest plateau", _iterations(m["longest_plateau"])),
         (f"best {exploration.metric}", "-" if best["value"] is None else
          f"{best['value']:.4g} ({best['experiment']})"),
     )
@@ -492,6 +495,10 @@ def exploration_block(exploration: Exploration) -> ExplorationBlock:
                f"{exploration.base} over {len(exploration.menu)} knobs"
                + (", repeats refused (block_repeat)" if exploration.rail else ""))
     return ExplorationBlock(exploration.id, title, summary, rows, iterations)
+
+
+def _iterations(n: int) -> str:
+    return f"{n} iteration{'' if n == 1 else 's'}"
 
 
 def _iteration(index: int | None) -> str:

@@ -403,7 +403,11 @@ class ExplorationState(TypedDict):
     pair_coverage: float | None
     repeat_rate: float | None
     recent_repeat_rate: float | None
+    mean_repeat_lag: float | None
     keeps: int
+    keep_rate: float | None
+    time_to_first_keep: int | None
+    time_to_best_keep: int | None
     longest_plateau: int
     best: float | None
     best_experiment: str

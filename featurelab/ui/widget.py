@@ -319,7 +319,8 @@ def _sweep(lab: Lab, sweep: Sweep) -> SweepState:
 
 def _exploration(exploration: Exploration) -> ExplorationState:
     m = trajectory_metrics(exploration)
-    tried: dict[str, set[str]] = {k: set() for k in exploration.menu}
+    tried: dict[str, set[str]] = {k: {pair_key(k, exploration.base_values.get(k))}
+                                  for k in exploration.menu}  # the base's own value
     rows: list[IterationState] = []
     best = exploration.baseline
     for it in exploration.iterations:
@@ -342,7 +343,9 @@ def _exploration(exploration: Exploration) -> ExplorationState:
                                values=len(exploration.menu[k])) for k in exploration.menu],
         knob_coverage=m["knob_coverage"], pair_coverage=m["pair_coverage"],
         repeat_rate=m["repeat_rate"], recent_repeat_rate=m[f"repeat_rate_last_{RECENT}"],
-        keeps=m["keeps"], longest_plateau=m["longest_plateau"], best=m["best"]["value"],
+        mean_repeat_lag=m["mean_repeat_lag"], keeps=m["keeps"], keep_rate=m["keep_rate"],
+        time_to_first_keep=m["time_to_first_keep"], time_to_best_keep=m["time_to_best_keep"],
+        longest_plateau=m["longest_plateau"], best=m["best"]["value"],
         best_experiment=m["best"]["experiment"])
 
 

@@ -12,9 +12,12 @@ const pct = (v) => (v == null ? "–" : `${Math.round(100 * v)}%`);
 export function summaryText(e) {
   const n = e.iterations.length;
   const best = e.best == null ? "none yet" : `${fmtG(e.best, 4)} (${e.best_experiment})`;
+  const at = (i) => (i == null ? "–" : `#${i}`);
+  const lag = e.mean_repeat_lag == null ? "" : `, lag ${fmtG(e.mean_repeat_lag, 3)}`;
   return `${n} iteration${n === 1 ? "" : "s"} · knobs ${pct(e.knob_coverage)} · pairs ${pct(e.pair_coverage)}`
-    + ` · repeats ${pct(e.repeat_rate)} (last 10: ${pct(e.recent_repeat_rate)})`
-    + ` · ${e.keeps} kept · longest plateau ${e.longest_plateau} · best ${e.metric} ${best}`;
+    + ` · repeats ${pct(e.repeat_rate)} (last 10: ${pct(e.recent_repeat_rate)}${lag})`
+    + ` · ${e.keeps} kept (${pct(e.keep_rate)}; first ${at(e.time_to_first_keep)}, best ${at(e.time_to_best_keep)})`
+    + ` · longest plateau ${e.longest_plateau} · best ${e.metric} ${best}`;
 }
 
 /** The chart's data: x = iteration; each judged value, and the best so far as a line. */
