@@ -83,6 +83,10 @@ class Exploration:
     base_hash: str = ""  # the base's configuration: evaluated before any proposal
     base_values: dict[str, Any] = field(default_factory=dict)  # menu knob -> base's value
     iterations: list[Iteration] = field(default_factory=list)
+    # Proposals the rail refused: not actions (nothing changed), so not in the log; kept
+    # for this session's metrics and sidecar, because how often an agent *tries* to
+    # repeat itself is what the rail hides from the repeat rate.
+    refused: list[dict[str, Any]] = field(default_factory=list)
 
     # -- the search -----------------------------------------------------------------
 
@@ -167,6 +171,9 @@ def metrics(exploration: Exploration) -> dict[str, Any]:
         "repeats": len(repeats),
         "replicates": sum(1 for it in repeats if it.replicate),
         "repeat_rate": _ratio(len(repeats), n),
+        "refused": len(exploration.refused),
+        "attempted_repeat_rate": _ratio(len(repeats) + len(exploration.refused),
+                                        n + len(exploration.refused)),
         f"repeat_rate_last_{RECENT}": _ratio(sum(1 for it in recent if it.repeat_of), len(recent)),
         "mean_repeat_lag": (sum(it.index - (it.repeat_of or 0) for it in repeats) / len(repeats)
                             if repeats else None),

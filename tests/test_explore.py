@@ -75,6 +75,8 @@ def test_the_analysed_loop_gives_its_metrics_and_the_rail_refuses_each_repeat(tm
     explorer = lab.explore("exp_0", MENU_13, rail=rail)
     plan = iter(analysed_loop())
     metrics = explorer.run(lambda ex: next(plan, None), iterations=50)
+    sidecar = json.loads((tmp_path / "explore.s0.explore_0.json").read_text())
+    assert sidecar["metrics"] == metrics and len(sidecar["refused"]) == metrics["refused"]
     if not rail:
         assert metrics["iterations"] == 50 and metrics["repeats"] == 36
         assert round(metrics["knob_coverage"], 2) == 0.46  # 6 of 13
@@ -82,7 +84,8 @@ def test_the_analysed_loop_gives_its_metrics_and_the_rail_refuses_each_repeat(tm
         assert metrics["mean_repeat_lag"] > 0
     else:
         assert metrics["iterations"] == 14 and metrics["repeats"] == 0
-        assert len(explorer.blocked) == 36
+        assert len(explorer.blocked) == 36 and metrics["refused"] == 36
+        assert metrics["attempted_repeat_rate"] == 0.72  # what the rail kept out
         assert all("was already evaluated in iteration" in b for b in explorer.blocked)
     with pytest.raises(RepeatBlocked, match=r"optimizer.lr=0.003 was already evaluated in "
                                             r"iteration 1") if rail else _nothing():

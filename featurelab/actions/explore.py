@@ -192,6 +192,9 @@ class Propose(Action):
         repeat = exploration.repeat_of(changes, digest)
         if recorded is None:
             if repeat is not None and exploration.rail and not self.replicate:
+                exploration.refused.append({"after_iteration": len(exploration.iterations),
+                                            "changes": changes, "repeats": repeat[1]})
+                write_sidecar(exploration, ctx)
                 raise RepeatBlocked(exploration.id, repeat[0], repeat[1])
             # Iterations and steps count the same in a replay; wall time does not.
             spent = exploration.spent(time.time() if self.train else exploration.started)
@@ -312,6 +315,7 @@ def write_sidecar(exploration: Exploration, ctx: Context) -> Path | None:
         return None
     document = {"metrics": metrics(exploration), "menu": exploration.menu,
                 "iterations": [it.to_dict() for it in exploration.iterations],
+                "refused": exploration.refused,
                 "written": time.time()}
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")  # two kernels: two
     partial.write_text(json.dumps(document, indent=1, default=str), encoding="utf-8")

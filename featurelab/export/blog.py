@@ -475,6 +475,8 @@ def exploration_block(exploration: Exploration) -> ExplorationBlock:
         ("(knob, value) pair coverage", share(m["pair_coverage"])),
         ("repeat rate", f"{share(m['repeat_rate'])} ({m['repeats']} repeats, "
                         f"{m['replicates']} deliberate)"),
+        ("repeats refused by the rail", f"{m['refused']} (attempted repeat rate "
+                                        f"{share(m['attempted_repeat_rate'])})"),
         (f"repeat rate, last {RECENT}", share(m[f"repeat_rate_last_{RECENT}"])),
         ("mean repeat lag", "-" if m["mean_repeat_lag"] is None else
          f"{m['mean_repeat_lag']:.1f} iterations"),

@@ -404,6 +404,7 @@ class ExplorationState(TypedDict):
     repeat_rate: float | None
     recent_repeat_rate: float | None
     mean_repeat_lag: float | None
+    refused: int  # proposals the rail refused (this session)
     keeps: int
     keep_rate: float | None
     time_to_first_keep: int | None

@@ -343,7 +343,8 @@ def _exploration(exploration: Exploration) -> ExplorationState:
                                values=len(exploration.menu[k])) for k in exploration.menu],
         knob_coverage=m["knob_coverage"], pair_coverage=m["pair_coverage"],
         repeat_rate=m["repeat_rate"], recent_repeat_rate=m[f"repeat_rate_last_{RECENT}"],
-        mean_repeat_lag=m["mean_repeat_lag"], keeps=m["keeps"], keep_rate=m["keep_rate"],
+        mean_repeat_lag=m["mean_repeat_lag"], refused=m["refused"], keeps=m["keeps"],
+        keep_rate=m["keep_rate"],
         time_to_first_keep=m["time_to_first_keep"], time_to_best_keep=m["time_to_best_keep"],
         longest_plateau=m["longest_plateau"], best=m["best"]["value"],
         best_experiment=m["best"]["experiment"])

@@ -16,6 +16,7 @@ export function summaryText(e) {
   const lag = e.mean_repeat_lag == null ? "" : `, lag ${fmtG(e.mean_repeat_lag, 3)}`;
   return `${n} iteration${n === 1 ? "" : "s"} · knobs ${pct(e.knob_coverage)} · pairs ${pct(e.pair_coverage)}`
     + ` · repeats ${pct(e.repeat_rate)} (last 10: ${pct(e.recent_repeat_rate)}${lag})`
+    + (e.refused ? ` · ${e.refused} refused` : "")
     + ` · ${e.keeps} kept (${pct(e.keep_rate)}; first ${at(e.time_to_first_keep)}, best ${at(e.time_to_best_keep)})`
     + ` · longest plateau ${e.longest_plateau} · best ${e.metric} ${best}`;
 }

@@ -13,7 +13,7 @@ const EXPLORATION = {
   ],
   coverage: [{ knob: "optimizer.lr", tried: 2, values: 3 }, { knob: "seed", tried: 1, values: 4 }],
   knob_coverage: 1, pair_coverage: 3 / 7, repeat_rate: 0, recent_repeat_rate: 0, keeps: 1,
-  mean_repeat_lag: null, keep_rate: 0.5, time_to_first_keep: 2, time_to_best_keep: 2,
+  mean_repeat_lag: null, refused: 2, keep_rate: 0.5, time_to_first_keep: 2, time_to_best_keep: 2,
   longest_plateau: 1, best: 0.3, best_experiment: "exp_2",
 };
 
@@ -33,7 +33,7 @@ afterEach(() => {
 describe("explorations", () => {
   it("says coverage, repeats, keeps, plateau and the best in one line", () => {
     expect(summaryText(EXPLORATION)).toBe("3 iterations · knobs 100% · pairs 43% · repeats 0% (last 10: 0%)"
-      + " · 1 kept (50%; first #2, best #2) · longest plateau 1 · best test_loss 0.3 (exp_2)");
+      + " · 2 refused · 1 kept (50%; first #2, best #2) · longest plateau 1 · best test_loss 0.3 (exp_2)");
   });
 
   it("plots each iteration's value and the best so far against the iteration", () => {
