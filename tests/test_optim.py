@@ -241,3 +241,51 @@ def test_muon_wrapper_refuses_new_groups():
 def test_empty_params_rejected():
     with pytest.raises(ValueError):
         build_optimizer([], OptimizerConfig())
+
+
+# -- Muon's split by role, named by each model ---------------------------------------------
+
+
+@pytest.mark.parametrize("kind, widths, vocab, hidden", [
+    ("mlp", (4, 16, 16, 16, 1), 0, ["layers.1.weight", "layers.2.weight"]),
+    ("mlp", (4, 16, 1), 0, []),  # one hidden layer: input and readout only
+    # embed_mlp: the embedding is registered after the layers; parameter order would make
+    # it the "readout" and put the real readout on Muon
+    ("embed_mlp", (8, 32, 11), 11, ["layers.0.weight"]),
+    ("embed_mlp", (8, 32, 32, 11), 11, ["layers.0.weight", "layers.1.weight"]),
+])
+def test_each_model_names_the_matrices_muon_trains(kind, widths, vocab, hidden):
+    from featurelab.engine.config import ModelConfig
+    from featurelab.engine.models import build_model
+
+    model = build_model(ModelConfig(kind=kind, widths=widths), vocab=vocab)
+    assert model.hidden_matrices() == hidden
+    bundle = build_optimizer(list(model.named_parameters()), OptimizerConfig(name="muon"),
+                             model.hidden_matrices())
+    names = {id(p): n for n, p in model.named_parameters()}
+    on_muon = [names[id(p)] for p in bundle.optimizer.muon.param_groups[0]["params"]] \
+        if bundle.optimizer.muon else []
+    on_adamw = {names[id(p)] for p in bundle.optimizer.adamw.param_groups[0]["params"]}
+    assert on_muon == hidden
+    readout = f"layers.{len(model.layers) - 1}.weight"
+    assert readout in on_adamw and "layers.0.bias" in on_adamw
+    if kind == "embed_mlp":
+        assert "embed.weight" in on_adamw
+
+
+def test_muons_adamw_group_has_its_own_learning_rate_on_the_same_schedule():
+    from featurelab.engine.config import ModelConfig
+    from featurelab.engine.models import build_model
+
+    model = build_model(ModelConfig(kind="embed_mlp", widths=(8, 32, 11)), vocab=11)
+    cfg = OptimizerConfig(name="muon", lr=0.02, adamw_lr=0.001, steps=100, warmup_steps=10,
+                          schedule="cosine")
+    bundle = build_optimizer(list(model.named_parameters()), cfg, model.hidden_matrices())
+    for step in (0, 5, 50, 99):
+        lr = bundle.set_step(step)
+        assert bundle.optimizer.muon.param_groups[0]["lr"] == pytest.approx(lr)
+        assert bundle.optimizer.adamw.param_groups[0]["lr"] == pytest.approx(lr * 0.05)
+    same = build_optimizer(list(model.named_parameters()), OptimizerConfig(name="muon", lr=0.02),
+                           model.hidden_matrices())
+    assert same.optimizer.adamw.param_groups[0]["lr"] == 0.02  # 0: the same as lr
+    assert "adamw_lr=0.001" in cfg.label

@@ -182,12 +182,20 @@ class DataConfig(_ConfigBase):
         return f"{self.task}, train={self.n_train}, test={self.n_test}, y = {self.target_formula}"
 
 
+# Fields added after runs were stored under content hashes: at their default they are
+# left out of the hash, so every config written before them finds its runs again.
+ADDED_LATER: dict[tuple[str, str], Any] = {("optimizer", "adamw_lr"): 0.0}
+
+
 @dataclass(frozen=True)
 class OptimizerConfig(_ConfigBase):
     path: ClassVar[str] = "optimizer"
     name: str = knob("adam", Choice(OPTIMIZERS),
                      "muon: orthogonalised momentum on hidden 2-D weights, adamw on the rest")
     lr: float = knob(1e-3, Number(0, 100, lo_open=True), "peak learning rate")
+    adamw_lr: float = knob(0.0, Number(0, 100),
+                           "muon only: the peak learning rate of its AdamW group (embeddings, "
+                           "input layer, readout, biases); 0: the same as lr")
     steps: int = knob(2000, Integer(1, MAX_STEPS), "optimizer steps in a run")
     batch_size: int = knob(0, Integer(0, MAX_SAMPLES),
                            "0: full batch; else minibatches reshuffled every epoch")
@@ -208,6 +216,8 @@ class OptimizerConfig(_ConfigBase):
     @property
     def label(self) -> str:
         parts = [self.name, f"lr={self.lr:g}", f"steps={self.steps}"]
+        if self.adamw_lr:
+            parts.append(f"adamw_lr={self.adamw_lr:g}")
         if self.weight_decay:
             parts.append(f"wd={self.weight_decay:g}")
         if self.batch_size:
@@ -327,6 +337,9 @@ class ExperimentConfig(_ConfigBase):
     def content_hash(self) -> str:
         payload = self.to_dict()
         payload.pop("name")
+        for (part, key), default in ADDED_LATER.items():
+            if payload[part].get(key) == default:  # as configs hashed before it existed
+                payload[part].pop(key)
         text = json.dumps(_normalise(payload), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -38,6 +38,12 @@ class MLP(nn.Module):
     def n_hidden(self) -> int:
         return len(self.layers) - 1
 
+    def hidden_matrices(self) -> list[str]:
+        """The weights that map a hidden space to a hidden space (what Muon
+        orthogonalises): not the input layer (tied to the data's coordinates), not the
+        readout (tied to the targets)."""
+        return [f"layers.{i}.weight" for i in range(1, self.n_hidden)]
+
     def input_features(self, x: Tensor) -> Tensor:
         return x
 
@@ -79,6 +85,11 @@ class EmbedMLP(MLP):
 
     def input_features(self, x: Tensor) -> Tensor:
         return self.embed(x).flatten(1)  # (B, 2) -> (B, 2, d) -> (B, 2d)
+
+    def hidden_matrices(self) -> list[str]:
+        """Here the first layer maps learned embeddings, not data coordinates, into a
+        hidden space: it is hidden too; the embedding (independent lookups) is not."""
+        return [f"layers.{i}.weight" for i in range(self.n_hidden)]
 
 
 def build_model(cfg: ModelConfig, vocab: int = 0) -> MLP:

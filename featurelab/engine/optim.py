@@ -15,7 +15,7 @@ Implementations (one per config.OPTIMIZERS name):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,10 +49,11 @@ class OptimizerBundle:
         return lr_at(self.cfg, step)
 
     def set_step(self, step: int) -> float:
-        """Write the scheduled lr for `step` into every param group; return it."""
+        """Write the scheduled lr for `step` into every param group (times the group's
+        `lr_scale`: Muon's AdamW group may have a learning rate of its own); return it."""
         lr = self.lr_at(step)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         return lr
 
 
@@ -206,21 +207,32 @@ class MuonWithAdamW(Optimizer):
         super().add_param_group(param_group)
 
 
-def split_muon_params(named_params: NamedParams) -> tuple[NamedParams, NamedParams]:
-    """(Muon params, AdamW params): Muon gets 2-D weights other than input, readout, embeds.
+def split_muon_params(named_params: NamedParams, hidden_names: Collection[str] | None = None
+                      ) -> tuple[NamedParams, NamedParams]:
+    """(Muon params, AdamW params): Muon gets the hidden 2-D weights, AdamW the rest.
 
     Orthogonalising the update treats a matrix as a map between hidden spaces whose
     directions all matter equally; that fits hidden layers but not the input layer
     (tied to the data's coordinates), the readout (tied to the targets) or embeddings
     (rows are independent lookups). The original Muon recipe uses AdamW for those.
+    A featurelab model names its hidden matrices (`hidden_names`: MLP.hidden_matrices),
+    because parameter order cannot tell the roles apart (an embedding registered after
+    the layers is not the readout); without names, for any other module, the first and
+    last 2-D weights that are not embeddings are taken as input and readout.
     """
+    if hidden_names is not None:
+        names = set(hidden_names)
+        unknown = names - {n for n, _ in named_params}
+        if unknown:
+            raise ValueError(f"split_muon_params: no parameters named {sorted(unknown)}")
+        return ([(n, p) for n, p in named_params if n in names],
+                [(n, p) for n, p in named_params if n not in names])
     matrices = [i for i, (name, p) in enumerate(named_params) if p.ndim == 2]
     non_embed = [i for i in matrices if "embed" not in named_params[i][0]]
     excluded = set()
     if non_embed:
         excluded.add(non_embed[0])  # input layer
-    if matrices:
-        excluded.add(matrices[-1])  # readout
+        excluded.add(non_embed[-1])  # readout
     hidden = set(non_embed) - excluded
     muon = [named_params[i] for i in range(len(named_params)) if i in hidden]
     rest = [named_params[i] for i in range(len(named_params)) if i not in hidden]
@@ -253,14 +265,18 @@ def _build_adamw(named_params: NamedParams, cfg: OptimizerConfig) -> tuple[Optim
     return opt, "adamw-fused"  # type: ignore[return-value]
 
 
-def _build_muon(named_params: NamedParams, cfg: OptimizerConfig) -> tuple[Optimizer, str]:
-    hidden, rest = split_muon_params(named_params)
+def _build_muon(named_params: NamedParams, cfg: OptimizerConfig,
+                hidden_names: Collection[str] | None = None) -> tuple[Optimizer, str]:
+    hidden, rest = split_muon_params(named_params, hidden_names)
     # torch refuses an empty parameter list; a model without hidden matrices runs pure AdamW
     # through the same wrapper, so the implementation string stays the same.
     muon = Muon(_params(hidden), lr=cfg.lr, momentum=cfg.momentum,
                 weight_decay=cfg.weight_decay) if hidden else None
     adamw = torch.optim.AdamW(_params(rest), lr=cfg.lr, betas=(cfg.momentum, cfg.beta2),
                               weight_decay=cfg.weight_decay, fused=True)
+    # The two groups want different step sizes (Muon's update is orthonormal, AdamW's is
+    # per coordinate): adamw_lr gives the AdamW group its own peak, on the same schedule.
+    adamw.param_groups[0]["lr_scale"] = cfg.adamw_lr / cfg.lr if cfg.adamw_lr else 1.0
     return MuonWithAdamW(muon, adamw), f"muon-ns{NS_STEPS}+adamw-fused"
 
 
@@ -281,12 +297,16 @@ def get_builder(name: str) -> Builder:
 
 
 def build_optimizer(named_params: Iterable[tuple[str, Parameter]],
-                    cfg: OptimizerConfig) -> OptimizerBundle:
-    """The optimizer for `named_params` (in model order) with lrs set for step 0."""
+                    cfg: OptimizerConfig, hidden_names: Collection[str] | None = None
+                    ) -> OptimizerBundle:
+    """The optimizer for `named_params` (in model order) with lrs set for step 0;
+    `hidden_names`: the model's hidden matrices (what Muon orthogonalises)."""
     named = list(named_params)
     if not named:
         raise ValueError("build_optimizer: got no parameters to optimise")
-    optimizer, implementation = get_builder(cfg.name)(named, cfg)
+    builder = get_builder(cfg.name)
+    optimizer, implementation = (_build_muon(named, cfg, hidden_names)
+                                 if builder is _build_muon else builder(named, cfg))
     bundle = OptimizerBundle(optimizer, cfg, implementation)
     bundle.set_step(0)
     return bundle

@@ -72,7 +72,8 @@ class Trainer:
             torch.manual_seed(cfg.seed)  # as a bare torch script would seed its init
             self.model = build_model(cfg.model, vocab=cfg.data.p if cfg.data.is_classification
                                      else 0)
-        self.optim = build_optimizer(list(self.model.named_parameters()), cfg.optimizer)
+        self.optim = build_optimizer(list(self.model.named_parameters()), cfg.optimizer,
+                                     self.model.hidden_matrices())
         n_train = len(self.data.x_train)
         shapes = self.model.hook_shapes(n_train)
         self.plan = plan_observables(cfg.observables, self.statistics, shapes,

@@ -183,6 +183,7 @@ class DataConfigState(TypedDict):
 class OptimizerConfigState(TypedDict):
     name: str
     lr: float
+    adamw_lr: float  # muon's AdamW group; 0: the same as lr
     steps: int
     batch_size: int
     momentum: float
