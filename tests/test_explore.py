@@ -232,3 +232,19 @@ def test_an_unjudged_iteration_is_judged_before_the_loop_goes_on(tmp_path):
     metrics = explorer.run("grid", iterations=2)
     assert [it.decision is not None for it in explorer.exploration.iterations] == [True] * 3
     assert metrics["iterations"] == 3
+
+
+def test_the_explore_schema_types_goal_and_budget_as_apply_checks_them(tmp_path):
+    import jsonschema
+
+    variant = next(v for v in fl.action_schema()["oneOf"] if v["title"] == "explore")
+    params = variant["properties"]["params"]
+    good = {"base": "exp_0", "menu": {"seed": [1]}, "goal": "max",
+            "budget": {"iterations": 5, "seconds": 60}}
+    jsonschema.validate(good, params)
+    lab = lab_with_base(tmp_path)
+    for bad in ({"goal": "up"}, {"budget": {"days": 1}}, {"budget": {"iterations": 0}}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**good, **bad}, params)
+        with pytest.raises(fl.ConfigError):  # and apply refuses the same
+            lab.apply({"type": "explore", "params": {**good, **bad}}, actor="agent")

@@ -93,6 +93,23 @@ class Explore(Action):
     rail: bool = True  # block_repeat
     name: str | None = None
 
+    @classmethod
+    def field_schemas(cls) -> dict[str, dict[str, Any]]:
+        # What an agent sees (the MCP tool's input schema): the goals, and the budgets by
+        # name, as apply checks them.
+        return {
+            "goal": {"enum": list(GOALS), "default": "min",
+                     "description": "min: lower metric is better; max: higher is better"},
+            "budget": {"anyOf": [{"type": "object", "additionalProperties": False,
+                                  "properties": {kind: {"type": "number",
+                                                        "exclusiveMinimum": 0}
+                                                 for kind in BUDGETS}},
+                                 {"type": "null"}],
+                       "default": None,
+                       "description": "the most the exploration may use: iterations, steps "
+                                      "(trained, summed), seconds (wall time)"},
+        }
+
     def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
               ) -> tuple[dict, Any]:
         base = state.experiment(self.base)
