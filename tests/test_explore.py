@@ -2,6 +2,7 @@
 rail, budgets, trajectory metrics (live in a sidecar JSON), the TSV, replay."""
 
 import json
+from contextlib import nullcontext
 
 import pytest
 from conftest import TINY_LAB
@@ -88,18 +89,10 @@ def test_the_analysed_loop_gives_its_metrics_and_the_rail_refuses_each_repeat(tm
         assert metrics["attempted_repeat_rate"] == 0.72  # what the rail kept out
         assert all("was already evaluated in iteration" in b for b in explorer.blocked)
     with pytest.raises(RepeatBlocked, match=r"optimizer.lr=0.003 was already evaluated in "
-                                            r"iteration 1") if rail else _nothing():
+                                            r"iteration 1") if rail else nullcontext():
         explorer.propose({"optimizer.lr": 0.003})
     kept = explorer.propose({"optimizer.lr": 0.003}, reason="again", replicate=True)
     assert kept["repeat_of"] is not None and kept["decision"] in ("keep", "discard")
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def test_budgets_stop_the_loop_and_the_log_replays_with_the_same_decisions(tmp_path):

@@ -45,11 +45,6 @@ from featurelab.trajectory import (
 EXPLORE_PREFIX = "explore_"
 
 
-def _current(state: LabState, exploration: Exploration) -> str:
-    """The experiment proposals change: the best so far (the base, then each keep)."""
-    return exploration.best()[1]
-
-
 def _value_at(config: dict[str, Any], path: str) -> Any:
     for part in path.split("."):
         config = config[part]
@@ -195,7 +190,7 @@ class Propose(Action):
         if pending is not None:
             raise FeaturelabError(f"{exploration.id}: iteration {pending.index} is not judged "
                                   f"yet (lab.judge({exploration.id!r}, {pending.index}))")
-        current = _current(state, exploration)
+        current = exploration.best()[1]  # proposals change the best so far
         base = state.experiment(current).config
         for knob in self.changes:
             if knob not in exploration.menu:
