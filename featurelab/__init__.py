@@ -8,9 +8,11 @@ from featurelab.engine.config import (
     ModelConfig,
     OptimizerConfig,
     SnapshotConfig,
+    StopConfig,
 )
 from featurelab.engine.fit import FitRow, FitTable, fit_curves
 from featurelab.engine.knobs import knobs
+from featurelab.engine.phases import Phase, label_phases, phases_text
 from featurelab.engine.results import RunResult
 from featurelab.engine.stats import Statistic, StatisticRegistry
 from featurelab.engine.train import Trainer
@@ -25,7 +27,7 @@ from featurelab.lab import Lab
 from featurelab.log import ActionLog, LogEntry
 from featurelab.replay import ReplayReport, replay
 from featurelab.runs import Run
-from featurelab.state import Experiment, Fit, LabState, Sweep
+from featurelab.state import Experiment, Fit, LabState, PhaseLabels, Sweep
 from featurelab.trust import trust
 
 __all__ = [
@@ -47,6 +49,8 @@ __all__ = [
     "LogEntry",
     "ModelConfig",
     "OptimizerConfig",
+    "Phase",
+    "PhaseLabels",
     "ReplayReport",
     "Run",
     "RunResult",
@@ -54,12 +58,15 @@ __all__ = [
     "Statistic",
     "StatisticError",
     "StatisticRegistry",
+    "StopConfig",
     "StoreError",
     "Sweep",
     "Trainer",
     "action_schema",
     "fit_curves",
     "knobs",
+    "label_phases",
+    "phases_text",
     "replay",
     "trust",
 ]

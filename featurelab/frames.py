@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from featurelab.engine.summaries import parse_summary, summarize
 from featurelab.errors import ConfigError, FeaturelabError
 from featurelab.runs import Run
 from featurelab.state import LabState
@@ -37,15 +38,17 @@ def _knobs(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _summaries(run: Run) -> dict[str, Any]:
-    """Per scalar series: its final value, its minimum and the step of the minimum (NaN
-    steps, as a diverged run has, are passed over)."""
+    """Per scalar series: its last finite value, its minimum and the step of the minimum
+    (NaN steps, as a diverged run has and a test metric between its evaluations, are
+    passed over)."""
     out: dict[str, Any] = {}
     for key, values in sorted(run.result().arrays.items()):
         if values.ndim != 1 or not len(values):
             continue  # per-neuron series have no single summary
         finite = np.where(np.isfinite(values), values, np.nan)
         best = None if np.isnan(finite).all() else int(np.nanargmin(finite))
-        out[f"{key}.final"] = float(values[-1])
+        last = summarize(np.arange(len(values)), values, "final")
+        out[f"{key}.final"] = np.nan if last is None else last
         out[f"{key}.min"] = np.nan if best is None else float(values[best])
         out[f"{key}.argmin"] = best
     return out
@@ -78,14 +81,59 @@ def table_rows(state: LabState, experiments: list[str] | None = None
     return rows
 
 
-def table(state: LabState) -> pd.DataFrame:
+def table(state: LabState, measures: list[str] | None = None) -> pd.DataFrame:
     """One row per experiment: id, name, tags, sweep, seed, every config knob by path, the
-    status of its latest run and the summaries of its scalar series."""
+    status of its latest run and the summaries of its scalar series; then a column per
+    measure ("test_accuracy:first_above:0.9": a summary of a metric, see `measure`)."""
     rows = table_rows(state)
     frame = pd.DataFrame(rows, columns=None if rows else [*TABLE_START, "status", "steps"])
     # None, not NaN, for an experiment in no sweep (pandas would infer a string column)
     frame["sweep"] = pd.Series([row["sweep"] for row in rows], dtype=object)
+    for i, spec in enumerate(measures or []):
+        frame[spec] = _measure_column(state, [row["id"] for row in rows], spec, i)
     return frame
+
+
+MEASURE_HELP = ("'<metric>:<summary>', e.g. 'test_accuracy:first_above:0.9', "
+                "'test_loss:in_band:0.1:1' or 'train_loss:final' (a layer as "
+                "'<metric>@<layer>:<summary>')")
+
+
+def parse_measure(spec: Any, where: str = "measures") -> tuple[str, str | None, str]:
+    """(metric, layer, summary) of a measure's text; a ConfigError naming `where`."""
+    metric, sep, summary = spec.partition(":") if isinstance(spec, str) else ("", "", "")
+    if not sep or not metric:
+        raise ConfigError(where, spec, MEASURE_HELP)
+    try:
+        parse_summary(summary)
+    except ConfigError as exc:
+        raise ConfigError(where, spec, MEASURE_HELP, hint=f"its summary: {exc}") from None
+    name, _, layer = metric.partition("@")
+    return name, layer or None, summary
+
+
+def _measure_column(state: LabState, experiments: list[str], spec: str, i: int
+                    ) -> list[float]:
+    """A measure of each experiment's latest run: NaN without a run or the series, or
+    where the summary has no value (never above the threshold)."""
+    metric, layer, summary = parse_measure(spec, f"measures[{i}]")
+    out, found = [], False
+    for experiment in experiments:
+        try:
+            steps, values = _scalar(state, experiment, metric, layer)
+        except ConfigError as exc:  # one value per neuron
+            raise ConfigError(f"measures[{i}]", spec, "a metric with one value per step",
+                              hint=str(exc)) from None
+        except FeaturelabError:  # not run, or no such series in it
+            out.append(np.nan)
+            continue
+        found = True
+        value = summarize(steps, values, summary)
+        out.append(np.nan if value is None else value)
+    if not found and any(e in state.latest for e in experiments):
+        raise ConfigError(f"measures[{i}]", spec, "a metric some run records",
+                          hint=f"no run has {metric if layer is None else metric + '@' + layer}")
+    return out
 
 
 def _scalar(state: LabState, experiment: str, metric: str, layer: str | None

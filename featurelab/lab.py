@@ -31,6 +31,7 @@ from featurelab.actions import catalog as _catalog
 from featurelab.actions import experiments as _experiments
 from featurelab.actions import explore as _explore
 from featurelab.actions import laws as _laws
+from featurelab.actions import phases as _phases
 from featurelab.actions import reads as _reads
 from featurelab.actions import sweep_runs as _sweep_runs
 from featurelab.actions import sweeps as _sweeps
@@ -380,6 +381,11 @@ class Lab:
         """Hook points of every experiment, with their shapes on the training set."""
         return self.state.hook_points()
 
+    def weight_points(self) -> dict[str, tuple[int, int]]:
+        """Weight points of every experiment ('embed.weight', 'layers.1.weight'), with
+        their shapes as PyTorch stores them: where statistics on weights are measured."""
+        return self.state.weight_points()
+
     def cache_key(self, config: ExperimentConfig,
                   statistics: StatisticRegistry | None = None) -> str:
         """The run-cache key of a config (see LabState.cache_key)."""
@@ -398,9 +404,12 @@ class Lab:
                           snapshots: Any = None, based_on: str | None = None,
                           observables_add: list[str] | None = None,
                           observables_remove: list[str] | None = None,
-                          config: ExperimentConfig | None = None) -> Experiment:
+                          config: ExperimentConfig | None = None,
+                          eval_every: int | None = None, stop: Any = None) -> Experiment:
         """A new experiment, from scratch or `based_on` another with some changes.
-        Typed configs (ModelConfig, ..., or a whole ExperimentConfig) are accepted."""
+        Typed configs (ModelConfig, ..., or a whole ExperimentConfig) are accepted.
+        `eval_every`: test metrics every this many steps (NaN between); `stop`: an
+        early-stop condition, "test_accuracy > 0.99 for 100" or a StopConfig / dict."""
         if config is not None:
             if not isinstance(config, ExperimentConfig):
                 raise ConfigError("config", config, "an ExperimentConfig (or None)")
@@ -408,11 +417,14 @@ class Lab:
             model, data, optimizer = fields["model"], fields["data"], fields["optimizer"]
             loss, observables, seed = fields["loss"], fields["observables"], fields["seed"]
             snapshots, name = fields["snapshots"], name or fields["name"] or None
+            eval_every = None if config.eval_every == 1 else config.eval_every
+            stop = fields["stop"] if config.stop.metric else None
         return self.apply(_experiments.CreateExperiment(
             model=_plain(model), data=_plain(data), optimizer=_plain(optimizer), loss=loss,
             observables=_listed(observables), seed=seed, name=name, snapshots=_plain(snapshots),
             based_on=based_on, observables_add=_listed(observables_add),
-            observables_remove=_listed(observables_remove)))
+            observables_remove=_listed(observables_remove), eval_every=eval_every,
+            stop=_plain(stop)))
 
     def select(self, *experiments: str | list[str]) -> list[str]:
         ids = [e for item in experiments for e in _listed(item)]
@@ -625,9 +637,22 @@ class Lab:
 
     def fit(self, experiment: str, metric: str, layer: str | None = None,
             x_range: tuple[float, float] | None = None,
-            families: list[str] | None = None) -> FitTable:
+            families: list[str] | None = None, log_y: bool = False) -> FitTable:
+        """Fits the families to a metric (its steps in `x_range`); `log_y=True` fits log10
+        of it, as a loss on a log axis is read (R^2 of log10 y then)."""
         return self.apply(_analysis.FitCurves(experiment=experiment, metric=metric, layer=layer,
-                                              x_range=x_range, families=_listed(families)))
+                                              x_range=x_range, families=_listed(families),
+                                              log_y=log_y))
+
+    def phases(self, experiment: str, metric: str, layer: str | None = None,
+               scale: str = "auto") -> list[dict[str, Any]]:
+        """Splits a metric's curve into phases (drop, plateau, rise, exponential decay,
+        decay, spike, flat) as JSON: [{start, end (steps; each ends where the next
+        starts), kind, primitive (the best fit family of a moving phase), r2, mean, low,
+        high}]. `scale`: "auto" (log10 for a positive curve over two decades or more),
+        "log" or "linear"."""
+        return self.apply(_phases.LabelPhases(experiment=experiment, metric=metric,
+                                              layer=layer, scale=scale))
 
     def note(self, text: str) -> str:
         return self.apply(_analysis.Note(text=text))
@@ -673,13 +698,16 @@ class Lab:
 
     # -- data out (pandas; reads the lab, changes nothing) -------------------------------
 
-    def table(self) -> pd.DataFrame:
+    def table(self, measures: str | list[str] | None = None) -> pd.DataFrame:
         """A pandas DataFrame, one row per experiment: id, name, sweep, seed, every config
-        knob by path, the status of its latest run, and per scalar metric its final value,
-        minimum and the step of the minimum (`train_loss.final`, `.min`, `.argmin`)."""
+        knob by path, the status of its latest run, and per scalar metric its last finite
+        value, minimum and the step of the minimum (`train_loss.final`, `.min`,
+        `.argmin`); then one column per measure, named as given: "<metric>:<summary>" with
+        a summary of fit_across ("test_accuracy:first_above:0.9",
+        "test_loss:in_band:0.1:1"; NaN where a run has no value)."""
         from featurelab import frames
 
-        return frames.table(self.state)
+        return frames.table(self.state, _listed(measures))
 
     def series_frame(self, metric: str, layer: str | None = None,
                      experiments: list[str] | None = None) -> pd.DataFrame:
@@ -710,7 +738,8 @@ class Lab:
                    where: dict[str, Any] | None = None) -> _laws.LawFit:
         """Fits a law of a knob of the sweep ("power": y = a x^b, "exponential": y = a e^(b x),
         "linear": y = a + b x) to a summary of each finished run ("final", "min",
-        "argmin", "first_below:<x>", "first_above:<x>"), its mean over each group; `where`
+        "argmin", "first_below:<x>", "first_above:<x>", "in_band:<lo>:<hi>": steps with
+        lo <= value <= hi), its mean over each group; `where`
         fixes the sweep's other knobs. Returns a LawFit (`.points`, `.a`, `.b`, `.r2`,
         `.equation`)."""
         return self.apply(_laws.FitAcross(sweep=sweep, metric=metric, knob=knob,
@@ -745,14 +774,30 @@ class Lab:
     # networkx, so it is imported here, on first use, not with the engine.
 
     def export_blog(self, path: str | Path, detail: str = "full", title: str | None = None,
-                    notebook: Any = None) -> Path:
+                    notebook: str | Path | None = None) -> Path:
         """Writes the session as a blog draft: `.md` (Jekyll front matter, pictures in
         `<stem>_files/` beside it) or `.html` (one standalone page). detail="full" tells
         every event, "condensed" merges consecutive view events; `notebook` (a .ipynb
-        path) adds its markdown cells where they were written, as the researcher's notes."""
+        path) adds its markdown cells where they were written, as the researcher's notes.
+        Logged (the panel's Publish section does the same), but the draft leaves
+        exports out: every export of one lab writes the same text."""
+        return self.apply(_analysis.ExportBlog(
+            path=str(path), detail=detail, title=title,
+            notebook=None if notebook is None else str(notebook)))
+
+    def chart_svg(self, metric: str) -> str:
+        """The chart of `metric` as the view shows it now, drawn as SVG by matplotlib (as
+        the blog draws its pictures): the panel's vector download, for papers. Reads the
+        lab, changes nothing."""
+        from featurelab.export.charts import chart_svg
+
+        return chart_svg(self, metric)
+
+    def write_blog(self, path: str, detail: str, title: str | None,
+                   notebook: str | None) -> Path:
+        # Context.write_blog: the export layer sits above the Lab, brought in on use.
         from featurelab.export.blog import export_blog
 
-        check_write(path, self.store, "code")  # never over the lab's own store
         return export_blog(self, path, detail=detail, title=title, notebook=notebook)
 
     def graph(self) -> Any:

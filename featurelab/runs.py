@@ -140,6 +140,8 @@ class Run:
         if trainer is not None:
             return trainer.progress
         row = self._row()
+        if row["status"] == "finished":  # an early stop ends it before n_steps
+            return 1.0
         return row["steps_done"] / row["n_steps"] if row["n_steps"] else 0.0
 
     @property

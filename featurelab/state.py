@@ -15,7 +15,8 @@ import numpy as np
 
 from featurelab.engine.config import ExperimentConfig
 from featurelab.engine.fit import FitTable
-from featurelab.engine.models import hook_shapes
+from featurelab.engine.models import hook_shapes, weight_shapes
+from featurelab.engine.phases import Phase
 from featurelab.engine.stats import StatisticRegistry
 from featurelab.engine.version import engine_version
 from featurelab.errors import ConfigError, FeaturelabError
@@ -54,6 +55,17 @@ class Fit:
 
 
 @dataclass(frozen=True)
+class PhaseLabels:
+    """A metric's curve split into phases (featurelab.engine.phases) by `lab.phases`."""
+
+    id: str  # "phases_0", ...
+    experiment: str
+    metric: str
+    layer: str | None
+    phases: tuple[Phase, ...]
+
+
+@dataclass(frozen=True)
 class Sweep:
     """Experiments made from one base by varying knobs (config paths such as
     "optimizer.lr"); members that differ only by seed form a group."""
@@ -80,6 +92,7 @@ class LabState:
     statistics: StatisticRegistry = field(default_factory=StatisticRegistry)
     neuron_stats: list[tuple[str, str]] = field(default_factory=list)  # (stat, layer) shown
     fits: dict[str, Fit] = field(default_factory=dict)
+    phases: dict[str, PhaseLabels] = field(default_factory=dict)
     sweeps: dict[str, Sweep] = field(default_factory=dict)
     sweep_runs: dict[str, Any] = field(default_factory=dict)  # sweep -> its latest SweepRun
     notes: list[str] = field(default_factory=list)
@@ -118,6 +131,12 @@ class LabState:
         self.fits[fit.id] = fit
         return fit
 
+    def add_phases(self, experiment: str, metric: str, layer: str | None,
+                   phases: tuple[Phase, ...]) -> PhaseLabels:
+        labels = PhaseLabels(f"phases_{len(self.phases)}", experiment, metric, layer, phases)
+        self.phases[labels.id] = labels
+        return labels
+
     # -- look-ups -----------------------------------------------------------------------
 
     def experiment(self, experiment: str) -> Experiment:
@@ -150,6 +169,13 @@ class LabState:
         points: dict[str, tuple[int, int]] = {}
         for exp in self.experiments.values():
             points.update(hook_shapes(exp.config))
+        return points
+
+    def weight_points(self) -> dict[str, tuple[int, int]]:
+        """Weight points of every experiment, with their shapes (rows, cols)."""
+        points: dict[str, tuple[int, int]] = {}
+        for exp in self.experiments.values():
+            points.update(weight_shapes(exp.config))
         return points
 
     def cache_key(self, config: ExperimentConfig,

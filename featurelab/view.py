@@ -60,6 +60,10 @@ EXPERIMENT_COLORS = ("#3b82f6", "#f97316", "#10b981", "#ef4444", "#a855f7", "#ea
                      "#06b6d4", "#ec4899", "#84cc16", "#64748b")
 FAMILY_COLORS = {"sigmoid": "#d946ef", "exponential": "#14b8a6", "power": "#f59e0b",
                  "log_power": "#8b5cf6", "linear": "#78716c"}
+# The shaded spans of a curve's phases (featurelab.engine.phases.KINDS): falls blue, rises
+# orange, spikes red, levels grey.
+PHASE_COLORS = {"drop": "#3b82f6", "exponential decay": "#06b6d4", "decay": "#93c5fd",
+                "rise": "#f97316", "spike": "#ef4444", "plateau": "#a8a29e", "flat": "#d6d3d1"}
 
 
 def experiment_color(index: int) -> str:

@@ -76,6 +76,9 @@ def lab_state(lab: fl.Lab) -> dict[str, Any]:
         "neuron_stats": list(lab.neuron_stats),
         "fits": {k: (f.experiment, f.metric, f.layer, [r.family for r in f.table.rows])
                  for k, f in lab.fits.items()},
+        "phases": {k: (p.experiment, p.metric, p.layer,
+                       [(ph.kind, ph.start, ph.end, ph.primitive) for ph in p.phases])
+                   for k, p in lab.state.phases.items()},
         "sweeps": dict(lab.sweeps),
         "notes": list(lab.notes),
         "view": lab.view.to_dict(),
@@ -282,6 +285,11 @@ def _choose_layer(lab, tmp):
     lab.choose_layer("hidden_activations", "layers.0.pre")
 
 
+def _choose_weight(lab, tmp):
+    tiny(lab, observables=["train_loss", "row_norm"])
+    lab.choose_layer("row_norm", "layers.0.weight")
+
+
 def _choose_method(lab, tmp):
     tiny(lab)
     lab.choose_layer("hidden_activations", "layers.0.post")
@@ -365,6 +373,12 @@ def _define_decorator(lab, tmp):
         return ((t > 0) * (t < 1)).float().mean(dim=dim, keepdim=keepdim)
 
 
+def _define_on_weights(lab, tmp):
+    @lab.statistic("row_max", on="weights")
+    def row_max(tensor, dim, keepdim=False):
+        return tensor.float().abs().amax(dim=dim, keepdim=keepdim)
+
+
 def _define_multiline_decorator(lab, tmp):
     @lab.statistic(
         "spread",
@@ -397,9 +411,33 @@ def _fit(lab, tmp):
     lab.fit("exp_0", "train_loss", x_range=(0, 29), families=["exponential", "linear"])
 
 
+def _fit_log_y(lab, tmp):
+    trained(lab)
+    lab.fit("exp_0", "train_loss", families=["exponential"], log_y=True)
+
+
 def _fit_statistic(lab, tmp):
     _define_decorator(lab, tmp)  # defined after the run: fitted on the snapshots
     lab.fit("exp_0", "nonlinear_rate", layer="layers.0.pre")
+
+
+def _phases(lab, tmp):
+    trained(lab)
+    lab.phases("exp_0", "train_loss")
+
+
+def _phases_statistic(lab, tmp):
+    _define_decorator(lab, tmp)  # defined after the run: labelled on the snapshots
+    lab.phases("exp_0", "nonlinear_rate", layer="layers.0.pre", scale="linear")
+
+
+def _labelled(sentence: str) -> Callable[[fl.Lab], str]:
+    def make(lab: fl.Lab) -> str:
+        phases = [fl.Phase.from_dict(p) for p in lab.log[-1].result["phases"]]
+        assert phases and lab.state.phases[lab.log[-1].result["phases_id"]].phases == tuple(
+            phases)
+        return f"{sentence}: {fl.phases_text(phases)}."
+    return make
 
 
 def _note(lab, tmp):
@@ -410,6 +448,12 @@ def _export_log(lab, tmp):
     tiny(lab)
     lab.note("before the export")
     lab.export_log(tmp / "session.jsonl")
+
+
+def _export_blog(lab, tmp):
+    tiny(lab)
+    lab.note("before the export")
+    lab.export_blog(tmp / "post.md", detail="condensed", title="A draft")
 
 
 def _fitted(sentence: str) -> Callable[[fl.Lab], str]:
@@ -557,6 +601,9 @@ CASES = [
     Case("choose_layer", "plain", _choose_layer,
          "lab.choose_layer('hidden_activations', 'layers.0.pre')",
          "Chose Layer 0 pre (32 x 8) for hidden_activations."),
+    Case("choose_layer", "weight-point", _choose_weight,
+         "lab.choose_layer('row_norm', 'layers.0.weight')",
+         "Chose Layer 0 weight (8 x 4) for row_norm."),
     Case("choose_method", "heatmap", _choose_method,
          "lab.choose_method('hidden_activations', 'heatmap')",
          "Set the method of hidden_activations to Heatmap."),
@@ -591,6 +638,11 @@ CASES = [
          "Added neuron stat mean on layers.0.post."),
     Case("define_statistic", "decorator", _define_decorator, DECORATOR_CODE,
          "Defined the DIY statistic nonlinear_rate on active_rate."),
+    Case("define_statistic", "on-weights", _define_on_weights,
+         "@lab.statistic('row_max', on='weights')\n"
+         "def row_max(tensor, dim, keepdim=False):\n"
+         "    return tensor.float().abs().amax(dim=dim, keepdim=keepdim)\n",
+         "Defined the DIY statistic row_max on weights."),
     Case("define_statistic", "multi-line-decorator", _define_multiline_decorator,
          "@lab.statistic('spread')\n"
          "def compute_spread(tensor, dim, keepdim=False):\n"
@@ -603,15 +655,28 @@ CASES = [
     Case("fit", "families", _fit,
          "lab.fit('exp_0', 'train_loss', x_range=(0.0, 29.0), families=['exponential', 'linear'])",
          _fitted("Fitted exponential and linear to train_loss of exp_0 on steps 0-29")),
+    Case("fit", "log-y", _fit_log_y,
+         "lab.fit('exp_0', 'train_loss', families=['exponential'], log_y=True)",
+         lambda lab: "Fitted exponential to train_loss of exp_0 in log y; best: exponential, "
+                     f"R^2 in log y = {lab.fits[lab.log[-1].result['fit']].table.best.r2:.3f}."),
     Case("fit", "diy-statistic", _fit_statistic,
          "lab.fit('exp_0', 'nonlinear_rate', layer='layers.0.pre')",
          _fitted("Fitted sigmoid, exponential, power and log-power to nonlinear_rate "
                  "(layers.0.pre) of exp_0")),
+    Case("label_phases", "loss", _phases, "lab.phases('exp_0', 'train_loss')",
+         _labelled("Labelled the phases of train_loss of exp_0")),
+    Case("label_phases", "diy-statistic-linear", _phases_statistic,
+         "lab.phases('exp_0', 'nonlinear_rate', layer='layers.0.pre', scale='linear')",
+         _labelled("Labelled the phases of nonlinear_rate (layers.0.pre) of exp_0")),
     Case("note", "plain", _note, "lab.note('Phase I removes features?')",
          "Noted: Phase I removes features?"),
     Case("export_log", "plain", _export_log,
          lambda tmp: f"lab.export_log({str(tmp / 'session.jsonl')!r})",
          lambda lab: f"Exported the action log to {lab.log[-1].params['path']}."),
+    Case("export_blog", "condensed", _export_blog,
+         lambda tmp: long_call("lab.export_blog", repr(str(tmp / "post.md")),
+                               "detail='condensed'", "title='A draft'"),
+         lambda lab: f"Exported the blog draft to {lab.log[-1].params['path']}."),
     Case("sweep", "grid-and-seeds", _sweep,
          long_call("lab.sweep", "based_on='exp_0'", "grid={'optimizer.lr': [0.01, 0.03]}",
                    "seeds=[0, 1]", "name='lr'"),

@@ -125,7 +125,7 @@ def test_enums_are_the_registries_and_each_value_validates():
     assert enums["optimizer.name"] == list(OPTIMIZERS)
     assert enums["loss"] == ["mse", "cross_entropy"]
     sections = {"model": fl.ModelConfig, "data": fl.DataConfig, "optimizer": fl.OptimizerConfig,
-                "snapshots": fl.SnapshotConfig}
+                "snapshots": fl.SnapshotConfig, "stop": fl.StopConfig}
     for path, values in enums.items():
         section, _, name = path.rpartition(".")
         for value in values:

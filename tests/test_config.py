@@ -239,7 +239,7 @@ def test_divide_needs_prime_only_for_division():
 
 @pytest.mark.parametrize(("make", "where", "key", "known"), [
     (lambda: ExperimentConfig.from_dict({"modle": {}}), "ExperimentConfig", "modle",
-     "model, data, optimizer, loss, observables, seed, snapshots, name"),
+     "model, data, optimizer, loss, observables, eval_every, seed, snapshots, stop, name"),
     (lambda: ExperimentConfig.from_dict({"model": {"width": [10, 1]}}), "model", "width",
      "kind, widths, activation, bias, init_scale"),
     (lambda: ExperimentConfig.from_dict({"optimizer": {"learning_rate": 0.1}}), "optimizer",
@@ -417,6 +417,11 @@ CHANGES = [
     {"snapshots": {"schedule": [[0, 2]]}},
     {"snapshots": {"points": "all"}},
     {"snapshots": {"max_samples": 10}},
+    {"eval_every": 10},
+    {"stop": {"metric": "train_loss"}},
+    {"stop": {"metric": "train_loss", "when": "below"}},
+    {"stop": {"metric": "train_loss", "value": 0.5}},
+    {"stop": {"metric": "train_loss", "for_steps": 5}},
 ]
 
 

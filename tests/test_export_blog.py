@@ -20,6 +20,7 @@ from featurelab.export.blog import (
     Note,
     Sentence,
     build_document,
+    export_blog,
     merge_sentences,
 )
 from featurelab.export.charts import moving_average
@@ -41,7 +42,8 @@ def full(reference_lab):
 
 @pytest.fixture(scope="module")
 def exported(reference_lab, tmp_path_factory):
-    path = reference_lab.export_blog(tmp_path_factory.mktemp("blog") / "post.md")
+    # The export function itself: Lab.export_blog would log an export in the shared lab.
+    path = export_blog(reference_lab, tmp_path_factory.mktemp("blog") / "post.md")
     return path, path.read_text()
 
 
@@ -138,12 +140,61 @@ def test_the_zoomed_y_range_fits_the_data_inside_the_x_range(reference_lab, full
 def test_exporting_changes_nothing_in_the_lab(reference_lab, tmp_path):
     before = (len(reference_lab.log), reference_lab.view.to_dict(), list(reference_lab.fits),
               list(reference_lab.neuron_stats))
-    reference_lab.export_blog(tmp_path / "a.md", detail="condensed")
+    export_blog(reference_lab, tmp_path / "a.md", detail="condensed")
     reference_lab.export_graph(tmp_path / "g")
     reference_lab.export_script(tmp_path / "s.py")
     assert before == (len(reference_lab.log), reference_lab.view.to_dict(),
                       list(reference_lab.fits), list(reference_lab.neuron_stats))
     assert reference_lab.store.actions_after(reference_lab._seq) == []
+
+
+def test_an_export_is_logged_as_its_cell_but_left_out_of_every_draft(tmp_path):
+    """The panel's Publish section and lab.export_blog are one action: logged (a click is a
+    cell), written after the lock is let go, and never part of a draft, so an export from
+    the panel and one from code of the same lab write the same text."""
+    lab = fl.Lab("exports", root=tmp_path / "labs")
+    lab.create_experiment(**TINY)
+    lab.run("exp_0")
+    lab.view_results(["exp_0"])
+    lab.open_chart("train_loss")
+    first = lab.apply({"type": "export_blog", "params": {"path": str(tmp_path / "a.md")}},
+                      actor="human")
+    lab.zoom("train_loss", x_range=(0, 30))
+    lab.export_blog(tmp_path / "b.md", detail="condensed")
+    lab.zoom("train_loss", x_range=(0, 20))  # after an export: still one chart's views
+    third = lab.export_blog(tmp_path / "c.md")
+    assert first == tmp_path / "a.md" and third == tmp_path / "c.md"
+    exports = [e for e in lab.log if e.type == "export_blog"]
+    assert [(e.actor, e.result) for e in exports] == [
+        ("human", {"path": str(tmp_path / "a.md"), "detail": "full"}),
+        ("code", {"path": str(tmp_path / "b.md"), "detail": "condensed"}),
+        ("code", {"path": str(tmp_path / "c.md"), "detail": "full"})]
+    assert "lab.export_blog(" in lab.cells()[-1].source  # runs in cells: not a comment
+    assert not lab.cells()[-1].source.lstrip().startswith("#")
+    # The third draft equals a draft of the same log without its exports.
+    without = fl.Lab("without", root=tmp_path / "labs2")
+    for entry in lab.log:
+        if entry.type != "export_blog":
+            without.apply(entry.action)
+    again = export_blog(without, tmp_path / "c2.md")
+    text = (tmp_path / "c.md").read_text()
+    assert "export" not in text.lower().replace("exports", "")
+    assert _body(text) == _body(again.read_text())
+    assert lab.export_blog(tmp_path / "c.md").read_text() == text  # exporting again: same
+    # A bad file kind or detail is refused before anything is logged.
+    n = len(lab.log)
+    with pytest.raises(fl.ConfigError, match="path"):
+        lab.export_blog(tmp_path / "x.pdf")
+    with pytest.raises(fl.ConfigError, match="detail"):
+        lab.export_blog(tmp_path / "x.md", detail="short")
+    assert len(lab.log) == n
+
+
+def _body(markdown: str) -> str:
+    # The front matter names the lab (another name in the second lab) and the pictures'
+    # folder is named after the file.
+    body = markdown.split("\n---\n", 1)[1]
+    return re.sub(r"\w+_files/", "F/", body).replace("without", "exports")
 
 
 def test_the_markdown_file_has_front_matter_every_sentence_tables_code_and_pictures(

@@ -56,7 +56,10 @@ def check(page: str) -> Checker:
 
 @pytest.fixture(scope="module")
 def page(reference_lab, tmp_path_factory):
-    path = reference_lab.export_blog(tmp_path_factory.mktemp("html") / "post.html")
+    from featurelab.export.blog import export_blog
+
+    # the export function itself: Lab.export_blog would log an export in the shared lab
+    path = export_blog(reference_lab, tmp_path_factory.mktemp("html") / "post.html")
     return path.read_text()
 
 

@@ -180,3 +180,37 @@ def test_dict_round_trip_and_str():
     assert FitTable.from_dict(json.loads(json.dumps(full.to_dict()))) == full
     text = str(full)
     assert "Sigmoid" in text and "Exponential" in text and "R^2" in text
+
+
+def test_maxfev_caps_the_evaluations_of_each_start():
+    y = noisy("sigmoid", PUBLISHED_SIGMOID)
+    assert fit_curves(STEPS, y, families=["sigmoid"]).best.r2 > 0.99
+    starved = fit_curves(STEPS, y, families=["sigmoid"], maxfev=3).rows[0]
+    assert not starved.ok and "maxfev" in starved.reason
+
+
+def test_log_y_fits_every_decade_alike_and_says_so():
+    """A loss falling over six decades with multiplicative noise: least squares on y is
+    decided by the first steps (the tail is ~0 to it), on log10 y every decade counts, so
+    the log fit recovers the decay rate and the linear one does not; R^2 is of log10 y."""
+    rng = np.random.default_rng(7)
+    x = np.arange(400.0)
+    y = 3.0 * np.exp(-0.035 * x) * np.exp(rng.normal(0, 0.15, x.size)) + 1e-7
+    log_table = fit_curves(x, y, families=["exponential"], log_y=True)
+    linear_table = fit_curves(x, y, families=["exponential"])
+    rate_log = log_table.row("exponential").coefficients[1]
+    rate_linear = linear_table.row("exponential").coefficients[1]
+    assert abs(rate_log - 0.035) < 0.002, rate_log
+    assert abs(rate_log - 0.035) < abs(rate_linear - 0.035)
+    assert log_table.space == "log_y" and linear_table.space == "linear"
+    # R^2 and RMSE are of log10 y: computed here independently
+    row = log_table.row("exponential")
+    pred = np.log10(np.maximum(row.predict(x), np.finfo(float).tiny))
+    target = np.log10(y)
+    r2 = 1 - np.sum((pred - target) ** 2) / np.sum((target - target.mean()) ** 2)
+    assert row.r2 == pytest.approx(r2, rel=1e-9)
+    assert FitTable.from_dict(log_table.to_dict()) == log_table
+    assert "space" not in linear_table.to_dict()  # logged tables keep their old form
+    assert "log10 y" in str(log_table)
+    bad = fit_curves(x, y - 1e-3, families=["exponential"], log_y=True)
+    assert not bad.rows[0].ok and "above 0" in bad.rows[0].reason

@@ -132,7 +132,7 @@ def test_summaries_of_one_run_match_numpy():
     assert summarize(steps, values, "first_above:4.5") == 0.0
     assert summarize(steps, values, "first_below:0.5") is None  # never
     assert summarize(steps * 10, values, "argmin") == 50.0  # the step, not the index
-    assert parse_summary("first_above:1e-3") == ("first_above", 1e-3)
+    assert parse_summary("first_above:1e-3") == ("first_above", (1e-3,))
     for bad in ("last", "first_below", "first_below:", "first_below:x", "first_below:nan",
                 "first_after:1"):
         with pytest.raises(fl.ConfigError, match="summary: got .*first_below:<x>"):

@@ -253,6 +253,9 @@ def test_empty_params_rejected():
     # it the "readout" and put the real readout on Muon
     ("embed_mlp", (8, 32, 11), 11, ["layers.0.weight"]),
     ("embed_mlp", (8, 32, 32, 11), 11, ["layers.0.weight", "layers.1.weight"]),
+    # onehot_mlp: its first layer is an embedding table of one-hot tokens, not hidden
+    ("onehot_mlp", (22, 32, 11), 11, []),
+    ("onehot_mlp", (22, 32, 32, 11), 11, ["layers.1.weight"]),
 ])
 def test_each_model_names_the_matrices_muon_trains(kind, widths, vocab, hidden):
     from featurelab.engine.config import ModelConfig
@@ -271,6 +274,8 @@ def test_each_model_names_the_matrices_muon_trains(kind, widths, vocab, hidden):
     assert readout in on_adamw and "layers.0.bias" in on_adamw
     if kind == "embed_mlp":
         assert "embed.weight" in on_adamw
+    if kind == "onehot_mlp":
+        assert "layers.0.weight" in on_adamw
 
 
 def test_muons_adamw_group_has_its_own_learning_rate_on_the_same_schedule():

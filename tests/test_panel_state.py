@@ -20,6 +20,7 @@ between machines.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -56,7 +57,7 @@ def reference_like_lab() -> fl.Lab:
     """The reference session of DESIGN.md with short runs, as the panel's tests know it:
     exp_0 and exp_1 selected and viewed; the hidden_activations chart (enlarged, layer 1
     pre, active_rate), train_loss on a log y axis, nonlinear_rate zoomed to steps 0-100
-    with fit_0."""
+    with fit_0, and its phases (phases_0)."""
     lab = fl.Lab(":memory:")
     lab.create_experiment(
         model={"kind": "mlp", "widths": [10, 100, 100, 1], "activation": "relu"},
@@ -85,6 +86,7 @@ def reference_like_lab() -> fl.Lab:
     lab.choose_layer("nonlinear_rate", "layers.1.pre")
     lab.zoom("nonlinear_rate", x_range=(0, 100))
     lab.fit("exp_1", "nonlinear_rate", layer="layers.1.pre", x_range=(0, 100))
+    lab.phases("exp_1", "nonlinear_rate", layer="layers.1.pre")
     return lab
 
 
@@ -303,6 +305,28 @@ def test_fit_rows_come_ranked_by_the_engine(reference_state):
     ok = [r["r2"] for r in rows if r["ok"]]
     assert ok == sorted(ok, reverse=True)
     assert all(r["ok"] for r in rows[: len(ok)])
+
+
+def test_the_phases_of_a_curve_are_shipped_for_shaded_spans(short_reference_lab,
+                                                            reference_state):
+    from typing import get_args
+
+    from featurelab.engine.phases import KINDS
+    from featurelab.ui.panel_state import PhaseKind
+    from featurelab.view import PHASE_COLORS
+
+    assert set(get_args(PhaseKind)) == set(KINDS) == set(reference_state["phase_colors"])
+    assert reference_state["phase_colors"] == PHASE_COLORS
+    [shipped] = reference_state["phases"]
+    labels = short_reference_lab.state.phases["phases_0"]
+    assert (shipped["id"], shipped["experiment"], shipped["metric"], shipped["layer"]) == (
+        "phases_0", "exp_1", "nonlinear_rate", "layers.1.pre")
+    assert shipped["phases"] == [p.to_dict() for p in labels.phases]
+    spans = [(p["start"], p["end"]) for p in shipped["phases"]]
+    assert spans[0][0] == 0 and spans[-1][1] == STEPS - 1
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))  # they tile the curve
+    kinds = [p["kind"] for p in shipped["phases"]]
+    assert "drop" in kinds and kinds[-1] == "flat"  # 150 steps: the drop, then flat
 
 
 def test_the_options_are_the_engines_registries(empty_state):

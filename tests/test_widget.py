@@ -82,6 +82,24 @@ def test_bad_input_is_named_next_to_its_field_and_nothing_is_lost(lab):
     assert (len(lab.log), lab.panel.state) == before
 
 
+def test_the_panel_labels_phases_as_a_human_action_and_ships_them(lab):
+    front = Front(lab.panel)
+    front.act("create_experiment", **TINY)
+    front.act("run", experiment="exp_0")
+    reply = front.act("label_phases", experiment="exp_0", metric="train_loss")
+    assert reply["kind"] == "ack", reply
+    assert lab.log[-1].actor == "human" and lab.log[-1].type == "label_phases"
+    shipped = lab.panel.state["phases"]
+    assert [p["id"] for p in shipped] == ["phases_0"]
+    assert shipped[0]["phases"] == reply["result"]["phases"] == [
+        p.to_dict() for p in lab.state.phases["phases_0"].phases]
+    assert shipped[0]["phases"][0]["start"] == 0 and shipped[0]["phases"][-1]["end"] == 39
+    assert lab.panel.state["cells"][-1]["code"] == "lab.phases('exp_0', 'train_loss')"
+    bad = front.act("label_phases", experiment="exp_0", metric="train_loss", scale="cubic")
+    assert bad["kind"] == "error" and bad["field"] == "scale"
+    assert len(lab.panel.state["phases"]) == 1
+
+
 def test_series_travel_as_binary_buffers(lab):
     front = Front(lab.panel)
     front.act("create_experiment", **TINY,
@@ -96,6 +114,36 @@ def test_series_travel_as_binary_buffers(lab):
     assert steps.tolist() == list(range(40))
     np.testing.assert_array_equal(values, lab.results("exp_0").series("active_rate",
                                                                        "layers.1.pre"))
+
+
+def test_a_chart_downloads_as_svg_drawn_as_the_view_shows_it(lab):
+    """The panel's SVG download: the kernel draws the chart (matplotlib, as the blog does)
+    at the view's layer, axes and zoom, with the visible fits; the same chart gives the
+    same file; a chart not open or with nothing to draw is a message, not a traceback."""
+    import xml.etree.ElementTree as ET
+
+    front = Front(lab.panel)
+    missing, _ = front.ask(kind="svg", metric="train_loss")
+    assert missing["kind"] == "error" and "open_chart('train_loss')" in missing["message"]
+    front.act("create_experiment", **TINY)
+    front.act("run", experiment="exp_0")
+    front.act("view_results", experiments=["exp_0"])
+    front.act("open_chart", metric="train_loss")
+    front.act("set_axes", metric="train_loss", log_y=True)
+    front.act("zoom", metric="train_loss", x_range=[0, 30])
+    front.act("fit", experiment="exp_0", metric="train_loss", x_range=[0, 30])
+    reply, buffers = front.ask(kind="svg", metric="train_loss")
+    assert reply["kind"] == "svg" and not buffers
+    svg = reply["svg"]
+    root = ET.fromstring(svg)  # well-formed XML
+    assert root.tag.endswith("svg")
+    assert "train_loss" in svg and "exp_0" in svg  # text stays text (svg.fonttype none)
+    assert "Sigmoid" in svg or "Exponential" in svg  # the fitted curves' legend
+    assert front.ask(kind="svg", metric="train_loss")[0]["svg"] == svg  # reproducible
+    assert lab.chart_svg("train_loss") == svg
+    bad, _ = front.ask(kind="svg", metric=3)
+    assert bad["kind"] == "error" and "names its metric" in bad["message"]
+    assert [e.type for e in lab.log][-1] == "fit"  # a download changes nothing
 
 
 def test_a_statistic_defined_after_the_run_is_served_from_snapshots(lab):

@@ -6,6 +6,7 @@ from featurelab.actions import (
     experiments,
     explore,
     laws,
+    phases,
     reads,
     sweep_runs,
     sweeps,
@@ -21,5 +22,5 @@ from featurelab.actions.base import (
 )
 
 __all__ = ["ACTIONS", "ACTORS", "Action", "ActionError", "action_from_dict", "action_schema",
-           "analysis", "catalog", "experiments", "explore", "laws", "reads", "sweep_runs", "sweeps",
-           "views"]
+           "analysis", "catalog", "experiments", "explore", "laws", "phases", "reads",
+           "sweep_runs", "sweeps", "views"]

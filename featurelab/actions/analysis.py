@@ -14,7 +14,8 @@ from featurelab.actions.compare import Comparison, compare_fits
 from featurelab.actions.files import check_write
 from featurelab.actions.views import chart_metrics
 from featurelab.engine.fit import DEFAULT_FAMILIES, FAMILIES, FitTable, fit_curves
-from featurelab.engine.stats import ACTIVATIONS
+from featurelab.engine.stats import ACTIVATIONS, WEIGHTS
+from featurelab.engine.summaries import measured
 from featurelab.errors import ConfigError, FeaturelabError
 from featurelab.state import LabState
 
@@ -66,6 +67,10 @@ class AddNeuronStat(Action):
     def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
               ) -> tuple[dict, Any]:
         state.statistics[self.stat]  # raises naming the known statistics
+        if state.statistics.base(self.stat) == WEIGHTS:
+            raise ConfigError("stat", self.stat, "a statistic on activations",
+                              hint=f"{self.stat!r} is on weights: record it as an observable "
+                                   f"('{self.stat}@embed.weight') and open its chart")
         if self.chart not in state.view.charts and self.chart not in chart_metrics(state):
             raise ConfigError("chart", self.chart, "one of " + ", ".join(chart_metrics(state)))
         points = state.hook_points()
@@ -106,8 +111,11 @@ class DefineStatistic(Action):
 
     def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
               ) -> tuple[dict, Any]:
+        # An untrusted one never runs, so its probe cannot say whether it gives one value
+        # per step: what its author's probe found (the recorded level) says it.
         stat = state.statistics.define(self.name, source=self.source, on=self.on,
-                                       trusted=ctx.trusted)
+                                       trusted=ctx.trusted,
+                                       scalar=(recorded or {}).get("level") == 2)
         result: dict[str, Any] = {"level": state.statistics.level(self.name)}
         if not stat.trusted:
             result["disabled"] = "not signed by this user: its code does not run"
@@ -145,6 +153,7 @@ class FitCurves(Action):
     layer: str | None = None
     x_range: tuple[float, float] | None = None
     families: list[str] | None = None
+    log_y: bool = False  # True: least squares on log10 y (a loss on a log axis)
 
     def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
               ) -> tuple[dict, Any]:
@@ -163,7 +172,11 @@ class FitCurves(Action):
                 raise ConfigError("metric", self.metric, "a metric with one value per step",
                                   hint=f"it has {values.shape[1]} values per step (one per "
                                   "neuron); fit a per-layer statistic")
-            table = fit_curves(steps, values, x_range=self.x_range, families=self.families)
+            # test metrics measured every eval_every steps are NaN between: fitted on
+            # the steps they were measured at
+            steps, values = measured(steps, values)
+            table = fit_curves(steps, values, x_range=self.x_range, families=self.families,
+                               log_y=bool(self.log_y))
         fit = state.add_fit(self.experiment, self.metric, self.layer, table)
         return {"fit": fit.id, "table": table.to_dict()}, table
 
@@ -194,7 +207,7 @@ class FitCurves(Action):
 
     def to_code(self) -> str:
         return call("lab.fit", self.experiment, self.metric, layer=self.layer,
-                    x_range=self.x_range, families=self.families)
+                    x_range=self.x_range, families=self.families, log_y=self.log_y or None)
 
     def describe(self, result: dict[str, Any] | None = None) -> str:
         names = [FAMILIES[f].label.lower() for f in self.families or DEFAULT_FAMILIES]
@@ -202,11 +215,13 @@ class FitCurves(Action):
         layer = f" ({self.layer})" if self.layer else ""
         span = (f" on steps {self.x_range[0]:g}-{self.x_range[1]:g}"
                 if self.x_range is not None else "")
-        sentence = f"Fitted {families} to {self.metric}{layer} of {self.experiment}{span}"
+        space = " in log y" if self.log_y else ""
+        sentence = (f"Fitted {families} to {self.metric}{layer} of {self.experiment}{span}"
+                    f"{space}")
         if result and "table" in result:
             best = FitTable.from_dict(result["table"]).best
             if best is not None:
-                sentence += f"; best: {best.label.lower()}, R^2 = {best.r2:.3f}"
+                sentence += f"; best: {best.label.lower()}, R^2{space} = {best.r2:.3f}"
         return sentence + "."
 
 
@@ -268,3 +283,76 @@ class ExportLog(Action):
 
     def describe(self, result: dict[str, Any] | None = None) -> str:
         return f"Exported the action log to {self.path}."
+
+
+BLOG_SUFFIXES = (".md", ".markdown", ".html", ".htm")
+BLOG_DETAILS = ("full", "condensed")
+
+
+@action
+class ExportBlog(Action):
+    """Writes the session as a blog draft (`.md` with its pictures beside it, or one
+    `.html` page): step 7 of the reference session, from a cell or the panel's Publish
+    section.
+
+    It is logged so that a click is a cell like any other, but it is not an event of the
+    research: the draft leaves it out, so two exports of one lab write the same text.
+    The file is written after the action is logged, outside the lab's lock (drawing the
+    pictures takes seconds; the panel and runs go on meanwhile); what can be checked
+    before (the kind of file, the detail, where it may go) is checked first."""
+
+    type: ClassVar[str] = "export_blog"
+    not_replayed: ClassVar[str | None] = "it writes a file"
+    # Restart & Run All writes the draft again, from the lab as the cells rebuilt it.
+    runs_in_cells: ClassVar[bool] = True
+    in_draft: ClassVar[bool] = False
+    path: str
+    detail: str = "full"
+    title: str | None = None
+    notebook: str | None = None
+
+    def _check(self) -> None:
+        if not self.path.strip():
+            raise ConfigError("path", self.path, "a .md or .html file")
+        if Path(self.path).suffix.lower() not in BLOG_SUFFIXES:
+            raise ConfigError("path", self.path, "a .md or .html file",
+                              hint="Markdown (pictures in <name>_files/ beside it) or one "
+                              "standalone HTML page")
+        if self.detail not in BLOG_DETAILS:
+            raise ConfigError("detail", self.detail, " or ".join(map(repr, BLOG_DETAILS)),
+                              hint="full tells every event; condensed merges consecutive "
+                              "view events")
+        if self.notebook is not None and not Path(self.notebook).is_file():
+            raise ConfigError("notebook", self.notebook, "an existing .ipynb file",
+                              hint="its markdown cells become the draft's notes")
+
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
+        if recorded is not None:  # restoring: the file was written back then
+            return recorded, Path(self.path)
+        self._check()
+        return {"path": self.path, "detail": self.detail}, Path(self.path)
+
+    def after(self, state: LabState, ctx: Context, entry: Any) -> Any:
+        try:
+            return ctx.write_blog(self.path, self.detail, self.title, self.notebook)
+        except OSError as exc:
+            raise FeaturelabError(f"the blog draft cannot be written to {self.path}: "
+                                  f"{exc.strerror or exc}") from None
+
+    def permit(self, actor: str, ctx: Context) -> None:
+        check_write(self.path, ctx.store, actor, suffix=BLOG_SUFFIXES)
+
+    def to_code(self) -> str:
+        kwargs: dict[str, Any] = {}
+        if self.detail != "full":
+            kwargs["detail"] = self.detail
+        if self.title is not None:
+            kwargs["title"] = self.title
+        if self.notebook is not None:
+            kwargs["notebook"] = self.notebook
+        return call("lab.export_blog", self.path, **kwargs)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        return f"Exported the blog draft to {self.path}."
+

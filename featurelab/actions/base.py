@@ -118,6 +118,12 @@ class Context(Protocol):
         """A run ended: its log entry gets the summary; listeners hear of it."""
         ...
 
+    def write_blog(self, path: str, detail: str, title: str | None,
+                   notebook: str | None) -> Path:
+        """Writes the blog draft of the lab as it is now (featurelab.export.blog, a
+        layer above the actions: the Lab brings it in)."""
+        ...
+
 
 class GraphLike(Protocol):
     """The knowledge graph as an action adds to it (featurelab.export.graph has it)."""
@@ -166,6 +172,9 @@ class Action:
     # own run entries are what a rerun of the log replays, each exactly (stopped where it
     # was cancelled), while Restart & Run All trains the sweep again from its one cell.
     runs_in_cells: ClassVar[bool] = False
+    # An act on the draft itself (exporting it), not an event of the research: the blog
+    # leaves it out, so a draft is the same whenever and however often it is exported.
+    in_draft: ClassVar[bool] = True
     # Whether its params hold Python that it runs (a DIY statistic's source): such an
     # action is signed when logged, refused from an agent unless the lab allows it, and
     # applied with its code disabled when it comes from elsewhere (featurelab.signatures).

@@ -12,10 +12,10 @@ from pydantic_core import PydanticCustomError
 
 from featurelab.actions.base import Action, BlogPart, Context, GraphLike, action, call
 from featurelab.actions.compare import Comparison, compare_series
-from featurelab.engine.config import ExperimentConfig
+from featurelab.engine.config import STOP_SPELLING, ExperimentConfig
 from featurelab.engine.data import probe_targets
 from featurelab.engine.knobs import config_schemas
-from featurelab.engine.models import hook_shapes
+from featurelab.engine.models import hook_shapes, weight_shapes
 from featurelab.engine.observables import plan_observables
 from featurelab.engine.resources import check_resources
 from featurelab.errors import ConfigError, FeaturelabError
@@ -44,16 +44,20 @@ class CreateExperiment(Action):
     based_on: str | None = None
     observables_add: list[str] | None = None
     observables_remove: list[str] | None = None
+    eval_every: int | None = None
+    stop: dict[str, Any] | str | None = None  # or its short spelling, "test_loss < 0.1 for 50"
 
     @classmethod
     def field_schemas(cls) -> dict[str, dict[str, Any]]:
         # The config's own schemas (types, ranges, enums, defaults), each optional: left
         # out (null), it keeps its default, or the value of the experiment based on.
-        return {name: {"anyOf": [schema, {"type": "null"}],
-                       "description": schema.get("description", "")}
-                for name, schema in config_schemas().items()}
+        out = {name: {"anyOf": [schema, {"type": "null"}],
+                      "description": schema.get("description", "")}
+               for name, schema in config_schemas().items()}
+        out["stop"]["anyOf"].insert(1, {"type": "string", "description": STOP_SPELLING})
+        return out
 
-    @field_validator("seed", mode="before")
+    @field_validator("seed", "eval_every", mode="before")
     @classmethod
     def _whole(cls, value: Any) -> Any:
         # pydantic's lax int would pass seed=True, 1.0 or "1" on as 1, which the config
@@ -66,14 +70,16 @@ class CreateExperiment(Action):
 
     def config(self, state: LabState) -> ExperimentConfig:
         given = {k: getattr(self, k) for k in ("model", "data", "optimizer", "loss",
-                                               "observables", "seed", "name", "snapshots")}
+                                               "observables", "seed", "name", "snapshots",
+                                               "eval_every", "stop")}
         given = {k: v for k, v in given.items() if v is not None}
         if self.based_on is None and not set(given) - {"name"}:
             # Every default at once is rarely what was meant (an agent's empty action):
             # say what can be given instead of creating the reference config silently.
             raise ConfigError("based_on", None, "an experiment to start from, or a config",
-                              hint="give model, data, optimizer, loss, observables, seed or "
-                                   "snapshots (fl.knobs() lists every knob and its default)")
+                              hint="give model, data, optimizer, loss, observables, seed, "
+                                   "snapshots, eval_every or stop (fl.knobs() lists every "
+                                   "knob and its default)")
         if self.based_on is None:
             if self.observables_add or self.observables_remove:
                 raise ConfigError("observables_add", self.observables_add,
@@ -90,7 +96,8 @@ class CreateExperiment(Action):
             observables.remove(name)
         config = config.replace(observables=observables + list(self.observables_add or []))
         plan_observables(config.observables, state.statistics, hook_shapes(config),
-                         config.data.is_classification)  # raises on unknown names
+                         config.data.is_classification,
+                         weight_shapes(config))  # raises on unknown names
         return config
 
     def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
@@ -320,6 +327,10 @@ class RunExperiment(Action):
         ran = f"Ran {self.experiment}" if start is None else \
             f"Continued {self.experiment} from step {start}"
         if status == "finished":
+            stop = (result.get("info") or {}).get("stopped_early")
+            if stop:
+                return (f"{ran} ({steps} steps): stopped early at step {stop['step']}, "
+                        f"{stop['reason']}.")
             return f"{ran} ({steps} steps)."
         if status == "cancelled" and self.stop_at is not None and steps == self.stop_at:
             return f"{ran} until step {steps} (cancelled at that step)."

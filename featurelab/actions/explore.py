@@ -27,7 +27,7 @@ from featurelab.actions import experiments as _experiments
 from featurelab.actions.base import Action, Context, action, call
 from featurelab.actions.sweeps import knob_paths, label, member_config
 from featurelab.engine.config import ExperimentConfig
-from featurelab.engine.models import hook_shapes
+from featurelab.engine.models import hook_shapes, weight_shapes
 from featurelab.engine.observables import plan_observables
 from featurelab.errors import ConfigError, FeaturelabError
 from featurelab.state import LabState
@@ -126,7 +126,8 @@ class Explore(Action):
                 normalised(base.config, {knob: value})[knob] for value in values)}.values())
         scalars = plan_observables(base.config.observables, state.statistics,
                                    hook_shapes(base.config),
-                                   base.config.data.is_classification).scalars
+                                   base.config.data.is_classification,
+                                   weight_shapes(base.config)).scalars
         if self.metric not in scalars:
             raise ConfigError("metric", self.metric, "a scalar series the base records: "
                               + ", ".join(scalars))

@@ -24,7 +24,7 @@ def _looks_like_a_store(path: Path, folder: Path) -> bool:
 
 
 def check_write(path: str | Path, store: Store, actor: str, field: str = "path",
-                suffix: str | None = None) -> Path:
+                suffix: str | tuple[str, ...] | None = None) -> Path:
     """`path` as given, if `actor` may write it; ConfigError naming it and the rule if not.
     Everyone: never the store's own files. An agent: only inside the lab's folder, and
     only a file of the kind the action writes (`suffix`): an agent's log export must not
@@ -48,8 +48,9 @@ def check_write(path: str | Path, store: Store, actor: str, field: str = "path",
         if target == folder:
             raise ConfigError(field, str(path), f"a file inside the lab's folder {folder}",
                               hint="not the folder itself")
-        if suffix is not None and not target.name.endswith(suffix):
-            raise ConfigError(field, str(path), f"a {suffix} file inside the lab's folder",
+        if suffix is not None and not target.name.lower().endswith(suffix):
+            kinds = " or ".join(suffix) if isinstance(suffix, tuple) else suffix
+            raise ConfigError(field, str(path), f"a {kinds} file inside the lab's folder",
                               hint="an agent writes only the kind of file the action makes")
         if _looks_like_a_store(target, folder):
             raise ConfigError(field, str(path), f"a file inside the lab's folder {folder}, "

@@ -5,11 +5,12 @@ A group is the members of a sweep that differ only by seed; only their finished 
 count, as in `lab.bands`. `fit_group` fits the families of `lab.fit` to the group's
 `mean` column of `lab.bands` (the same numbers, read through the lab: the frames sit a
 layer above the actions). `fit_across` reduces each finished run to one number (its
-final value, minimum, step of the minimum, or the first step below or above a
-threshold), takes the mean and standard deviation (ddof=1) over each group, and fits one
-law of the knob to the means with scipy: a power law as the straight line of the log-log
-plot (least squares on log x, log y), a line, or an exponential (curve_fit from the line
-of log y). A restored lab reads both from the log instead of fitting again.
+final value, minimum, step of the minimum, the first step below or above a threshold,
+or the steps spent in a band: featurelab.engine.summaries), takes the mean and standard
+deviation (ddof=1) over each group, and fits one law of the knob to the means with
+scipy: a power law as the straight line of the log-log plot (least squares on log x,
+log y), a line, or an exponential (curve_fit from the line of log y). A restored lab
+reads both from the log instead of fitting again.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ from scipy.optimize import OptimizeWarning, curve_fit
 from featurelab.actions.base import Action, BlogPart, Context, GraphLike, action, call
 from featurelab.actions.compare import FIT_TOL, Comparison, compare_fits
 from featurelab.engine.fit import DEFAULT_FAMILIES, FAMILIES, FitTable, fit_curves
+from featurelab.engine.summaries import (
+    measured,
+    never,
+    parse_summary,
+    summarize,
+    summary_label,
+)
 from featurelab.errors import ConfigError, FeaturelabError
 from featurelab.state import LabState, Sweep
 
@@ -36,9 +44,6 @@ if TYPE_CHECKING:  # pandas comes with the lab's frames, on first use
 SEED = "seed"
 FINISHED = "finished"  # the runs a group's numbers are taken from, as lab.bands takes them
 NOT_RUN = "no finished run"
-SUMMARIES = ("final", "min", "argmin")
-THRESHOLDS = ("first_below", "first_above")  # "first_below:0.1": the first step below 0.1
-SUMMARY_HELP = "final, min, argmin, first_below:<x> or first_above:<x>"
 MAXFEV = 10_000
 
 
@@ -188,58 +193,6 @@ def fit_law(x: Any, y: Any, law: str = "power") -> LawParams:
     if not (math.isfinite(a) and math.isfinite(b) and np.all(np.isfinite(fitted))):
         raise FeaturelabError("the exponential law did not converge: it overflows on x")
     return LawParams(law, a, b, _r2(ys, fitted), len(xs))
-
-
-# -- summaries of one run -------------------------------------------------------------------
-
-def parse_summary(summary: str) -> tuple[str, float | None]:
-    """("final" | "min" | "argmin", None) or ("first_below" | "first_above", x)."""
-    if summary in SUMMARIES:
-        return summary, None
-    kind, sep, threshold = summary.partition(":")
-    if sep and kind in THRESHOLDS:
-        try:
-            value = float(threshold)
-        except ValueError:
-            value = float("nan")
-        if math.isfinite(value):
-            return kind, value
-    raise ConfigError("summary", summary, SUMMARY_HELP)
-
-
-def summary_label(summary: str) -> str:
-    """'final value', 'minimum', 'step of the minimum', 'first step below 0.1'."""
-    kind, x = parse_summary(summary)
-    if x is not None:
-        return f"first step {'below' if kind == 'first_below' else 'above'} {x:g}"
-    return {"final": "final value", "min": "minimum", "argmin": "step of the minimum"}[kind]
-
-
-def never(summary: str) -> str:
-    """Why a run has no value for a summary: 'never below 0.1', 'no finite value'."""
-    kind, x = parse_summary(summary)
-    if x is not None:
-        return f"never {'below' if kind == 'first_below' else 'above'} {x:g}"
-    return "no finite value"
-
-
-def summarize(steps: np.ndarray, values: np.ndarray, summary: str) -> float | None:
-    """One run's number: its final value, its minimum or the step of it (NaN steps are
-    passed over, as in lab.table), or the first step strictly below/above a threshold
-    (None if it never gets there)."""
-    kind, x = parse_summary(summary)
-    values = np.asarray(values, dtype=float)
-    finite = np.isfinite(values)
-    if kind == "final":
-        return float(values[-1]) if len(values) else None
-    if kind in ("min", "argmin"):
-        if not finite.any():
-            return None
-        best = int(np.nanargmin(np.where(finite, values, np.nan)))
-        return float(values[best]) if kind == "min" else float(steps[best])
-    assert x is not None
-    hits = np.flatnonzero(finite & ((values < x) if kind == "first_below" else (values > x)))
-    return float(steps[hits[0]]) if len(hits) else None
 
 
 # -- what a verb returns --------------------------------------------------------------------
@@ -482,8 +435,8 @@ class FitGroup(Action):
 
         bands = frames.bands(state, self.metric, self.sweep, self.layer)  # as lab.bands
         rows = bands[bands["group"] == self.group]
-        steps = np.asarray(rows["step"], dtype=float)
-        mean = np.asarray(rows["mean"], dtype=float)
+        steps, mean = measured(np.asarray(rows["step"], dtype=float),
+                               np.asarray(rows["mean"], dtype=float))
         table = fit_curves(steps, mean, x_range=self.x_range, families=self.families)
         fit = GroupFit(self.sweep, self.group, self.metric, self.layer, tuple(done), table)
         return {"sweep": self.sweep, "group": self.group, "members": list(done),
@@ -538,7 +491,8 @@ class FitGroup(Action):
 @action
 class FitAcross(Action):
     """Fits a law (power, exponential, linear) of a sweep's knob to a summary of a metric
-    (final, min, argmin, first_below:<x>, first_above:<x>), its mean over each group."""
+    (final, min, argmin, first_below:<x>, first_above:<x>, in_band:<lo>:<hi>), its mean
+    over each group."""
 
     type: ClassVar[str] = "fit_across"
     sweep: str

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from featurelab.actions.base import Action, Context, GraphLike, action, call
 from featurelab.engine.config import ExperimentConfig
-from featurelab.engine.models import hook_shapes
+from featurelab.engine.models import hook_shapes, weight_shapes
 from featurelab.engine.observables import plan_observables
 from featurelab.errors import ConfigError, FeaturelabError
 from featurelab.state import LabState
@@ -221,7 +221,7 @@ class CreateSweep(Action):
             try:
                 config = member_config(base, values, member_name(self.name or sweep_id, values))
                 plan_observables(config.observables, state.statistics, hook_shapes(config),
-                                 config.data.is_classification)
+                                 config.data.is_classification, weight_shapes(config))
             except ConfigError as exc:
                 raise _in_member(exc, where) from None
             digest = config.content_hash()

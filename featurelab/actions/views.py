@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from featurelab.actions.base import Action, Context, action, call, params
 from featurelab.engine.models import point_label
+from featurelab.engine.stats import WEIGHTS
 from featurelab.errors import ConfigError
 from featurelab.state import LabState
 from featurelab.view import BANDS, METHOD_LABELS, METHODS, Chart
@@ -116,16 +117,21 @@ class HideChart(ChartAction):
 
 @action
 class ChooseLayer(ChartAction):
-    """Chooses the hook point (layer) a chart shows."""
+    """Chooses the hook point (layer) a chart shows; a weight point ('embed.weight') for
+    the chart of a statistic on weights."""
 
     type: ClassVar[str] = "choose_layer"
     layer: str
 
     def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
               ) -> tuple[dict, Any]:
-        points = state.hook_points()
+        on_weights = (self.metric in state.statistics
+                      and state.statistics.base(self.metric) == WEIGHTS)
+        points = state.weight_points() if on_weights else state.hook_points()
         if self.layer not in points:
-            raise ConfigError("layer", self.layer, "one of " + ", ".join(points))
+            raise ConfigError("layer", self.layer, "one of " + ", ".join(points),
+                              hint=f"{self.metric} is a statistic on weights" if on_weights
+                              else "")
         chart = self.chart(state)
         chart.layer = self.layer
         return {"label": point_label(self.layer, points[self.layer])}, chart

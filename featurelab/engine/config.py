@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -37,7 +38,8 @@ from featurelab.engine.rules import (
 )
 from featurelab.errors import ConfigError
 
-MODEL_KINDS = ("mlp", "embed_mlp")
+MODEL_KINDS = ("mlp", "embed_mlp", "onehot_mlp")
+TOKEN_MODELS = ("embed_mlp", "onehot_mlp")  # the models of the modular task
 MODULAR_OPS = ("+", "-", "*", "/")
 SCHEDULES = ("constant", "cosine")
 LOSSES = ("mse", "cross_entropy")
@@ -106,7 +108,8 @@ def _field_names(cls: type) -> list[str]:
 class ModelConfig(_ConfigBase):
     path: ClassVar[str] = "model"
     kind: str = knob("mlp", Choice(MODEL_KINDS),
-                     "mlp on vectors; embed_mlp embeds two tokens (the modular task)")
+                     "mlp on vectors; embed_mlp embeds two tokens (the modular task); "
+                     "onehot_mlp feeds them one-hot (widths[0] = 2p)")
     widths: tuple[int, ...] = knob(
         (10, 100, 100, 1),
         IntList(1, MAX_WIDTH, 2, MAX_DEPTH,
@@ -122,7 +125,7 @@ class ModelConfig(_ConfigBase):
 
     @property
     def label(self) -> str:
-        kind = {"mlp": "MLP", "embed_mlp": "Embed+MLP"}[self.kind]
+        kind = {"mlp": "MLP", "embed_mlp": "Embed+MLP", "onehot_mlp": "One-hot MLP"}[self.kind]
         return f"{kind} {', '.join(map(str, self.widths))}, {self.activation}"
 
 
@@ -182,9 +185,11 @@ class DataConfig(_ConfigBase):
         return f"{self.task}, train={self.n_train}, test={self.n_test}, y = {self.target_formula}"
 
 
-# Fields added after runs were stored under content hashes: at their default they are
-# left out of the hash, so every config written before them finds its runs again.
-ADDED_LATER: dict[tuple[str, str], Any] = {("optimizer", "adamw_lr"): 0.0}
+# Fields added after runs were stored under content hashes, by path (a field of a section,
+# a top-level field, or a whole section, whose default is then its to_dict()): at their
+# default they are left out of the hash, so every config written before them finds its
+# runs again.
+ADDED_LATER: dict[tuple[str, ...], Any] = {("optimizer", "adamw_lr"): 0.0, ("eval_every",): 1}
 
 
 @dataclass(frozen=True)
@@ -261,6 +266,65 @@ class SnapshotConfig(_ConfigBase):
         return out
 
 
+# The series early stopping can watch: those known as soon as their step is measured
+# (weight norms and statistics wait for a flush).
+STOP_METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+STOP_WHEN = {"above": ">", "below": "<"}
+_STOP_TEXT = re.compile(r"\s*(?P<metric>\w+)\s*(?P<op>[<>])\s*(?P<value>\S+)"
+                        r"(?:\s+for\s+(?P<steps>\S+)(?:\s+steps?)?)?\s*")
+STOP_SPELLING = ("'<metric> > <value> for <steps>' (or <), e.g. 'test_accuracy > 0.99 for 100'"
+                 ", or a dict of metric, when, value, for_steps")
+
+
+@dataclass(frozen=True)
+class StopConfig(_ConfigBase):
+    """Early stopping: the run ends at the step where `metric` has been strictly above
+    (or below) `value` at every check over `for_steps` steps (featurelab.engine.stopping)."""
+
+    path: ClassVar[str] = "stop"
+    metric: str = knob("", Choice(("", *STOP_METRICS)),
+                       "early stopping watches this series (one the experiment records); "
+                       "'': no early stop (the other stop knobs do nothing then)")
+    when: str = knob("above", Choice(tuple(STOP_WHEN)),
+                     "stop once stop.metric is strictly above, or below, stop.value")
+    value: float = knob(0.0, Number(-1e30, 1e30), "the threshold of stop.metric")
+    for_steps: int = knob(1, Integer(1, MAX_STEPS),
+                          "the condition must hold at every check over this many steps "
+                          "(test metrics are checked every eval_every steps)")
+
+    def __post_init__(self) -> None:
+        self._check_fields()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | Any, path: str = "") -> Any:
+        if isinstance(data, str):  # the short spelling, "test_accuracy > 0.99 for 100"
+            return cls.parse(data, path or "stop")
+        return super().from_dict(data, path)
+
+    @classmethod
+    def parse(cls, text: str, path: str = "stop") -> StopConfig:
+        if not text.strip():
+            return cls()
+        match = _STOP_TEXT.fullmatch(text)
+        if match is None:
+            raise ConfigError(path, text, STOP_SPELLING)
+        try:
+            value = float(match["value"])
+            steps = int(match["steps"]) if match["steps"] is not None else 1
+        except ValueError:
+            raise ConfigError(path, text, STOP_SPELLING) from None
+        when = "above" if match["op"] == ">" else "below"
+        return cls(metric=match["metric"], when=when, value=value, for_steps=steps)
+
+    @property
+    def text(self) -> str:
+        """'test_accuracy > 0.99 for 100 steps'; '' when it never stops early."""
+        if not self.metric:
+            return ""
+        steps = "" if self.for_steps == 1 else f" for {self.for_steps} steps"
+        return f"{self.metric} {STOP_WHEN[self.when]} {self.value:g}{steps}"
+
+
 DEFAULT_OBSERVABLES = ("train_loss", "test_loss", "weight_l2_norm", "hidden_activations")
 
 
@@ -279,10 +343,17 @@ class ExperimentConfig(_ConfigBase):
         DEFAULT_OBSERVABLES, NameList("observable names"),
         "what is recorded: train_loss, test_loss, weight_l2_norm, hidden_activations, "
         "or a statistic's name (name@layers.i.pre for one hook point)")
+    eval_every: int = knob(1, Integer(1, MAX_STEPS),
+                           "test metrics (test_loss, test_accuracy) every this many steps, "
+                           "and at step 0 and the last step; NaN in between")
     seed: int = knob(0, Integer(0, 2**63 - 1), "seeds data, init and minibatch order")
     snapshots: SnapshotConfig = field(
         default_factory=SnapshotConfig,
         metadata=section(SnapshotConfig, "which activations are kept"))
+    stop: StopConfig = field(
+        default_factory=StopConfig,
+        metadata=section(StopConfig, "early stopping: the run ends once a metric is past a "
+                                     "threshold for long enough"))
     name: str = knob("", Text(500), "free text for people; not part of the content hash",
                      menu=False)
 
@@ -293,12 +364,21 @@ class ExperimentConfig(_ConfigBase):
                 _set(self, f.name, cls.from_dict(getattr(self, f.name), path=f.name))
         self._check_fields()
         self._check_consistency()
+        if self.stop.metric and self.stop.metric not in self.observables:
+            raise ConfigError("stop.metric", self.stop.metric,
+                              "a series the experiment records: "
+                              + ", ".join(m for m in STOP_METRICS if m in self.observables),
+                              hint="add it to observables")
 
     def _check_consistency(self) -> None:
         m, d = self.model, self.data
         if d.is_classification:
-            if m.kind != "embed_mlp":
-                raise ConfigError("model.kind", m.kind, "'embed_mlp' for the modular task")
+            if m.kind not in TOKEN_MODELS:
+                raise ConfigError("model.kind", m.kind,
+                                  "'embed_mlp' for the modular task, or 'onehot_mlp'")
+            if m.kind == "onehot_mlp" and m.widths[0] != 2 * d.p:
+                raise ConfigError("model.widths[0]", m.widths[0],
+                                  f"{2 * d.p}: a and b one-hot, p={d.p} each, concatenated")
             if self.loss != "cross_entropy":
                 raise ConfigError("loss", self.loss, "'cross_entropy' for the modular task")
             if m.widths[-1] != d.p:
@@ -337,15 +417,27 @@ class ExperimentConfig(_ConfigBase):
     def content_hash(self) -> str:
         payload = self.to_dict()
         payload.pop("name")
-        for (part, key), default in ADDED_LATER.items():
-            if payload[part].get(key) == default:  # as configs hashed before it existed
-                payload[part].pop(key)
+        for path, default in ADDED_LATER.items():
+            *sections, key = path
+            part = payload
+            for name in sections:
+                part = part[name]
+            if part.get(key) == default:  # as configs hashed before it existed
+                part.pop(key)
         text = json.dumps(_normalise(payload), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def label(self) -> str:
-        return f"{self.model.label}; {self.data.label}; {self.optimizer.label}"
+        parts = [self.model.label, self.data.label, self.optimizer.label]
+        if self.eval_every != 1:
+            parts.append(f"test metrics every {self.eval_every} steps")
+        if self.stop.metric:
+            parts.append(f"stop when {self.stop.text}")
+        return "; ".join(parts)
+
+
+ADDED_LATER[("stop",)] = StopConfig().to_dict()
 
 
 def _normalise(value: Any) -> Any:

@@ -204,6 +204,8 @@ class FitTable:
 
     rows: tuple[FitRow, ...]
     x_range: tuple[float, float] | None = None
+    # "log_y": fitted by least squares on log10 y (R^2 and RMSE of log10 y)
+    space: str = "linear"
 
     @property
     def best(self) -> FitRow | None:
@@ -217,13 +219,17 @@ class FitTable:
 
     def to_dict(self) -> dict[str, Any]:
         xr = None if self.x_range is None else [float(v) for v in self.x_range]
-        return {"x_range": xr, "rows": [r.to_dict() for r in self.rows]}
+        out: dict[str, Any] = {"x_range": xr, "rows": [r.to_dict() for r in self.rows]}
+        if self.space != "linear":  # left out at the default: logged tables stay as they were
+            out["space"] = self.space
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FitTable:
         xr = d.get("x_range")
         return cls(tuple(FitRow.from_dict(r) for r in d["rows"]),
-                   None if xr is None else (float(xr[0]), float(xr[1])))
+                   None if xr is None else (float(xr[0]), float(xr[1])),
+                   d.get("space", "linear"))
 
     def to_markdown(self) -> str:
         lines = ["| Type | R^2 | Equation | Coefficients |", "|---|---|---|---|"]
@@ -245,6 +251,8 @@ class FitTable:
         out += [fmt.format(*line) for line in body]
         if self.x_range is not None:
             out.append(f"x range: {self.x_range[0]:g} to {self.x_range[1]:g}")
+        if self.space == "log_y":
+            out.append("fitted on log10 y: R^2 and RMSE are of log10 y")
         return "\n".join(line.rstrip() for line in out)
 
 
@@ -268,10 +276,23 @@ def _guarded(fam: FitFamily, big: float) -> Callable[..., np.ndarray]:
     return model
 
 
-def _fit_family(fam: FitFamily, x: np.ndarray, y: np.ndarray, bad: str | None) -> FitRow:
+def _in_log10(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """log10 of a model (a curve at or below 0 counts as the tiniest float, a bad fit)."""
+    tiny = np.finfo(float).tiny
+
+    def logged(t, *p):
+        return np.log10(np.maximum(fn(t, *p), tiny))
+    return logged
+
+
+def _fit_family(fam: FitFamily, x: np.ndarray, y: np.ndarray, bad: str | None,
+                maxfev: int = MAXFEV, log_y: bool = False) -> FitRow:
     n, k = len(y), fam.n_params
     if bad:
         return _failed(fam, n, bad)
+    if log_y and np.any(y <= 0):
+        return _failed(fam, n, f"log y needs every value above 0; {int(np.sum(y <= 0))} "
+                               "are not")
     if n < k + 1:
         return _failed(fam, n, f"too short: {n} point(s) for {k} coefficients "
                                f"(need at least {k + 1})")
@@ -282,21 +303,28 @@ def _fit_family(fam: FitFamily, x: np.ndarray, y: np.ndarray, bad: str | None) -
         return _failed(fam, n, "no usable starting point: "
                        "the family is non-finite or constant on this x")
     model = _guarded(fam, 1e12 * (1.0 + float(np.max(np.abs(y)))))
-    kw: dict[str, Any] = {"maxfev": MAXFEV}
+    curve: Callable[..., np.ndarray] = fam.func
+    target = y
+    if log_y:
+        # Least squares on log10 y: on a loss that falls over decades every decade counts
+        # alike (in linear space the first few steps decide everything). R^2 and RMSE are
+        # then of log10 y too.
+        model, curve, target = _in_log10(model), _in_log10(fam.func), np.log10(y)
+    kw: dict[str, Any] = {"maxfev": maxfev}
     if fam.bounds is not None:
         kw["bounds"] = fam.bounds
     best, last_error, overflowed = None, "no start converged", 0
     for p0 in starts:
         try:
-            popt, pcov = curve_fit(model, x, y, p0=p0, **kw)
+            popt, pcov = curve_fit(model, x, target, p0=p0, **kw)
             if fam.canonical is not None and fam.canonical(tuple(popt)) != tuple(popt):
                 # Refit from the mirrored point so pcov belongs to the reported branch.
-                popt, pcov = curve_fit(model, x, y, p0=fam.canonical(tuple(popt)), **kw)
+                popt, pcov = curve_fit(model, x, target, p0=fam.canonical(tuple(popt)), **kw)
         except (RuntimeError, ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
             text = str(exc).strip().removeprefix("Optimal parameters not found: ")
             last_error = text.splitlines()[0] if text else type(exc).__name__
             continue
-        rss = float(np.sum((fam.func(x, *popt) - y) ** 2))
+        rss = float(np.sum((curve(x, *popt) - target) ** 2))
         if not math.isfinite(rss):
             overflowed += 1
         elif best is None or rss < best[0]:
@@ -307,7 +335,7 @@ def _fit_family(fam: FitFamily, x: np.ndarray, y: np.ndarray, bad: str | None) -
         return _failed(fam, n, f"curve_fit did not converge from {len(starts)} starting "
                                f"point(s): {last_error}")
     rss, popt, pcov = best
-    tss = float(np.sum((y - y.mean()) ** 2))
+    tss = float(np.sum((target - target.mean()) ** 2))
     # A noise-free series can give RSS == 0; clamping keeps AIC finite and JSON-safe.
     aic = n * math.log(max(rss, np.finfo(float).tiny) / n) + 2 * k
     with np.errstate(invalid="ignore"):
@@ -330,13 +358,17 @@ def _as_1d(name: str, values) -> np.ndarray:
 
 
 def fit_curves(x, y, x_range: tuple[float, float] | None = None,
-               families: Iterable[str] | None = None) -> FitTable:
+               families: Iterable[str] | None = None, *, maxfev: int = MAXFEV,
+               log_y: bool = False) -> FitTable:
     """Fit each family to y(x) and return the rows ranked by R^2 (failed rows last).
 
     ``x_range=(lo, hi)`` keeps points with lo <= x <= hi. ``families`` defaults to the
     four reference families; "linear" is opt-in. R^2 does not penalise coefficients:
     the sigmoid holds the exponential as a limit and power/exponential/sigmoid hold the
     line, so on such data a larger family can tie or edge ahead by noise (see ``aic``).
+    ``log_y=True`` fits log10 y (every value must be above 0), as a loss on a log axis is
+    read. ``maxfev`` caps the model evaluations of each start (a family that does not fit the
+    data can otherwise spend seconds finding so).
     """
     xa, ya = _as_1d("x", x), _as_1d("y", y)
     if len(xa) != len(ya):
@@ -366,6 +398,6 @@ def fit_curves(x, y, x_range: tuple[float, float] | None = None,
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", OptimizeWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
-        rows = [_fit_family(f, xs, ys, bad) for f in fams]
+        rows = [_fit_family(f, xs, ys, bad, maxfev, log_y) for f in fams]
     rows.sort(key=lambda r: (not r.ok, -r.r2 if r.ok else 0.0))
-    return FitTable(tuple(rows), used)
+    return FitTable(tuple(rows), used, "log_y" if log_y else "linear")

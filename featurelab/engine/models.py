@@ -5,11 +5,19 @@ Hook points are named after the module path, like TransformerLens:
 after it (0-indexed over hidden layers). `forward(x, capture=...)` returns the
 captured activations alongside the output, so no forward hooks are registered
 and nothing has to be cleaned up.
+
+Weight points are the parameter names of the 2-D weights: `layers.{i}.weight` for
+every linear layer (the readout too, whose rows are the output tokens of the modular
+task) and `embed.weight` for embed_mlp's embedding (p, d).
 """
 
 from __future__ import annotations
 
+import itertools
+from typing import cast
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from featurelab.engine.activations import ACTIVATIONS
@@ -51,6 +59,11 @@ class MLP(nn.Module):
         """Every hook point and the shape of its activation for n_samples inputs."""
         return widths_hook_shapes(self.cfg.widths, n_samples)
 
+    def weight_points(self) -> dict[str, Tensor]:
+        """Every weight point and its live weight (rows, cols), as PyTorch stores it."""
+        layers = cast(list[nn.Linear], list(self.layers))
+        return {weight_point(i): layer.weight for i, layer in enumerate(layers)}
+
     def forward(self, x: Tensor, capture: frozenset[str] = frozenset()
                 ) -> tuple[Tensor, dict[str, Tensor]]:
         h = self.input_features(x)  # (B, d_in)
@@ -91,19 +104,63 @@ class EmbedMLP(MLP):
         hidden space: it is hidden too; the embedding (independent lookups) is not."""
         return [f"layers.{i}.weight" for i in range(self.n_hidden)]
 
+    def weight_points(self) -> dict[str, Tensor]:
+        return {EMBED_POINT: self.embed.weight, **super().weight_points()}
+
+
+class OneHotMLP(MLP):
+    """Two tokens (a, b) as one-hot vectors, concatenated, into an MLP: the input of the
+    quadratic-activation grokking papers (Gromov 2023, "Grokking modular arithmetic").
+
+    widths [2p, hidden..., p]: the first layer's columns are a learned embedding of a
+    (the first p) and of b (the last p).
+    """
+
+    def __init__(self, cfg: ModelConfig, vocab: int) -> None:
+        super().__init__(cfg)
+        self.vocab = vocab
+
+    def input_features(self, x: Tensor) -> Tensor:
+        return F.one_hot(x, self.vocab).flatten(1).float()  # (B, 2) -> (B, 2, p) -> (B, 2p)
+
+    def hidden_matrices(self) -> list[str]:
+        """Not the first layer: on one-hot inputs it is an embedding table (a column per
+        token, each trained only by the rows holding its token), which Muon's
+        orthogonalisation does not suit; not the readout. Named here, not inherited,
+        because for this model it is a choice of its own."""
+        return [f"layers.{i}.weight" for i in range(1, self.n_hidden)]
+
 
 def build_model(cfg: ModelConfig, vocab: int = 0) -> MLP:
-    """The model for a config; `vocab` is the number of tokens for embed_mlp."""
+    """The model for a config; `vocab` is the number of tokens for embed_mlp and
+    onehot_mlp."""
     if cfg.kind == "mlp":
         return MLP(cfg)
-    if cfg.kind == "embed_mlp":
+    if cfg.kind in ("embed_mlp", "onehot_mlp"):
         if vocab < 1:
             raise ConfigError("model.kind", cfg.kind, "'mlp' unless the data are tokens")
-        return EmbedMLP(cfg, vocab)
-    raise ConfigError("model.kind", cfg.kind, "'mlp' or 'embed_mlp'")
+        return EmbedMLP(cfg, vocab) if cfg.kind == "embed_mlp" else OneHotMLP(cfg, vocab)
+    raise ConfigError("model.kind", cfg.kind, "'mlp', 'embed_mlp' or 'onehot_mlp'")
 
 
 HOOK_KINDS = ("pre", "post")  # before and after the nonlinearity
+EMBED_POINT = "embed.weight"  # embed_mlp's embedding (p, d), by its parameter name
+
+
+def weight_point(layer: int) -> str:
+    """The weight point of linear layer `layer` (0-indexed, the readout last):
+    'layers.1.weight', its parameter name."""
+    return f"layers.{layer}.weight"
+
+
+def parse_weight_point(point: str) -> int | None:
+    """'layers.1.weight' -> 1; -1 for the embedding; None for anything else."""
+    if point == EMBED_POINT:
+        return -1
+    parts = point.split(".")
+    if len(parts) == 3 and parts[0] == "layers" and parts[1].isdigit() and parts[2] == "weight":
+        return int(parts[1])
+    return None
 
 
 def hook_point(layer: int, kind: str) -> str:
@@ -132,10 +189,31 @@ def widths_hook_shapes(widths: tuple[int, ...] | list[int], n_samples: int
 
 
 def point_label(point: str, shape: tuple[int, ...]) -> str:
-    """'layers.1.pre', (500, 100) -> 'Layer 1 pre (500 x 100)', as the panel shows it."""
-    parsed = parse_hook_point(point)
-    name = f"Layer {parsed[0]} {parsed[1]}" if parsed else point
+    """'layers.1.pre', (500, 100) -> 'Layer 1 pre (500 x 100)', as the panel shows it;
+    'layers.1.weight' -> 'Layer 1 weight (100 x 100)', 'embed.weight' -> 'Embedding
+    (97 x 16)'."""
+    parsed, layer = parse_hook_point(point), parse_weight_point(point)
+    if parsed:
+        name = f"Layer {parsed[0]} {parsed[1]}"
+    elif layer is not None:
+        name = "Embedding" if layer < 0 else f"Layer {layer} weight"
+    else:
+        name = point
     return f"{name} ({' x '.join(map(str, shape))})"
+
+
+def weight_shapes(config: ExperimentConfig) -> dict[str, tuple[int, int]]:
+    """Weight points of an experiment and their shapes (rows, cols) as PyTorch stores
+    them, without building the model (as hook_shapes)."""
+    m = config.model
+    widths = list(m.widths)
+    shapes: dict[str, tuple[int, int]] = {}
+    if m.kind == "embed_mlp":
+        shapes[EMBED_POINT] = (config.data.p, widths[0])
+        widths[0] *= 2  # the two tokens' embeddings, concatenated
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
+        shapes[weight_point(i)] = (fan_out, fan_in)
+    return shapes
 
 
 def hook_shapes(config: ExperimentConfig) -> dict[str, tuple[int, int]]:

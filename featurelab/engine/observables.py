@@ -2,7 +2,10 @@
 
 An experiment lists observables by name: the scalar observables below, or a
 statistic (built-in or DIY). A statistic is computed on every hidden layer's
-pre-activation point, or on one point with `"name@layers.1.post"`.
+pre-activation point, or on one point with `"name@layers.1.post"`; a statistic on
+weights on every weight of the model, or on one with `"fourier_power@embed.weight"`.
+Weights are measured every step, like activations, and only for the statistics asked
+for: a weight statistic costs nothing in a run that does not record one.
 
 Series are keyed "name" or "name@point" and hold one row per step. Per-step
 work is kept small: losses are floats, parameter norms one foreach op, and the
@@ -24,13 +27,15 @@ from torch import Tensor
 
 from featurelab.engine.models import parse_hook_point
 from featurelab.engine.stats import (
-    ACTIVATIONS,
+    INPUTS,
+    WEIGHTS,
     Statistic,
     StatisticRegistry,
     call_statistic,
     check_output,
     compute_statistics,
 )
+from featurelab.engine.weight_stats import weight_stack
 from featurelab.errors import ConfigError, StatisticError
 
 # The observables asked for by name alone (not statistics): the scalar series, and the
@@ -54,13 +59,18 @@ def key(name: str, point: str = "") -> str:
 @dataclass(frozen=True)
 class ObservablePlan:
     scalars: tuple[str, ...]
-    stats: dict[str, tuple[str, ...]]  # hook point -> statistics requested there
+    stats: dict[str, tuple[str, ...]]  # hook or weight point -> statistics requested there
     snapshots: bool
 
     @property
     def capture(self) -> frozenset[str]:
         """Hook points the step must hand over every step."""
-        return frozenset(self.stats)
+        return frozenset(p for p in self.stats if parse_hook_point(p))
+
+    @property
+    def weights(self) -> frozenset[str]:
+        """Weight points measured every step."""
+        return frozenset(p for p in self.stats if not parse_hook_point(p))
 
     @property
     def needs_eval(self) -> bool:
@@ -68,12 +78,16 @@ class ObservablePlan:
 
 
 def plan_observables(observables: Iterable[str], registry: StatisticRegistry,
-                     points: Iterable[str], classification: bool) -> ObservablePlan:
-    """Checks every name and resolves where each statistic is computed."""
-    points = list(points)
+                     points: Iterable[str], classification: bool,
+                     weights: Iterable[str] = ()) -> ObservablePlan:
+    """Checks every name and resolves where each statistic is computed: `points` are
+    the model's hook points, `weights` its weight points (models.weight_shapes)."""
+    points, weights = list(points), list(weights)
     pre_points = [p for p in points if (parse_hook_point(p) or (0, ""))[1] == "pre"]
     allowed = (f"{', '.join(NAMED_OBSERVABLES)}, a statistic ({', '.join(registry.names())}),"
                " or 'statistic@point' with a point among " + ", ".join(points))
+    if weights:
+        allowed += " (a weight among " + ", ".join(weights) + " for a statistic on weights)"
     scalars: list[str] = []
     stats: dict[str, list[str]] = {}
     for i, spec in enumerate(observables):
@@ -84,10 +98,17 @@ def plan_observables(observables: Iterable[str], registry: StatisticRegistry,
                                   hint="accuracy needs a classification task")
             scalars.append(name)
         elif name in registry:
-            if point and point not in points:
+            on_weights = registry.base(name) == WEIGHTS
+            where = weights if on_weights else points
+            if point and point not in where:
                 raise ConfigError(f"observables[{i}]", spec, allowed,
-                                  hint=f"unknown hook point {point!r}")
-            for p in [point] if point else pre_points:
+                                  hint=f"{name!r} is on weights; {point!r} is not a weight of "
+                                       "this model" if on_weights
+                                  else f"unknown hook point {point!r}")
+            if on_weights and not where:
+                raise ConfigError(f"observables[{i}]", spec, allowed,
+                                  hint=f"{name!r} is on weights, and no weights were given")
+            for p in [point] if point else weights if on_weights else pre_points:
                 stats.setdefault(p, [])
                 if name not in stats[p]:
                     stats[p].append(name)
@@ -102,14 +123,17 @@ class Recorder:
 
     def __init__(self, plan: ObservablePlan, registry: StatisticRegistry, n_steps: int,
                  layer_params: dict[str, list[Tensor]], flush_every: int = 50,
-                 on_flush: Callable[[int, int, dict[str, np.ndarray]], None] | None = None
-                 ) -> None:
+                 on_flush: Callable[[int, int, dict[str, np.ndarray]], None] | None = None,
+                 weights: Callable[[], dict[str, Tensor]] | None = None) -> None:
         self.on_flush = on_flush
         self.plan = plan
         self.registry = registry
         self.n_steps = n_steps
         self.flush_every = flush_every
         self.layer_params = layer_params  # "layers.i" -> its parameters
+        # weight point -> its live (rows, cols) weight; asked each step, so a parameter
+        # replaced (a checkpoint loaded) is still the one measured
+        self.weights = weights if plan.weights else None
         self.params = [p for ps in layer_params.values() for p in ps]
         self.series: dict[str, np.ndarray] = {}
         self.stat_errors: dict[str, str] = {}  # series key -> the error that stopped it
@@ -122,7 +146,7 @@ class Recorder:
         for point, names in plan.stats.items():
             chains = [link for name in names for link in registry.chain(name)]
             self._live[point] = {link: (registry[link], []) for link in dict.fromkeys(chains)
-                                 if registry[link].on == ACTIVATIONS}
+                                 if registry[link].on in INPUTS}
         for name in plan.scalars:
             if name == "weight_l2_norm":
                 self._alloc(key(name))
@@ -149,8 +173,12 @@ class Recorder:
         if "grad_norm" in scalars:
             grads = [p.grad for p in self.params if p.grad is not None]
             self.series["grad_norm"][step] = float(torch.stack(torch._foreach_norm(grads)).norm())
+        weights = self.weights() if self.weights is not None else {}
         for point, live in self._live.items():
-            a = acts[point].unsqueeze(0)  # (1, S, N): a stack of one step
+            if point in weights:
+                a = weight_stack(weights[point])  # (1, cols, rows): a view, no copy
+            else:
+                a = acts[point].unsqueeze(0)  # (1, S, N): a stack of one step
             self._input_shapes[point] = tuple(a.shape)
             for name, (stat, chunk) in live.items():
                 if key(name, point) in self.stat_errors:
@@ -211,22 +239,38 @@ class Recorder:
     def _checked(self, stat: Statistic, point: str, chunk: list[Tensor], start: int) -> Tensor:
         """The per-step outputs as (K, N), up to the first bad one, whose step is named."""
         shape = self._input_shapes[point]
-        expected = (1, *shape[2:])
+        expected = self._expected(stat, point, chunk[0], shape)
         good = len(chunk)
         for j, out in enumerate(chunk):  # cheap Python checks first, one op for the values
             if not isinstance(out, Tensor) or tuple(out.shape) != expected:
                 good = j
                 break
-        values = torch.cat(chunk[:good]).float() if good else torch.empty(0, *shape[2:])
-        finite = torch.isfinite(values).flatten(1).all(1)  # (K,)
+        values = torch.cat(chunk[:good]).float() if good else torch.empty(0, *expected[1:])
+        finite = torch.isfinite(values).reshape(len(values), -1).all(1)  # (K,)
         if not finite.all():
             good = int((~finite).nonzero()[0])
         if good < len(chunk):
             try:
-                check_output(stat, chunk[good], shape)
+                check_output(stat, chunk[good], shape,
+                             expected[1] if len(expected) == 2 else None)
             except StatisticError as exc:
                 self._fail(stat.name, point, str(exc), start + good)
         return values[:good]
+
+    def _expected(self, stat: Statistic, point: str, first: object,
+                  shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of one step's output: (1, N) on activations; on weights (1,) for a
+        scalar, else (1, n) with n as recorded so far, or as the first output has it."""
+        if stat.on != WEIGHTS:
+            return (1, *shape[2:])
+        if stat.scalar:
+            return (1,)
+        recorded = self.series.get(key(stat.name, point))
+        if recorded is not None:
+            return (1, *recorded.shape[1:])
+        if isinstance(first, Tensor) and first.ndim == 2 and first.shape[1]:
+            return (1, first.shape[1])
+        return (1, 0)  # matches no output: check_output names what is wrong
 
     def _write(self, point: str, values: dict[str, Tensor], start: int) -> None:
         for name, value in values.items():

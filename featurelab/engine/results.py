@@ -9,7 +9,7 @@ import numpy as np
 
 from featurelab.engine.config import ExperimentConfig
 from featurelab.engine.snapshots import Snapshots
-from featurelab.engine.stats import StatisticRegistry, apply_statistic
+from featurelab.engine.stats import WEIGHTS, StatisticRegistry, apply_statistic
 from featurelab.errors import FeaturelabError
 
 
@@ -23,6 +23,25 @@ class RunResult:
     error: str = ""  # why the run stopped early, if it did
     stat_errors: dict[str, str] = field(default_factory=dict)  # series key -> error
     snapshots: Snapshots | None = None
+
+    @property
+    def stopped_early(self) -> str:
+        """'stopped early at step 1234: test_accuracy > 0.99 for 100 steps', or '' when
+        the run did not stop on its early-stop condition."""
+        stop = self.info.get("stopped_early")
+        return f"stopped early at step {stop['step']}: {stop['reason']}" if stop else ""
+
+    @property
+    def stop_step(self) -> int | None:
+        """The step an early stop ended the run at (its last recorded step), or None."""
+        stop = self.info.get("stopped_early")
+        return int(stop["step"]) if stop else None
+
+    def evaluated_steps(self, name: str = "test_loss") -> np.ndarray:
+        """The steps a series holds a value at: every step, or for test metrics those of
+        `eval_every` (and the last), NaN between."""
+        values = self.series(name)
+        return np.flatnonzero(~np.isnan(values).reshape(len(values), -1).all(axis=1))
 
     def names(self) -> list[str]:
         return sorted(self.arrays)
@@ -46,6 +65,10 @@ class RunResult:
                                ) -> tuple[np.ndarray, np.ndarray]:
         """A statistic (possibly defined after the run) on the stored snapshots:
         (steps (K,), values (K,) or (K, neurons))."""
+        if registry.base(name) == WEIGHTS:  # snapshots hold activations only
+            raise FeaturelabError(f"{name!r} is a statistic on weights: it is measured while "
+                                  f"a run trains; record it with the observable "
+                                  f"'{name}@{layer}' and run the experiment")
         if self.snapshots is None:
             raise FeaturelabError("this run kept no activation snapshots; add the observable "
                                   "'hidden_activations' to keep them")

@@ -2,12 +2,18 @@
 
 A statistic is a function `(tensor, dim, keepdim=False) -> tensor` that reduces
 one axis. It is defined `on` the activations of a hook point (reducing the sample
-axis: one value per neuron) or on another statistic (reducing the neuron axis:
-one value per layer). Statistics are always computed on a stack of steps, so the
-same code serves the online path (a chunk of recent steps) and snapshots of a
-finished run:
+axis: one value per neuron), on the weights of a layer or embedding, or on another
+statistic (reducing the neuron axis: one value per layer). Statistics are always
+computed on a stack of steps, so the same code serves the online path (a chunk of
+recent steps) and snapshots of a finished run:
 
     activations (K, S, N) --stat on "activations"--> (K, N) --stat on a stat--> (K,)
+    weights (K, cols, rows) --stat on "weights"--> (K, n) or (K,) --on a stat--> (K,)
+
+A weight W (rows, cols) is handed over transposed (featurelab.engine.weight_stats), so
+axis 1 runs along a row. A statistic on weights may return any number of values per
+step (one per row, one per frequency), the same number every step, or one value per
+step (`scalar`, found on the probe at definition): nothing chains on that one.
 
 A DIY statistic is checked on a small probe tensor when it is defined, so most
 mistakes show at once; one that still fails during a run is switched off for the
@@ -21,6 +27,7 @@ name but never runs.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import keyword
 import math
@@ -34,9 +41,12 @@ import torch
 from torch import Tensor
 
 from featurelab.engine import deadlines
+from featurelab.engine.weight_stats import fourier_power, inverse_participation, row_norm
 from featurelab.errors import ConfigError, StatisticError
 
 ACTIVATIONS = "activations"
+WEIGHTS = "weights"
+INPUTS = (ACTIVATIONS, WEIGHTS)  # what a chain of statistics starts from
 StatFn = Callable[..., Tensor]
 
 
@@ -44,11 +54,12 @@ StatFn = Callable[..., Tensor]
 class Statistic:
     name: str
     fn: StatFn
-    on: str  # "activations" or the name of the statistic it reduces
+    on: str  # "activations", "weights" or the name of the statistic it reduces
     source: str  # the function's source text, kept for replay and the blog
     builtin: bool = False
     description: str = ""
     trusted: bool = True  # False: from elsewhere, unsigned; shown, never run
+    scalar: bool = False  # on weights: one value per step, not a row of them
 
 
 UNTRUSTED = ("its code came from elsewhere (not signed by you), so it is disabled: read "
@@ -97,6 +108,17 @@ BUILTIN_STATISTICS: dict[str, Statistic] = {
                   "fraction of neurons never active"),
         Statistic("nonlinear_fraction", _nonlinear_fraction, "active_rate", "", True,
                   "fraction of neurons active on some samples but not all"),
+        Statistic("row_norm", row_norm, WEIGHTS, "", True,
+                  "L2 norm of each row of a weight: a neuron's incoming weights, a token's "
+                  "embedding"),
+        Statistic("fourier_power", fourier_power, WEIGHTS, "", True,
+                  "power spectrum over tokens of a modular embedding (embed.weight), summed "
+                  "over its dimensions: the share of power at each frequency k = 0..p//2"),
+        Statistic("fourier_ipr", inverse_participation, "fourier_power", "", True,
+                  "inverse participation ratio of the Fourier spectrum, sum_k P_k^2: 1 when "
+                  "all power sits at one frequency (the sparse periodic embedding of a "
+                  "network that groks), 1/(p//2+1) when spread evenly; its inverse is the "
+                  "number of frequencies in use"),
     )
 }
 
@@ -158,34 +180,43 @@ class StatisticRegistry:
         return copy
 
     def level(self, name: str) -> int:
-        """1: one value per neuron; 2: one value per layer."""
+        """1: one value per neuron (or row, or frequency); 2: one value per layer."""
         stat = self[name]
-        return 1 if stat.on == ACTIVATIONS else self.level(stat.on) + 1
+        if stat.on in INPUTS:
+            return 2 if stat.scalar else 1
+        return self.level(stat.on) + 1
 
     def chain(self, name: str) -> list[str]:
         """The statistics `name` depends on, innermost first, ending with `name`."""
         stat = self[name]
-        return ([] if stat.on == ACTIVATIONS else self.chain(stat.on)) + [name]
+        return ([] if stat.on in INPUTS else self.chain(stat.on)) + [name]
+
+    def base(self, name: str) -> str:
+        """What the chain of `name` starts from: "activations" or "weights"."""
+        return self[self.chain(name)[0]].on
 
     def define(self, name: str, fn: StatFn | None = None, on: str = ACTIVATIONS,
-               source: str = "", trusted: bool = True) -> Statistic:
+               source: str = "", trusted: bool = True, scalar: bool = False) -> Statistic:
         """Defines (or redefines) a DIY statistic; checks it on a probe tensor first.
-        An untrusted one (source from elsewhere) is kept without running anything."""
+        An untrusted one (source from elsewhere) is kept without running anything;
+        `scalar` says what its author's probe found (one value per step, on weights)."""
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             raise ConfigError("statistic.name", name,
                               "a Python identifier such as 'nonlinear_rate'")
-        if name in BUILTIN_STATISTICS:
+        if name in BUILTIN_STATISTICS or name in INPUTS:
             raise ConfigError("statistic.name", name, "a name that is not a built-in statistic",
-                              hint=f"built-ins: {', '.join(BUILTIN_STATISTICS)}")
-        if on != ACTIVATIONS and on not in self._stats:
+                              hint=f"built-ins: {', '.join(BUILTIN_STATISTICS)}; and not "
+                                   f"{ACTIVATIONS!r} or {WEIGHTS!r}")
+        if on not in INPUTS and on not in self._stats:
             raise ConfigError("statistic.on", on,
-                              f"{ACTIVATIONS!r} or an existing statistic: "
+                              f"{ACTIVATIONS!r}, {WEIGHTS!r} or an existing statistic: "
                               + ", ".join(self._stats))
-        if on != ACTIVATIONS and self.level(on) >= 2:
+        if on not in INPUTS and self.level(on) >= 2:
             raise ConfigError("statistic.on", on, "a statistic with one value per neuron",
                               hint=f"{on!r} already has one value per layer")
         if not trusted:
-            stat = Statistic(name, _disabled, on, source, trusted=False)
+            stat = Statistic(name, _disabled, on, source, trusted=False,
+                             scalar=scalar and on == WEIGHTS)
             with self._lock:
                 self._stats[name] = stat
             return stat
@@ -195,12 +226,13 @@ class StatisticRegistry:
             raise StatisticError(name, f"expected a function, got {type(fn).__name__}")
         source = source or function_source(fn)
         stat = Statistic(name, fn, on, source)
-        probe_level = 0 if on == ACTIVATIONS else self.level(on)
+        probe_level = 0 if on in INPUTS else self.level(on)
         probe = torch.randn((3, 5, 4) if probe_level == 0 else (3, 4)).abs()  # (K, S, N) / (K, N)
         # On a thread of its own: a function that hangs (even in a sleep) is refused
         # within the budget, and the lab's write lock is not held forever.
         try:
-            deadlines.run_with_budget(lambda: _probe(stat, probe), deadlines.DEFAULT_SECONDS)
+            stat = deadlines.run_with_budget(lambda: _probe(stat, probe),
+                                             deadlines.DEFAULT_SECONDS)
         except deadlines.OverBudget:
             raise StatisticError(name, f"did not return within {deadlines.DEFAULT_SECONDS:g} s "
                                  f"on a probe of shape {tuple(probe.shape)}") from None
@@ -209,7 +241,9 @@ class StatisticRegistry:
         return stat
 
 
-def _probe(stat: Statistic, probe: Tensor) -> Tensor:
+def _probe(stat: Statistic, probe: Tensor) -> Statistic:
+    """The statistic once its output on the probe is right; on weights, one value per
+    step (K,) makes it `scalar`."""
     # On its own thread (see define): even KeyboardInterrupt can only come from the code.
     try:
         out = stat.fn(probe, dim=1, keepdim=False)
@@ -218,7 +252,10 @@ def _probe(stat: Statistic, probe: Tensor) -> Tensor:
     except BaseException as exc:
         raise StatisticError(stat.name, f"raised {type(exc).__name__}: {exc} (input shape "
                              f"{tuple(probe.shape)}, dim=1)") from None
-    return check_output(stat, out, tuple(probe.shape))
+    if stat.on == WEIGHTS and isinstance(out, Tensor) and tuple(out.shape) == probe.shape[:1]:
+        stat = dataclasses.replace(stat, scalar=True)
+    check_output(stat, out, tuple(probe.shape))
+    return stat
 
 
 def call_statistic(stat: Statistic, values: Tensor) -> Tensor:
@@ -238,13 +275,21 @@ def call_statistic(stat: Statistic, values: Tensor) -> Tensor:
                              f"(input shape {tuple(values.shape)}, dim=1)") from None
 
 
-def check_output(stat: Statistic, out: object, input_shape: tuple[int, ...]) -> Tensor:
-    """The output as float if it has the shape and values a statistic must have."""
-    expected = (input_shape[0], *input_shape[2:])
+def check_output(stat: Statistic, out: object, input_shape: tuple[int, ...],
+                 width: int | None = None) -> Tensor:
+    """The output as float if it has the shape and values a statistic must have. On
+    weights a row's width is free (one value per row, per frequency...) unless given."""
     if not isinstance(out, Tensor):
         raise StatisticError(stat.name, f"returned {type(out).__name__}, expected a tensor")
-    if tuple(out.shape) != expected:
-        raise StatisticError(stat.name, f"returned shape {tuple(out.shape)} for input "
+    shape, k = tuple(out.shape), input_shape[0]
+    if stat.on == WEIGHTS and not stat.scalar:
+        if len(shape) != 2 or shape[0] != k or not shape[1] or width not in (None, shape[1]):
+            n = "n" if width is None else str(width)
+            raise StatisticError(stat.name, f"returned shape {shape} for weights {input_shape} "
+                                 f"with dim=1; expected ({k}, {n}): the same number of values "
+                                 "every step (or one value per step)")
+    elif shape != (expected := (k,) if stat.scalar else (k, *input_shape[2:])):
+        raise StatisticError(stat.name, f"returned shape {shape} for input "
                              f"{input_shape} with dim=1; expected {expected}")
     out = out.float()
     bad = ~torch.isfinite(out)
@@ -266,8 +311,9 @@ def apply_statistic(stat: Statistic, values: Tensor) -> Tensor:
 def compute_statistics(registry: StatisticRegistry, names: Iterable[str], acts: Tensor | None,
                        failed: dict[str, str] | None = None,
                        known: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
-    """Every statistic in `names` (and what it depends on) on activations (K, S, N),
-    reusing the values in `known`.
+    """Every statistic in `names` (and what it depends on) on activations (K, S, N)
+    or weights (K, cols, rows) (`acts`: a chain starts from one or the other), reusing
+    the values in `known`.
 
     A statistic that fails is left out and its error stored in `failed` (its
     dependents fail with it); without `failed` the error is raised.
@@ -278,7 +324,7 @@ def compute_statistics(registry: StatisticRegistry, names: Iterable[str], acts: 
             if link in values or (failed is not None and link in failed):
                 continue
             stat = registry[link]
-            source = acts if stat.on == ACTIVATIONS else values.get(stat.on)
+            source = acts if stat.on in INPUTS else values.get(stat.on)
             if source is None:  # what it depends on failed (or is not among `known`)
                 error = StatisticError(link, f"depends on {stat.on!r}, which has no values")
                 if failed is None:

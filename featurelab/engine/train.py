@@ -6,7 +6,9 @@ recorder, progress displays and the store subscribe to:
 - on_step_end(step, loss, acts, accuracy): fired after the gradient of step s
   is computed and before the parameters move, so everything recorded for step s
   is measured at the same parameters theta_s (step 0 is the initialisation);
-- on_eval(step, metrics): test metrics at theta_s;
+- on_eval(step, metrics): test metrics at theta_s, every `eval_every` steps, at step 0
+  and at the last step when it is known before the parameters move (the end of the run,
+  a `stop_at`, an early stop): the rows between stay NaN;
 - on_flush(start, stop, series): rows [start, stop) of every series are final
   (every `flush_every` steps and at the end): the store persists them here;
 - on_finish(status): once, when the run stops for any reason.
@@ -17,7 +19,9 @@ many steps, and a cancel sets `stop_at` to the steps already begun, so the step 
 cancelled run stops at is known when the cancel is applied (and a rerun with that
 `stop_at` stops at the same step). A run that ended cancelled gives a `checkpoint()`
 from which `restore()` continues it, bitwise as if it had never stopped. A NaN/inf
-loss ends the run as "diverged", keeping every step recorded before it.
+loss ends the run as "diverged", keeping every step recorded before it. A run with an
+early-stop condition (config.stop) ends "finished" at the step the condition is met,
+with `info["stopped_early"]` saying where and why.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from featurelab.engine.results import RunResult
 from featurelab.engine.snapshots import Snapshots
 from featurelab.engine.stats import StatisticRegistry
 from featurelab.engine.steps import choose_step
+from featurelab.engine.stopping import EarlyStop
 from featurelab.errors import FeaturelabError, disk_full
 
 EVENTS = ("on_step_end", "on_eval", "on_flush", "on_finish")
@@ -77,7 +82,7 @@ class Trainer:
         n_train = len(self.data.x_train)
         shapes = self.model.hook_shapes(n_train)
         self.plan = plan_observables(cfg.observables, self.statistics, shapes,
-                                     self.data.classification)
+                                     self.data.classification, self.model.weight_points())
         self.n_steps = cfg.optimizer.steps
         self.batch_size = cfg.optimizer.batch_size
         if not self.batch_size or self.batch_size >= n_train:
@@ -96,14 +101,20 @@ class Trainer:
         if self.snapshots and not self.batch_size:  # full batch: the step's own activations
             capture = capture | frozenset(self.snapshots.points)
         self.stepper = choose_step(self.model, cfg.loss, capture, fused=fused_step)
+        self.eval_every = cfg.eval_every
         self._eval_rows = None
-        if self.plan.needs_eval and not self.batch_size and len(self.data.x_test):
+        # Folding the test rows into every step's forward is today's bitwise behaviour;
+        # with sparser evaluations a step trains on its own rows, evaluated apart.
+        if (self.plan.needs_eval and not self.batch_size and len(self.data.x_test)
+                and self.eval_every == 1):
             self._eval_rows = torch.cat([self.data.x_train, self.data.x_test])
+        self.early_stop = EarlyStop(cfg.stop, cfg.eval_every) if cfg.stop.metric else None
         self.events = Events(EVENTS)
         self.recorder = Recorder(self.plan, self.statistics, self.n_steps,
                                  _layer_params(self.model), flush_every,
                                  on_flush=lambda a, b, series: self.events.emit("on_flush", a, b,
-                                                                                series))
+                                                                                series),
+                                 weights=self.model.weight_points)
         self.events.subscribe("on_step_end", self.recorder.on_step_end)
         self.events.subscribe("on_eval", self.recorder.on_eval)
         self.step_count = 0
@@ -156,6 +167,8 @@ class Trainer:
         self._in_step = False  # not reached when an interrupt cuts the step short
         if self.error:  # the loss became NaN/inf
             return self._finish("diverged")
+        if self.early_stop is not None and self.early_stop.step is not None:
+            return self._finish("finished")
         if self.step_count >= self.n_steps:
             return self._finish("finished")
         return True
@@ -179,11 +192,15 @@ class Trainer:
         accuracy = None
         if self.data.classification:
             accuracy = (out.output.argmax(1) == y).float().mean().item()
-        if self.plan.needs_eval:
+        evaluated = self.plan.needs_eval and self._eval_due(s)
+        if evaluated:
             metrics = (self.evaluate() if out.eval_output is None
                        else self._metrics(out.eval_output, self.data.y_test))
             self.events.emit("on_eval", s, metrics)
         self.events.emit("on_step_end", s, loss, out.acts, accuracy)
+        stopping = self._stops_early(s)
+        if stopping and self.plan.needs_eval and not evaluated:  # its last step: measured
+            self.events.emit("on_eval", s, self.evaluate())
         if self.snapshots and self.snapshots.is_due(s):
             acts = out.acts if not self.batch_size else self._full_batch_acts()
             self.snapshots.take(s, acts)
@@ -192,7 +209,26 @@ class Trainer:
             self.error = (f"loss became {loss} at step {s}; the run stopped there "
                           f"(lr={self.config.optimizer.lr:g} may be too high)")
             return
+        if stopping:
+            return
         self.optim.optimizer.step()
+
+    def _eval_due(self, s: int) -> bool:
+        """Whether test metrics are measured at step s: on schedule, or at the run's last
+        step as far as it is known before the step ends (a cancel may come later)."""
+        stop_at = self.stop_at
+        return (s % self.eval_every == 0 or s == self.n_steps - 1
+                or (stop_at is not None and s + 1 >= stop_at))
+
+    def _stops_early(self, s: int) -> bool:
+        """Whether the early-stop condition is met at step s (its metric is recorded)."""
+        if self.early_stop is None:
+            return False
+        metric = self.config.stop.metric
+        if not self.early_stop.update(s, float(self.recorder.series[metric][s])):
+            return False
+        self.info["stopped_early"] = {"step": s, "reason": self.config.stop.text}
+        return True
 
     @torch.no_grad()
     def _full_batch_acts(self) -> dict[str, Tensor]:
@@ -285,6 +321,8 @@ class Trainer:
         if snapshots is not None and self.snapshots is not None:
             _copy_snapshots(snapshots, self.snapshots)
         self.recorder.restore(step, arrays, checkpoint["stat_errors"])
+        if self.early_stop is not None:
+            self.early_stop.resume(self.recorder.series[self.config.stop.metric][:step])
         self.step_count = self._begun = step
         if step:
             self.events.emit("on_flush", 0, step, self.recorder.series)
@@ -307,6 +345,8 @@ class Trainer:
 
     @property
     def progress(self) -> float:
+        if self.status == "finished":  # an early stop ends it before n_steps
+            return 1.0
         return self.step_count / self.n_steps
 
     @property

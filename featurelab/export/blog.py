@@ -35,11 +35,12 @@ from featurelab.export.charts import Picture, draw_bands, draw_chart, draw_law
 from featurelab.export.graph import build_graph, graph_png, graph_summary
 from featurelab.export.notebook import NotebookNotes, notebook_notes, read_notebook
 from featurelab.trajectory import RECENT, Exploration, metrics
-from featurelab.view import ViewState
+from featurelab.view import Chart, ViewState
 
 if TYPE_CHECKING:
     from featurelab.lab import Experiment, Lab
     from featurelab.log import LogEntry
+    from featurelab.state import PhaseLabels
 
 DETAILS = ("full", "condensed")
 SWEEP_METRICS = 3  # at most this many metrics in a sweep's section: the fitted ones first
@@ -175,6 +176,7 @@ class _Moment:
         # Lab's own view is never touched.
         self.replay = dataclasses.replace(lab.state, view=ViewState(), neuron_stats=[])
         self.fit_ids: list[str] = []  # fits made so far
+        self.phase_ids: list[str] = []  # phase labellings made so far
 
     def apply(self, entry: LogEntry, action: Action) -> None:
         if action.view:
@@ -184,6 +186,22 @@ class _Moment:
                 pass
         elif (entry.result or {}).get("fit") in self.lab.fits:  # a fit made here
             self.fit_ids.append(entry.result["fit"])  # type: ignore[index]
+        elif (entry.result or {}).get("phases_id") in self.lab.state.phases:
+            self.phase_ids.append(entry.result["phases_id"])  # type: ignore[index]
+
+    def phases(self) -> list[PhaseLabels]:
+        return [self.lab.state.phases[p] for p in self.phase_ids if p in self.lab.state.phases]
+
+    def phases_picture(self, entry: LogEntry) -> Picture | None:
+        """The whole curve just labelled, its phases shaded: the chart of the metric as it
+        is open now, unzoomed (a plain chart of it if none is)."""
+        params = entry.params
+        chart = self.replay.view.charts.get(params["metric"])
+        chart = Chart(metric=params["metric"]) if chart is None else dataclasses.replace(
+            chart, stats=list(chart.stats))
+        chart = dataclasses.replace(chart, layer=params.get("layer") or chart.layer,
+                                    x_range=None, y_range=None, fits_visible=False)
+        return draw_chart(self.lab, chart, [params["experiment"]], phases=self.phases())
 
     def shows_fit(self, entry: LogEntry) -> bool:
         """Whether the panel drew this fit's curves on an open chart right away."""
@@ -197,7 +215,8 @@ class _Moment:
         if chart is None:  # closed again
             return None
         fits = [self.lab.fits[f] for f in self.fit_ids if f in self.lab.fits]
-        return draw_chart(self.lab, chart, list(self.replay.view.viewed), fits)
+        return draw_chart(self.lab, chart, list(self.replay.view.viewed), fits,
+                          phases=self.phases())
 
 
 # -- building ---------------------------------------------------------------------------
@@ -223,6 +242,10 @@ def config_table(experiment: Experiment) -> ConfigTable:
              ("Optimizer", config.optimizer.label, None), ("Loss", config.loss, None),
              ("Observables", ", ".join(config.observables), None),
              ("Seed", str(config.seed), None)]
+    if config.eval_every != 1:
+        rows.append(("Test metrics", f"every {config.eval_every} steps", None))
+    if config.stop.metric:
+        rows.append(("Early stop", f"when {config.stop.text}", None))
     return ConfigTable(experiment.id, tuple(rows))
 
 
@@ -334,6 +357,10 @@ class _Builder:
             elif kind == "law":
                 self.blocks.append(law_block(entry))
                 self.add_picture(law_picture(entry))
+            elif kind == "phases":  # the sentence tells them; the picture shows them
+                picture = self.moment.phases_picture(entry)
+                if picture is not None:
+                    self.add_picture(picture)
             else:
                 raise ValueError(f"{action.type}: a blog part of unknown kind {kind!r}")
 
@@ -541,6 +568,21 @@ def session_date(entries: list[LogEntry]) -> str:
     return dt.datetime.fromtimestamp(when, dt.timezone.utc).date().isoformat()
 
 
+def _drafted(entries: list[LogEntry], notes: NotebookNotes) -> list[LogEntry]:
+    """The entries the draft tells of (Action.in_draft: not its own exports); a note
+    written after a left-out one goes after the entry before it."""
+    kept: list[LogEntry] = []
+    for entry in entries:
+        if entry.action.in_draft:
+            kept.append(entry)
+            continue
+        moved = notes.after.pop(entry.id, [])
+        if moved:
+            target = notes.after.setdefault(kept[-1].id, []) if kept else notes.start
+            target.extend(moved)
+    return kept
+
+
 def build_document(lab: Lab, detail: str = "full", title: str | None = None,
                    notebook: Any = None) -> Document:
     """The blog draft of a lab's session, with the markdown cells of `notebook` (a path
@@ -550,6 +592,7 @@ def build_document(lab: Lab, detail: str = "full", title: str | None = None,
     entries = list(lab.log)
     notes = notebook_notes(read_notebook(notebook), entries, take_title=title is None) \
         if notebook is not None else NotebookNotes()
+    entries = _drafted(entries, notes)
     graph = build_graph(lab)
     document = Document(title or notes.title or lab.name, session_date(entries), lab.name,
                         detail)

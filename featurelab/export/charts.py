@@ -10,10 +10,12 @@ pyplot, so exporting from a notebook leaves the notebook's own plotting alone.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
@@ -22,16 +24,17 @@ from matplotlib.figure import Figure
 from featurelab.engine.models import point_label
 from featurelab.errors import FeaturelabError
 from featurelab.export.text import plain_texts
-from featurelab.view import FAMILY_COLORS, METHOD_LABELS, Chart
+from featurelab.view import FAMILY_COLORS, METHOD_LABELS, PHASE_COLORS, Chart
 from featurelab.view import experiment_color as color_at
 
 if TYPE_CHECKING:
     from featurelab.lab import Lab
-    from featurelab.state import Fit
+    from featurelab.state import Fit, PhaseLabels
 
 ACTIVATIONS_METRIC = "hidden_activations"
 DPI = 100
 HISTOGRAM_BINS = 60
+PHASE_ALPHA = 0.18  # shaded phases stay behind the curves
 
 
 @dataclass(frozen=True)
@@ -43,14 +46,16 @@ class AxesInfo:
     ylim: tuple[float, float]
     xscale: str
     yscale: str
+    spans: tuple[tuple[float, float, str], ...] = ()  # shaded phases: (start, end, kind)
 
 
 @dataclass(frozen=True)
 class Picture:
-    png: bytes
+    png: bytes  # empty when drawn as SVG
     axes: tuple[AxesInfo, ...]
     caption: str  # one line under the picture: what, which layer, which experiments, range
     alt: str
+    svg: str = ""  # the vector drawing, when asked for (the panel's SVG download)
 
 
 @dataclass
@@ -91,15 +96,17 @@ def experiment_color(lab: Lab, experiment: str) -> str:
 
 
 def draw_chart(lab: Lab, chart: Chart, experiments: list[str],
-               fits: list[Fit] | tuple[Fit, ...] = ()) -> Picture | None:
+               fits: list[Fit] | tuple[Fit, ...] = (), svg: bool = False,
+               phases: list[PhaseLabels] | tuple[PhaseLabels, ...] = ()) -> Picture | None:
     """The chart of `chart.metric` for `experiments`, with the latest of `fits` per
-    experiment when fits are visible; None when there is nothing to draw (no viewed
-    experiment has the data, or a statistic has no layer chosen)."""
+    experiment when fits are visible and the latest of `phases` of the first experiment
+    that has one shaded; None when there is nothing to draw (no viewed experiment has
+    the data, or a statistic has no layer chosen)."""
     kind = metric_kind(lab, chart.metric)
     if kind == "activations":
         if chart.method == "neuron_stats":
-            return _draw_neuron_stats(lab, chart, experiments)
-        return _draw_snapshot(lab, chart, experiments)
+            return _draw_neuron_stats(lab, chart, experiments, svg)
+        return _draw_snapshot(lab, chart, experiments, svg)
     layer = chart.layer if kind != "scalar" else None
     if kind != "scalar" and layer is None:
         return None
@@ -111,7 +118,39 @@ def draw_chart(lab: Lab, chart: Chart, experiments: list[str],
     ax = fig.add_subplot(1, 1, 1)
     info = _plot_series(ax, chart, traces, shown, chart.metric, chart.metric)
     caption = _caption(lab, chart, traces, layer, fitted=bool(shown))
-    return _picture(fig, (info,), caption)
+    labels = _chart_phases(phases, chart.metric, layer, [t.experiment for t in traces])
+    if labels is not None:
+        info = dataclasses.replace(info, spans=_shade_phases(ax, labels))
+        caption += f"; phases of {labels.experiment} shaded"
+    return _picture(fig, (info,), caption, svg)
+
+
+def _chart_phases(phases: Any, metric: str, layer: str | None, experiments: list[str]
+                  ) -> PhaseLabels | None:
+    """The latest labelling of (metric, layer) of the first experiment drawn that has one."""
+    latest = {p.experiment: p for p in phases if p.metric == metric and p.layer == layer}
+    return next((latest[e] for e in experiments if e in latest), None)
+
+
+def _shade_phases(ax: Any, labels: PhaseLabels) -> tuple[tuple[float, float, str], ...]:
+    """Each phase as a band across the plot in its kind's colour, named at the top."""
+    lo, hi = ax.get_xlim()
+    top = ax.get_xaxis_transform()  # x in data, y in axes fractions
+    spans = []
+    for phase in labels.phases:
+        if phase.end < lo or phase.start > hi:  # outside the zoom
+            continue
+        start, end = max(phase.start, lo), min(phase.end, hi)
+        if end <= start:  # a phase of one step still shows
+            start, end = start - 0.5, end + 0.5
+        color = PHASE_COLORS.get(phase.kind, "#a8a29e")
+        ax.axvspan(start, end, color=color, alpha=PHASE_ALPHA, linewidth=0, zorder=0)
+        spans.append((float(phase.start), float(phase.end), phase.kind))
+        if (end - start) >= 0.06 * (hi - lo):  # a label only where it fits
+            ax.text((start + end) / 2, 0.98, phase.kind, transform=top, ha="center",
+                    va="top", fontsize=7, color="#44403c")
+    ax.set_xlim(lo, hi)
+    return tuple(spans)
 
 
 def _traces(lab: Lab, metric: str, layer: str | None, experiments: list[str]) -> list[_Trace]:
@@ -128,8 +167,11 @@ def _traces(lab: Lab, metric: str, layer: str | None, experiments: list[str]) ->
         if not len(filled):
             continue
         n = int(filled[-1]) + 1  # a running experiment ends in rows not filled in yet
-        traces.append(_Trace(experiment, experiment_color(lab, experiment),
-                             np.asarray(steps[:n], dtype=float), values[:n]))
+        steps, values = np.asarray(steps[:n], dtype=float), values[:n]
+        if values.ndim == 1:  # a test metric measured every eval_every steps is drawn
+            keep = ~np.isnan(values)  # as a line through the steps it was measured at
+            steps, values = steps[keep], values[keep]
+        traces.append(_Trace(experiment, experiment_color(lab, experiment), steps, values))
     return traces
 
 
@@ -237,7 +279,8 @@ def _y_limits(chart: Chart, visible: list, xlim: tuple[float, float]) -> tuple[f
     return lo - pad, hi + pad
 
 
-def _draw_neuron_stats(lab: Lab, chart: Chart, experiments: list[str]) -> Picture | None:
+def _draw_neuron_stats(lab: Lab, chart: Chart, experiments: list[str], svg: bool = False
+                       ) -> Picture | None:
     """One plot per added neuron statistic of the chosen layer, as the panel stacks them."""
     if chart.layer is None:
         return None
@@ -252,10 +295,12 @@ def _draw_neuron_stats(lab: Lab, chart: Chart, experiments: list[str]) -> Pictur
         per = "per neuron (faint) and their mean" if traces[0].values.ndim == 2 else "per layer"
         infos.append(_plot_series(ax, chart, traces, [], stat, f"{stat}, {per}"))
     traces = [t for _, ts in plots for t in ts]
-    return _picture(fig, tuple(infos), _caption(lab, chart, traces, chart.layer, fitted=False))
+    return _picture(fig, tuple(infos), _caption(lab, chart, traces, chart.layer, fitted=False),
+                    svg)
 
 
-def _draw_snapshot(lab: Lab, chart: Chart, experiments: list[str]) -> Picture | None:
+def _draw_snapshot(lab: Lab, chart: Chart, experiments: list[str], svg: bool = False
+                   ) -> Picture | None:
     """Heatmap or histogram of one activation snapshot. The panel's step slider is not
     part of the recorded view, so the picture shows the last snapshot (the trained
     network) and says so."""
@@ -295,7 +340,7 @@ def _draw_snapshot(lab: Lab, chart: Chart, experiments: list[str]) -> Picture | 
         where = point_label(chart.layer, shape) if shape else chart.layer
         caption = (f"{ACTIVATIONS_METRIC}, {where}, {experiment}: "
                    f"{METHOD_LABELS[chart.method].lower()} at step {step} (the last snapshot)")
-        return _picture(fig, (_info(ax, title),), caption)
+        return _picture(fig, (_info(ax, title),), caption, svg)
     return None
 
 
@@ -303,7 +348,7 @@ def _caption(lab: Lab, chart: Chart, traces: list[_Trace], layer: str | None,
              fitted: bool) -> str:
     parts = [chart.metric]
     if layer is not None:
-        shape = lab.hook_points().get(layer)
+        shape = lab.hook_points().get(layer) or lab.weight_points().get(layer)
         parts.append(point_label(layer, shape) if shape else layer)
     parts.append(", ".join(dict.fromkeys(t.experiment for t in traces)))
     if chart.metric == ACTIVATIONS_METRIC:
@@ -327,8 +372,15 @@ def _info(ax: Any, title: str) -> AxesInfo:
                     ax.get_xscale(), ax.get_yscale())
 
 
-def _picture(fig: Figure, axes: tuple[AxesInfo, ...], caption: str) -> Picture:
+def _picture(fig: Figure, axes: tuple[AxesInfo, ...], caption: str, svg: bool = False
+             ) -> Picture:
     plain_texts(fig)  # names and labels are text, never mathtext ("$" in a name)
+    if svg:
+        text = io.StringIO()
+        # No date stamp, fixed ids: the same chart gives the same file.
+        with matplotlib.rc_context({"svg.hashsalt": "featurelab", "svg.fonttype": "none"}):
+            fig.savefig(text, format="svg", metadata={"Date": None, "Creator": None})
+        return Picture(b"", axes, caption, alt=caption, svg=text.getvalue())
     buffer = io.BytesIO()
     # No "Software" stamp: the same session gives byte-identical pictures.
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
@@ -359,9 +411,10 @@ def draw_bands(bands: Any, title: str, ylabel: str,
     for i, group in enumerate(dict.fromkeys(bands["group"])):
         part = bands[bands["group"] == group]
         color = color_at(i)
-        steps = np.asarray(part["step"], dtype=float)
-        mean = np.asarray(part["mean"], dtype=float)
-        std = np.asarray(part["std"], dtype=float)
+        measured = ~np.isnan(np.asarray(part["mean"], dtype=float))  # eval_every gaps
+        steps = np.asarray(part["step"], dtype=float)[measured]
+        mean = np.asarray(part["mean"], dtype=float)[measured]
+        std = np.asarray(part["std"], dtype=float)[measured]
         n = int(part["n"].iloc[0])
         ax.plot(steps, mean, color=color, linewidth=1.8, label=f"{group} (N={n})")
         if np.isfinite(std).any():
@@ -424,3 +477,19 @@ def draw_law(x: Any, mean: Any, std: Any, fit: Any, title: str, xlabel: str, yla
     caption = f"{title}: group means ± 1 std, {label}" + (f"; {', '.join(scales)}"
                                                            if scales else "")
     return _picture(fig, (_info(ax, title),), caption)
+
+
+def chart_svg(lab: Lab, metric: str) -> str:
+    """The chart of `metric` as the lab's view shows it now (its layer, axes, zoom,
+    smoothing and visible fits, for the viewed experiments), drawn as SVG: the panel's
+    vector download, drawn as the blog draws its pictures."""
+    chart = lab.view.charts.get(metric)
+    if chart is None:
+        raise FeaturelabError(f"no chart of {metric!r} is open; open_chart({metric!r}) first")
+    fits = [f for f in lab.fits.values() if f.metric == metric]
+    picture = draw_chart(lab, chart, list(lab.view.viewed), fits, svg=True)
+    if picture is None:
+        raise FeaturelabError(f"the {metric} chart has nothing to draw yet (view the results "
+                              "of a run that recorded it; a statistic needs its layer)")
+    return picture.svg
+

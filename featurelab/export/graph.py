@@ -23,20 +23,21 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from featurelab.engine.observables import NAMED_OBSERVABLES
-from featurelab.engine.stats import ACTIVATIONS
+from featurelab.engine.stats import INPUTS
 from featurelab.export.text import clean_data, plain_texts
 
 if TYPE_CHECKING:
     from featurelab.lab import Lab
 
 # Left to right: the researcher's words, results, experiments, what they measure.
-COLUMNS = ("note", "fit", "run", "experiment", "observable", "statistic", "activations")
+COLUMNS = ("note", "fit", "run", "experiment", "observable", "statistic", "activations",
+           "weights")
 KIND_COLORS = {"experiment": "#3b82f6", "run": "#60a5fa", "observable": "#10b981",
-               "statistic": "#f97316", "activations": "#64748b", "fit": "#d946ef",
-               "note": "#ca8a04"}
+               "statistic": "#f97316", "activations": "#64748b", "weights": "#64748b",
+               "fit": "#d946ef", "note": "#ca8a04"}
 KIND_FILLS = {"experiment": "#dbeafe", "run": "#eff6ff", "observable": "#d1fae5",
-              "statistic": "#ffedd5", "activations": "#f1f5f9", "fit": "#fae8ff",
-              "note": "#fef9c3"}
+              "statistic": "#ffedd5", "activations": "#f1f5f9", "weights": "#f1f5f9",
+              "fit": "#fae8ff", "note": "#fef9c3"}
 RELATION_COLORS = {"based_on": "#1d4ed8", "run_of": "#60a5fa", "measured_by": "#059669",
                    "defined_on": "#ea580c", "fitted_to": "#a21caf", "about": "#78716c"}
 
@@ -71,9 +72,9 @@ class _Graph:
                 stat = statistics[name]
                 self.node(node, "statistic", label=name, builtin=stat.builtin,
                           level=statistics.level(name), on=stat.on, source=stat.source or None)
-                target = ACTIVATIONS if stat.on == ACTIVATIONS else self.metric(stat.on)
-                if target == ACTIVATIONS and target not in self.nx:
-                    self.node(ACTIVATIONS, "activations", label="activations")
+                target = stat.on if stat.on in INPUTS else self.metric(stat.on)
+                if target in INPUTS and target not in self.nx:  # what a chain starts from
+                    self.node(target, target, label=target)
                 self.edge(node, target, "defined_on")
             return node
         node = f"observable:{name}"

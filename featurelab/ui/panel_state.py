@@ -201,6 +201,14 @@ class SnapshotConfigState(TypedDict):
 
 
 @with_config(_STRICT)
+class StopConfigState(TypedDict):
+    metric: str  # "": no early stop
+    when: Literal["above", "below"]
+    value: float
+    for_steps: int
+
+
+@with_config(_STRICT)
 class ExperimentConfigState(TypedDict):
     """ExperimentConfig.to_dict()."""
 
@@ -209,8 +217,10 @@ class ExperimentConfigState(TypedDict):
     optimizer: OptimizerConfigState
     loss: str
     observables: list[str]
+    eval_every: int  # test metrics every this many steps (their series hold those steps)
     seed: int
     snapshots: SnapshotConfigState
+    stop: StopConfigState
     name: str
 
 
@@ -242,6 +252,9 @@ class ExperimentRow(TypedDict):
     observables: list[str]
     hook_points: dict[str, list[int]]  # hook point -> activation shape
     point_labels: dict[str, str]  # hook point -> "Layer 1 pre (500 x 100)"
+    # the layer picker of a statistic on weights (StatisticRow.base "weights") offers these
+    weight_points: dict[str, list[int]]  # weight point -> its shape (rows, cols)
+    weight_labels: dict[str, str]  # "embed.weight" -> "Embedding (97 x 128)"
     color: str  # its series' colour, in the panel and in the blog's pictures
     status: str  # "new" before its first run, then its latest run's
     progress: float
@@ -251,6 +264,8 @@ class ExperimentRow(TypedDict):
     checkpoint_step: int | None  # a cancelled run that can continue: from this step
     runs: list[RunRow]  # oldest first
     stat_errors: NotRequired[dict[str, str]]  # once its latest run is done
+    # "stopped early at step 1234: test_accuracy > 0.99 for 100 steps", once it has
+    stopped_early: NotRequired[str]
 
 
 @with_config(_STRICT)
@@ -283,6 +298,7 @@ class StatisticRow(TypedDict):
     name: str
     on: str
     level: int  # 1: one value per neuron; 2: one value per layer
+    base: Literal["activations", "weights"]  # what its chain starts from: where it is measured
     builtin: bool
     source: str
     description: str
@@ -311,6 +327,7 @@ class FitRowState(TypedDict):
 class FitTableState(TypedDict):
     x_range: list[float] | None
     rows: list[FitRowState]  # ranked as the engine ranks them: by R^2, failed rows last
+    space: NotRequired[str]  # "log_y": fitted on log10 y (R^2 of log10 y)
 
 
 @with_config(_STRICT)
@@ -320,6 +337,37 @@ class FitState(TypedDict):
     metric: str
     layer: str | None
     table: FitTableState
+
+
+# featurelab.engine.phases.KINDS (tests/test_phases.py checks they agree)
+PhaseKind = Literal["drop", "exponential decay", "decay", "rise", "spike", "plateau", "flat"]
+
+
+@with_config(_STRICT)
+class PhaseState(TypedDict):
+    """Phase.to_dict(): one phase, steps start to end; a curve's phases tile it in order
+    (each ends where the next starts)."""
+
+    start: float
+    end: float
+    kind: PhaseKind
+    primitive: str | None  # the best fit family of a moving phase; null for levels, spikes
+    r2: float | None
+    mean: float  # of the values inside
+    low: float
+    high: float
+
+
+@with_config(_STRICT)
+class PhaseLabelsState(TypedDict):
+    """One `lab.phases` labelling (featurelab.state.PhaseLabels): a chart shades the
+    latest of its (metric, layer) for each experiment it shows."""
+
+    id: str  # "phases_0", ...
+    experiment: str
+    metric: str
+    layer: str | None
+    phases: list[PhaseState]
 
 
 @with_config(_STRICT)
@@ -425,6 +473,8 @@ class PanelState(TypedDict):
     statistics: list[StatisticRow]
     neuron_stats: list[Pair]  # (statistic, hook point) shown on the activations chart
     fits: list[FitState]
+    phases: list[PhaseLabelsState]  # every labelling, oldest first
+    phase_colors: dict[str, str]  # phase kind -> the colour of its shaded span
     families: list[FamilyState]
     metric_kinds: dict[str, MetricKind]  # every named observable and statistic
     options: Options

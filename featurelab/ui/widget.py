@@ -14,9 +14,14 @@ panel would otherwise re-type: fit families, colours, metric kinds, labels), and
           "series": [{"experiment": e, "shape": [...], "error": str | null}, ...]}
          with two binary buffers per series without an error: steps (float64) and values
          (float32, row-major (steps,) or (steps, neurons)); arrays never travel as JSON.
+         A scalar series has only the steps it was measured at (a test metric with
+         eval_every > 1: steps 0, k, 2k, ..., and the last).
   {"kind": "stop_sweep", "request": id, "sweep": s}
       -> the sweep starts no more members and its running ones are cancelled (logged);
          answered by an ack {"cancelled": [members]} or an error
+  {"kind": "svg", "request": id, "metric": m}
+      -> {"kind": "svg", "request": id, "svg": "<svg ...>"}: the chart as the view shows
+         it, drawn by matplotlib (Lab.chart_svg)
   {"kind": "activations", "request": id, "experiment": e, "layer": l, "step": s}
       -> {"kind": "activations", "request": id, "experiment": e, "layer": l,
           "step": nearest snapshot step, "steps": [snapshot steps], "shape": [S, N]}
@@ -50,7 +55,7 @@ from featurelab.engine.config import (
     TASKS,
     ExperimentConfig,
 )
-from featurelab.engine.models import hook_shapes, point_label
+from featurelab.engine.models import hook_shapes, point_label, weight_shapes
 from featurelab.engine.observables import NAMED_OBSERVABLES
 from featurelab.errors import FeaturelabError
 from featurelab.log import untrusted_code
@@ -69,6 +74,8 @@ from featurelab.ui.panel_state import (
     KnobCoverage,
     Options,
     PanelState,
+    PhaseLabelsState,
+    PhaseState,
     RunRow,
     StatisticRow,
     SweepState,
@@ -77,7 +84,7 @@ from featurelab.ui.panel_state import (
     metric_kind,
     validate_panel_state,
 )
-from featurelab.view import METHOD_LABELS, experiment_color
+from featurelab.view import METHOD_LABELS, PHASE_COLORS, experiment_color
 
 if TYPE_CHECKING:
     from featurelab.lab import Lab
@@ -116,6 +123,13 @@ def _short(value: Any) -> str:
 
 def _finite(value: Any) -> float | None:
     return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
+def _last_measured(values: np.ndarray) -> float | None:
+    """The value at the last step a series was measured at (test metrics with eval_every
+    > 1 are NaN between), if finite."""
+    measured = np.flatnonzero(~np.isnan(values))
+    return _finite(values[measured[-1]]) if len(measured) else None
 
 
 class Panel(anywidget.AnyWidget):
@@ -192,6 +206,11 @@ class Panel(anywidget.AnyWidget):
             elif kind == "activations":
                 reply, buffers = self._activations(content)
                 self.send({"kind": "activations", "request": request, **reply}, buffers)
+            elif kind == "svg":
+                metric = content.get("metric")
+                if not isinstance(metric, str):
+                    raise FeaturelabError(f"an svg request names its metric; got {_short(metric)}")
+                self.send({"kind": "svg", "request": request, "svg": self.lab.chart_svg(metric)})
             elif kind == "stop_sweep":
                 stopped = self._stop_sweep(content.get("sweep"))
                 self.send({"kind": "ack", "request": request, "result": {"cancelled": stopped}})
@@ -239,6 +258,9 @@ class Panel(anywidget.AnyWidget):
             except FeaturelabError as exc:
                 out.append({"experiment": experiment, "shape": [], "error": str(exc)})
                 continue
+            if values.ndim == 1:  # test metrics with eval_every > 1: the steps measured at
+                keep = ~np.isnan(values)
+                steps, values = np.asarray(steps)[keep], values[keep]
             values = np.ascontiguousarray(values, dtype=np.float32)
             out.append({"experiment": experiment, "shape": list(values.shape), "error": None})
             buffers += [np.ascontiguousarray(steps, dtype=np.float64).tobytes(),
@@ -281,6 +303,8 @@ def lab_state(lab: Lab) -> PanelState:
         experiments=[_experiment(lab, exp, i) for i, exp in enumerate(lab.experiments.values())],
         view=cast(ViewState, lab.view.to_dict()),
         statistics=[StatisticRow(name=s, on=statistics[s].on, level=statistics.level(s),
+                                 base=cast(Literal["activations", "weights"],
+                                           statistics.base(s)),
                                  builtin=statistics[s].builtin, source=statistics[s].source,
                                  description=statistics[s].description,
                                  trusted=statistics[s].trusted)
@@ -288,6 +312,11 @@ def lab_state(lab: Lab) -> PanelState:
         neuron_stats=[list(p) for p in lab.neuron_stats],
         fits=[FitState(id=f.id, experiment=f.experiment, metric=f.metric, layer=f.layer,
                        table=cast(FitTableState, f.table.to_dict())) for f in lab.fits.values()],
+        phases=[PhaseLabelsState(id=p.id, experiment=p.experiment, metric=p.metric,
+                                 layer=p.layer,
+                                 phases=[cast(PhaseState, ph.to_dict()) for ph in p.phases])
+                for p in lab.state.phases.values()],
+        phase_colors=dict(PHASE_COLORS),
         families=families(),
         metric_kinds={**{m: metric_kind(m, None) for m in NAMED_OBSERVABLES},
                       **{s: metric_kind(s, statistics.level(s)) for s in statistics.names()}},
@@ -356,8 +385,9 @@ def _config(config: ExperimentConfig) -> ExperimentConfigState:
 
 def _experiment(lab: Lab, exp: Experiment, index: int) -> ExperimentRow:
     """One row of the experiments table: its config, hook points and latest run."""
-    shapes = hook_shapes(exp.config)
+    shapes, weights = hook_shapes(exp.config), weight_shapes(exp.config)
     status, progress, steps_done, checkpoint_step, error = "new", 0.0, 0, None, ""
+    stopped_early = ""
     final = FinalLosses()
     stat_errors: dict[str, str] | None = None
     if exp.id in lab.latest:
@@ -370,13 +400,14 @@ def _experiment(lab: Lab, exp: Experiment, index: int) -> ExperimentRow:
             series, last = trainer.series, trainer.step_count - 1
             for name in LOSS_COLUMNS:
                 if name in series and last >= 0:
-                    final[name] = _finite(series[name][last])
+                    final[name] = _last_measured(series[name][:last + 1])
         elif run.done:
             result = run.result()
             error, stat_errors = result.error, result.stat_errors
+            stopped_early = result.stopped_early
             for name in LOSS_COLUMNS:
                 if name in result.arrays and len(result.arrays[name]):
-                    final[name] = _finite(result.arrays[name][-1])
+                    final[name] = _last_measured(result.arrays[name])
     row = ExperimentRow(
         id=exp.id, name=exp.name, tags=list(exp.tags), based_on=exp.based_on,
         label=exp.config.model.label, data_label=exp.config.data.label,
@@ -384,12 +415,16 @@ def _experiment(lab: Lab, exp: Experiment, index: int) -> ExperimentRow:
         observables=list(exp.config.observables),
         hook_points={p: list(s) for p, s in shapes.items()},
         point_labels={p: point_label(p, s) for p, s in shapes.items()},
+        weight_points={p: list(s) for p, s in weights.items()},
+        weight_labels={p: point_label(p, s) for p, s in weights.items()},
         color=experiment_color(index), status=status, progress=progress,
         steps_done=steps_done, final=final, error=error, checkpoint_step=checkpoint_step,
         runs=_runs(lab, exp.id),
     )
     if stat_errors is not None:
         row["stat_errors"] = stat_errors
+    if stopped_early:
+        row["stopped_early"] = stopped_early
     return row
 
 

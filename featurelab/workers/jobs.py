@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from featurelab.engine.config import ExperimentConfig
-from featurelab.engine.models import hook_shapes
+from featurelab.engine.models import hook_shapes, weight_shapes
 from featurelab.engine.observables import plan_observables
 from featurelab.engine.snapshots import Snapshots
 from featurelab.engine.stats import StatisticRegistry
@@ -64,7 +64,7 @@ def portable_statistics(registry: StatisticRegistry, config: ExperimentConfig
     Python could not find the source of), which only the kernel that holds it can run.
     An untrusted one goes as such: a worker never runs what the kernel would not."""
     plan = plan_observables(config.observables, registry, hook_shapes(config),
-                            config.data.is_classification)
+                            config.data.is_classification, weight_shapes(config))
     needed = dict.fromkeys(link for names in plan.stats.values() for name in names
                            for link in registry.chain(name))
     out = []

@@ -83,6 +83,8 @@ class RemoteTrainer:
 
     @property
     def progress(self) -> float:
+        if self.status == "finished":  # an early stop ends it before n_steps
+            return 1.0
         return self.step_count / self.n_steps if self.n_steps else 1.0
 
     # -- driving it ---------------------------------------------------------------------

@@ -8,13 +8,22 @@ import { createSeriesPlot } from "./plot.js";
 import { parseColor } from "./theme.js";
 
 /** Hook points of some experiments (all when none given), with their labels. */
-export function layerOptions(state, experiments = []) {
+export function layerOptions(state, experiments = [], base = "activations") {
   const out = new Map();
   const exps = (state.experiments || []).filter((e) => !experiments.length || experiments.includes(e.id));
+  // a statistic on weights is measured on weight matrices (and the embedding), not on
+  // the activations' hook points
+  const key = base === "weights" ? "weight_labels" : "point_labels";
   for (const e of exps) {
-    for (const [point, label] of Object.entries(e.point_labels || {})) if (!out.has(point)) out.set(point, label);
+    for (const [point, label] of Object.entries(e[key] || {})) if (!out.has(point)) out.set(point, label);
   }
   return [...out].map(([value, label]) => ({ value, label }));
+}
+
+/** What a statistic is measured on: "activations" or "weights" (its chain's start). */
+export function statisticBase(state, name) {
+  const stat = (state.statistics || []).find((s) => s.name === name);
+  return stat?.base || "activations";
 }
 
 export function statisticLevel(state, name) {
@@ -31,7 +40,7 @@ export function createLayerSelect(ctx, metric, slot) {
   return {
     el: select,
     update(state, layer, experiments) {
-      const options = layerOptions(state, experiments);
+      const options = layerOptions(state, experiments, statisticBase(state, metric));
       if (layer && !options.some((o) => o.value === layer)) options.push({ value: layer, label: layer });
       fillSelect(select, [{ value: "", label: "Choose a layer…", disabled: true }, ...options], layer || "");
     },

@@ -3,20 +3,35 @@
 // and the fits of this metric. Everything it changes goes out as one action; it redraws
 // from `state.view.charts[metric]`.
 import { h, setPressed, setValueUnlessFocused } from "./dom.js";
-import { clearErrors, errorSlot } from "./errors.js";
+import { clearErrors, errorSlot, showError } from "./errors.js";
 import { fmtBound } from "./format.js";
 import { createActivationsBody, createLayerSelect } from "./activations.js";
 import { parseNumber } from "./experiment-form.js";
 import { metricKind } from "./facts.js";
 import { chartFits, createFitPanel } from "./fits.js";
-import { createSeriesPlot, download, zoomAction } from "./plot.js";
-import { shownGroups } from "./series.js";
+import { createPlot, createSeriesPlot, download, zoomAction } from "./plot.js";
+import { residualPlot, shownGroups } from "./series.js";
 
 /** The zoom params from the range boxes: empty boxes mean the whole range. */
 export function rangeFromInputs(loText, hiText) {
   const lo = parseNumber(loText);
   const hi = parseNumber(hiText);
   return lo == null && hi == null ? null : [lo, hi];
+}
+
+/** The shaded phases of a chart: the latest labelling of (metric, layer) of the first
+ *  shown experiment that has one (as the blog shades its picture), each span with its
+ *  kind's colour. */
+export function phaseSpans(state, metric, layer, experiments) {
+  const all = (state.phases || []).filter((p) => p.metric === metric && (p.layer ?? null) === (layer ?? null));
+  for (const e of experiments) {
+    const mine = all.filter((p) => p.experiment === e);
+    if (!mine.length) continue;
+    const colors = state.phase_colors || {};
+    return mine.at(-1).phases.map((p) => ({ start: p.start, end: p.end, kind: p.kind,
+      color: colors[p.kind] || "#888888" }));
+  }
+  return [];
 }
 
 export function createChartCard(ctx, metric) {
@@ -29,21 +44,25 @@ export function createChartCard(ctx, metric) {
   const logY = h("button", { type: "button", class: "fl-button fl-toggle", testid: "log-y", "aria-pressed": "false" }, "log y");
   const smoothing = h("input", { type: "number", class: "fl-input fl-tiny", testid: "smoothing", min: "0", step: "1",
     "aria-label": "Smoothing window (steps)", title: "moving average over this many steps; 0 = raw" });
-  const enlarge = h("button", { type: "button", class: "fl-button", testid: "enlarge", "aria-pressed": "false" }, "Enlarge");
+  const enlarge = h("button", { type: "button", class: "fl-button fl-icon", testid: "enlarge", "aria-pressed": "false" }, "⤢");
   // Sweep groups (runs differing only by seed) as one mean line and a band.
-  const band = h("select", { class: "fl-input", testid: "band", "aria-label": "Sweep groups",
+  const band = h("select", { class: "fl-input fl-band", testid: "band", "aria-label": "Sweep groups",
     title: "draw the runs of a sweep group as their mean with a band" },
   h("option", { value: "" }, "each run"), h("option", { value: "std" }, "mean ± std"),
   h("option", { value: "minmax" }, "mean, min–max"));
-  const savePng = h("button", { type: "button", class: "fl-button", testid: "download-png",
-    title: `Download the ${metric} chart as a PNG picture` }, "PNG");
-  const saveCsv = h("button", { type: "button", class: "fl-button", testid: "download-csv",
-    title: `Download the ${metric} chart's curves as CSV (step, one column per curve)` }, "CSV");
+  // Downloads behind one menu button: the toolbar stays one row in a half-width card.
+  const item = (testid, label, title) => h("button", { type: "button", class: "fl-menu-item", testid, title }, label);
+  const savePng = item("download-png", "PNG picture", `The ${metric} chart as drawn here`);
+  const saveSvg = item("download-svg", "SVG (vector)", `The ${metric} chart drawn by the kernel (matplotlib, as in the blog draft), for papers`);
+  const saveCsv = item("download-csv", "CSV data", `The ${metric} chart's curves: step, one column per curve`);
+  const downloads = h("details", { class: "fl-menu", testid: "downloads" },
+    h("summary", { class: "fl-button fl-icon", title: "Download", "aria-label": `Download the ${metric} chart` }, "⤓"),
+    h("div", { class: "fl-menu-items" }, savePng, saveSvg, saveCsv));
   const close = h("button", { type: "button", class: "fl-button fl-icon", testid: "close-chart", "aria-label": `Close the ${metric} chart`, title: "Close" }, "×");
-  const smoothLabel = h("label", { class: "fl-inline", title: "moving average window in steps; 0 = raw" }, "smooth ", smoothing);
+  const smoothLabel = h("label", { class: "fl-inline", title: "smoothing: moving average over this many steps; 0 = raw" }, "∿", smoothing);
   const header = h("div", { class: "fl-card-head" },
     h("div", { class: "fl-card-titles" }, title, subtitle),
-    h("div", { class: "fl-toolbar" }, layer.el, band, logX, logY, smoothLabel, savePng, saveCsv,
+    h("div", { class: "fl-toolbar fl-card-tools" }, layer.el, band, logX, logY, smoothLabel, downloads,
       enlarge, close));
 
   const xLo = h("input", { type: "text", class: "fl-input fl-short", testid: "zoom-x-lo", placeholder: "x from", inputmode: "decimal", "aria-label": "Zoom x from" });
@@ -60,10 +79,24 @@ export function createChartCard(ctx, metric) {
   const body = h("div", { class: "fl-card-body" });
   const hint = h("div", { class: "fl-hint" });
   const fits = createFitPanel(ctx, metric);
+  fits.onResiduals(() => series?.redraw());
   const el = h("section", { class: "fl-card", testid: `chart-${metric}`, "aria-label": `${metric} chart`, dataset: { metric } },
     header, slot, hint, body, zoomBox, fits.el);
 
   let view = { metric };
+  let residuals = null; // the residual plot, while asked for
+  const drawResiduals = (built, v) => {
+    if (!fits.residuals) {
+      if (residuals) { residuals.destroy(); residuals.el.remove(); residuals = null; }
+      return;
+    }
+    if (!residuals) {
+      residuals = createPlot({ height: 110, theme: ctx.theme(), testid: "residual-plot" });
+      body.after(residuals.el);
+    }
+    residuals.draw(residualPlot(built), { xRange: v.x_range, logX: !!v.log_x, theme: ctx.theme(),
+      emptyText: "No fitted curve shown" });
+  };
   let series = null; // a series plot (scalar and statistics)
   let activations = null; // the hidden_activations body
   let seriesHeight = null;
@@ -77,11 +110,20 @@ export function createChartCard(ctx, metric) {
   });
   enlarge.addEventListener("click", () => ctx.act("enlarge_chart", { metric, enlarged: !view.enlarged }, slot));
   const fileName = (ext) => `${metric}${view.layer ? "-" + view.layer : ""}.${ext}`;
+  const closeMenu = () => downloads.removeAttribute("open");
   savePng.addEventListener("click", () => {
+    closeMenu();
     const png = series?.png();
     if (png) download(fileName("png"), png);
   });
+  saveSvg.addEventListener("click", async () => {
+    closeMenu();
+    const reply = await ctx.proto.request({ kind: "svg", metric });
+    if (reply.kind === "error") showError(slot, reply.message);
+    else download(fileName("svg"), reply.svg, "image/svg+xml");
+  });
   saveCsv.addEventListener("click", () => {
+    closeMenu();
     const csv = series?.csv();
     if (csv) download(fileName("csv"), csv);
   });
@@ -106,7 +148,9 @@ export function createChartCard(ctx, metric) {
     const perLayer = kind !== "scalar";
     el.classList.toggle("fl-enlarged", !!view.enlarged);
     setPressed(enlarge, view.enlarged);
-    enlarge.textContent = view.enlarged ? "Shrink" : "Enlarge";
+    enlarge.textContent = view.enlarged ? "⤡" : "⤢";
+    enlarge.title = view.enlarged ? "Shrink to half width" : "Enlarge to the whole row";
+    enlarge.setAttribute("aria-label", `${view.enlarged ? "Shrink" : "Enlarge"} the ${metric} chart`);
     setPressed(logX, view.log_x);
     setPressed(logY, view.log_y);
     setValueUnlessFocused(smoothing, String(view.smoothing ?? 0));
@@ -116,19 +160,23 @@ export function createChartCard(ctx, metric) {
     setValueUnlessFocused(yHi, fmtBound(view.y_range?.[1]));
     layer.el.hidden = !perLayer;
     if (perLayer) layer.update(state, view.layer, viewed);
-    const labels = Object.assign({}, ...(state.experiments || []).map((e) => e.point_labels || {}));
+    const labels = Object.assign({}, ...(state.experiments || []).map((e) =>
+      ({ ...(e.point_labels || {}), ...(e.weight_labels || {}) })));
     subtitle.textContent = [view.layer ? labels[view.layer] || view.layer : "",
       viewed.length ? viewed.join(", ") : ""].filter(Boolean).join(" · ");
 
     const snapshotMethod = kind === "activations" && view.method && view.method !== "neuron_stats";
     for (const b of [logX, logY, smoothLabel]) b.hidden = snapshotMethod;
-    savePng.hidden = saveCsv.hidden = kind === "activations";
+    downloads.hidden = kind === "activations";
     band.value = view.band || "";
     band.hidden = kind === "activations"
       || !shownGroups(state, viewed, (e) => e).length; // no group of 2+ runs shown
     zoomBox.hidden = snapshotMethod;
     const fittable = kind === "scalar" || kind === "per_layer";
     fits.el.hidden = !fittable;
+    // A card with fit tables takes the whole row: the table's equation and coefficients
+    // need the width, and its chart is the one being studied.
+    el.classList.toggle("fl-has-fits", fittable && chartFits(state, metric, perLayer ? view.layer : null).length > 0);
 
     if (kind === "activations") {
       if (series) { series.destroy(); series = null; }
@@ -146,7 +194,7 @@ export function createChartCard(ctx, metric) {
     if (!series || seriesHeight !== height) {
       if (series) series.destroy();
       body.textContent = "";
-      series = createSeriesPlot(ctx, { metric, height, testid: "plot", zoomSlot });
+      series = createSeriesPlot(ctx, { metric, height, testid: "plot", zoomSlot, onDrawn: drawResiduals });
       seriesHeight = height;
       body.append(series.el);
     }
@@ -157,7 +205,8 @@ export function createChartCard(ctx, metric) {
     const layerName = perLayer ? view.layer : null;
     const shown = needsLayer ? [] : viewed;
     series.update({ experiments: shown, layer: layerName, view, state,
-      fits: fittable ? chartFits(state, metric, layerName) : [] });
+      fits: fittable ? chartFits(state, metric, layerName) : [],
+      spans: fittable ? phaseSpans(state, metric, layerName, shown) : [] });
     if (fittable) fits.update(view, state, layerName, viewed);
   }
 
@@ -167,6 +216,7 @@ export function createChartCard(ctx, metric) {
     update,
     destroy() {
       if (series) series.destroy();
+      if (residuals) residuals.destroy();
       if (activations) activations.destroy();
       fits.destroy();
       el.remove();

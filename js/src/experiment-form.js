@@ -366,7 +366,12 @@ export function createExperimentForm(ctx) {
     create.disabled = true;
     const reply = await ctx.act("create_experiment", params, { root: form, fallback: formError });
     create.disabled = false;
-    if (reply.kind !== "error") setOpen(false);
+    if (reply.kind !== "error") {
+      setOpen(false);
+      // The new experiment is what the person will run next: select it (its own action).
+      const id = reply.result?.experiment;
+      if (id) ctx.act("select_experiments", { experiments: [id] });
+    }
   });
 
   let onToggle = () => {};

@@ -6,6 +6,7 @@ import { createExperimentEdit } from "./experiment-edit.js";
 import { createExperimentForm } from "./experiment-form.js";
 import { fmtValue } from "./format.js";
 import { experimentColor } from "./facts.js";
+import { createProgressTracker, now } from "./progress.js";
 
 export const ACTIVE = ["running", "starting"];
 
@@ -107,6 +108,9 @@ export function createExperiments(ctx) {
   const restart = h("button", { type: "button", class: "fl-button", testid: "start-over",
     title: "Train again from step 0" }, "Start over");
   const cancel = h("button", { type: "button", class: "fl-button", testid: "cancel" }, "Cancel");
+  const notice = h("div", { class: "fl-notice-line", testid: "run-notice", "aria-live": "polite", hidden: true });
+  const live = h("div", { class: "fl-live fl-muted", testid: "run-progress", "aria-live": "off", hidden: true });
+  const tracker = createProgressTracker();
   const tbody = h("tbody");
   const empty = h("div", { class: "fl-empty" }, "No experiments yet: click New experiment.");
   // Sortable columns: a click sorts by it, a second click reverses, a third restores.
@@ -137,23 +141,47 @@ export function createExperiments(ctx) {
   const el = h("section", { class: "fl-section", testid: "experiments-section", "aria-label": "Experiments" },
     h("div", { class: "fl-section-head" }, h("h3", {}, "Experiments"),
       h("div", { class: "fl-toolbar" }, newButton, run, resume, restart, cancel, filter)),
-    edit.el, slot, h("div", { class: "fl-table-wrap" }, table, empty), form.el);
+    edit.el, slot, notice, live, h("div", { class: "fl-table-wrap" }, table, empty), form.el);
 
   let state = {};
   const rows = new Map();
   const selected = () => state.view?.selected || [];
 
-  const select = (id, additive) =>
-    ctx.act("select_experiments", { experiments: nextSelection(selected(), id, additive) }, slot);
+  const select = (id, additive) => {
+    const next = nextSelection(selected(), id, additive);
+    // Clicking the one selected row again changes nothing: no action, no cell.
+    if (JSON.stringify(next) === JSON.stringify(selected())) return null;
+    return ctx.act("select_experiments", { experiments: next }, slot);
+  };
 
   newButton.addEventListener("click", () => form.setOpen(!form.isOpen()));
   const selectedExps = () => (state.experiments || []).filter((e) => selected().includes(e.id));
   // Each control acts on the selected experiments it applies to, as `update` labels it.
-  const runEach = (control, extra) => {
-    for (const id of runControls(selectedExps())[control].ids) {
-      ctx.act("run", { experiment: id, background: true, ...extra }, slot);
-    }
+  const runEach = async (control, extra) => {
+    showNotice(null);
+    const ids = runControls(selectedExps())[control].ids;
+    const replies = await Promise.all(ids.map((id) =>
+      ctx.act("run", { experiment: id, background: true, ...extra }, slot)));
+    // A finished run of the same config and code is reused, not retrained: say so, and
+    // offer to train again (a forced run).
+    const reused = ids.filter((id, i) => replies[i].kind !== "error" && replies[i].result?.reused);
+    if (reused.length) showNotice(reused, replies.filter((r) => r.result?.reused).map((r) => r.result.run));
   };
+  function showNotice(ids, runs = []) {
+    notice.hidden = !ids;
+    if (!ids) return replaceChildren(notice);
+    const again = h("button", { type: "button", class: "fl-button fl-small", testid: "train-again",
+      title: "Train again from step 0 (a new run; the reused one stays)" }, "Train again");
+    again.addEventListener("click", () => {
+      showNotice(null);
+      for (const id of ids) ctx.act("run", { experiment: id, background: true, force: true }, slot);
+    });
+    const dismiss = h("button", { type: "button", class: "fl-button fl-small", "aria-label": "Dismiss" }, "×");
+    dismiss.addEventListener("click", () => showNotice(null));
+    const which = ids.length === 1 ? ids[0] : `${ids.length} experiments`;
+    replaceChildren(notice, h("span", {}, `${which}: reused the finished run ${runs.join(", ")} ` +
+      "(same config and statistics), nothing retrained."), again, dismiss);
+  }
   run.addEventListener("click", () => runEach("run", {}));
   resume.addEventListener("click", () => runEach("resume", { resume: true }));
   restart.addEventListener("click", () => runEach("restart", { force: true }));
@@ -208,6 +236,7 @@ export function createExperiments(ctx) {
     cells.swatch.style.background = experimentColor(state, exp.id);
     cells.id.textContent = exp.id;
     cells.name.textContent = exp.name || (exp.based_on ? `from ${exp.based_on}` : "");
+    cells.name.parentElement.title = [exp.name, ...(exp.tags || [])].filter(Boolean).join("\n");
     const tagSig = (exp.tags || []).join("\n");
     if (cells.tags.dataset.sig !== tagSig) {
       cells.tags.dataset.sig = tagSig;
@@ -227,6 +256,8 @@ export function createExperiments(ctx) {
     progress.setAttribute("aria-valuenow", String(pct));
     progress.setAttribute("aria-label", `${exp.id} progress`);
     cells.pct.textContent = `${pct}%`;
+    cells.pct.parentElement.title = ACTIVE.includes(exp.status) ? tracker.line(exp.id)
+      : `${exp.steps_done.toLocaleString("en-US")} steps`;
     cells.train.textContent = fmtValue(exp.final?.train_loss);
     cells.test.textContent = fmtValue(exp.final?.test_loss);
   }
@@ -257,11 +288,26 @@ export function createExperiments(ctx) {
     if (focused && focused !== document.activeElement && el.contains(focused)) focused.focus();
   }
 
+  /** Steps, speed and time left of the running experiments, above the table. */
+  function track(exps) {
+    const t = now();
+    const running = exps.filter((e) => ACTIVE.includes(e.status));
+    for (const e of exps) {
+      if (ACTIVE.includes(e.status)) tracker.observe(e.id, e.steps_done, e.config?.optimizer?.steps ?? 0, t);
+      else tracker.forget(e.id);
+    }
+    live.hidden = running.length === 0;
+    const shown = running.slice(0, 3).map((e) => `${e.id}: ${tracker.line(e.id)}`);
+    if (running.length > 3) shown.push(`and ${running.length - 3} more running`);
+    live.textContent = shown.join("   ·   ");
+  }
+
   return {
     el,
     form,
     update(next) {
       state = next;
+      track(state.experiments || []);
       render();
       const exps = state.experiments || [];
       empty.hidden = exps.length > 0;

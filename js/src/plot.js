@@ -61,19 +61,94 @@ export function zoomAction(metric, xRange, yRange = null) {
 
 const isDecade = (v) => v > 0 && Math.abs(Math.log10(v) - Math.round(Math.log10(v))) < 1e-9;
 const decadesOnly = (u, splits) => splits.map((v) => (v != null && isDecade(v) ? v : null));
+const SUPERSCRIPT = { "-": "⁻", 0: "⁰", 1: "¹", 2: "²", 3: "³", 4: "⁴", 5: "⁵", 6: "⁶", 7: "⁷", 8: "⁸", 9: "⁹" };
 
-/** Log axes: grid lines and ticks at powers of ten, labels as 1e-04, 0.01, 100. */
-function withLogAxis(base) {
+/**
+ * The labels of a log axis: decades only, at most `most` of them (every 2nd, 3rd, ...
+ * decade, on exponents that are multiples of the step, so labels do not jump while
+ * zooming), and one notation per axis: plain numbers when every label is between 0.01
+ * and 1000, else powers of ten (10⁻⁵) for all.
+ */
+export function logTickLabels(splits, most = 6) {
+  const exps = splits.map((v) => (v != null && isDecade(v) ? Math.round(Math.log10(v)) : null));
+  const decades = exps.filter((e) => e != null);
+  const step = Math.max(1, Math.ceil(decades.length / Math.max(1, most)));
+  const shown = exps.map((e) => (e != null && e % step === 0 ? e : null));
+  const plain = shown.every((e) => e == null || (e >= -2 && e <= 3));
+  return shown.map((e) => {
+    if (e == null) return null;
+    if (plain) return e < 0 ? (10 ** e).toFixed(-e) : String(10 ** e);
+    return `10${String(e).replace(/./g, (c) => SUPERSCRIPT[c])}`;
+  });
+}
+
+/** Log axes: ticks at every power of ten, grid lines and labels at the labelled ones. */
+function withLogAxis(base, length) {
+  const most = Math.max(2, Math.floor(length / (base.space || 30)));
+  const labelled = (u, splits) => {
+    const labels = logTickLabels(splits, most);
+    return splits.map((v, i) => (labels[i] == null ? null : v));
+  };
   return {
     ...base,
-    grid: { ...base.grid, filter: decadesOnly },
+    grid: { ...base.grid, filter: labelled },
     ticks: { ...base.ticks, filter: decadesOnly },
-    values: (u, splits) => splits.map((v) => (v == null ? null : fmtG(v, 3))),
+    values: (u, splits) => logTickLabels(splits, most),
   };
 }
 
+/**
+ * The y range of the data alone: fitted curves may run past the data (a sigmoid's
+ * asymptote, an extrapolated power law) and must not stretch the axis the data is read
+ * on. Padded as uPlot pads its own auto range.
+ */
+export function dataRange(data, specs, log) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  specs.forEach((s, i) => {
+    if (s.kind === "fit") return;
+    const ys = data[i + 1];
+    for (let j = 0; j < ys.length; j += 1) {
+      const v = ys[j];
+      if (v == null || !Number.isFinite(v) || (log && v <= 0)) continue;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+  });
+  if (!(lo <= hi)) return null;
+  return log ? uPlot.rangeLog(lo, hi, 10, true) : uPlot.rangeNum(lo, hi, 0.1, true);
+}
+
+/** Shaded phase spans ({start, end, kind, color}) under the curves, each named at the
+ *  top of the plot if it has room. */
+export function drawSpans(u, spans) {
+  if (!spans || !spans.length) return;
+  const { ctx } = u;
+  const { left, top, width, height } = u.bbox;
+  const dpr = typeof devicePixelRatio === "number" ? devicePixelRatio : 1;
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(left, top, width, height);
+  ctx.clip();
+  ctx.font = `${Math.round(10 * dpr)}px sans-serif`;
+  ctx.textBaseline = "top";
+  for (const s of spans) {
+    const a = u.valToPos(s.start, "x", true);
+    const b = u.valToPos(s.end, "x", true);
+    if (!Number.isFinite(a) || !Number.isFinite(b) || b <= a) continue;
+    ctx.fillStyle = withAlpha(s.color, 0.13);
+    ctx.fillRect(a, top, b - a, height);
+    const label = s.kind;
+    if (ctx.measureText(label).width + 6 * dpr < b - a) {
+      ctx.fillStyle = withAlpha(s.color, 0.95);
+      ctx.fillText(label, a + 3 * dpr, top + 2 * dpr);
+    }
+  }
+  ctx.restore();
+}
+
 function plotOptions({ width, height, specs, bands = [], logX, logY, theme, onSelect, onReset, readout,
-  xLabel = "step" }) {
+  xLabel = "step", spans = () => [] }) {
   const font = `11px ${theme.font}`;
   const axis = (label) => ({
     stroke: theme.fg2,
@@ -92,13 +167,15 @@ function plotOptions({ width, height, specs, bands = [], logX, logY, theme, onSe
     legend: { show: false },
     scales: {
       x: { time: false, distr: logX ? 3 : 1, log: 10 },
-      y: { distr: logY ? 3 : 1, log: 10 },
+      y: { distr: logY ? 3 : 1, log: 10,
+        range: (u, min, max) => dataRange(u.data, specs, logY)
+          ?? (logY ? uPlot.rangeLog(min, max, 10, true) : uPlot.rangeNum(min, max, 0.1, true)) },
     },
     axes: [
-      (logX ? withLogAxis : (a) => a)({ ...axis(xLabel), space: 60, size: 30,
+      (logX ? (a) => withLogAxis(a, width) : (a) => a)({ ...axis(xLabel), space: 60, size: 30,
         // iterations are whole: no tick at 1.5
         ...(xLabel === "iteration" ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] } : {}) }),
-      (logY ? withLogAxis : (a) => a)({ ...axis(null), size: 56, space: 30 }),
+      (logY ? (a) => withLogAxis(a, height) : (a) => a)({ ...axis(null), size: 56, space: 30 }),
     ],
     series: [
       { label: xLabel },
@@ -121,6 +198,7 @@ function plotOptions({ width, height, specs, bands = [], logX, logY, theme, onSe
     },
     select: { show: true },
     hooks: {
+      drawClear: [(u) => drawSpans(u, spans())],
       setSelect: [(u) => {
         const { left, width: w } = u.select;
         if (w > 3) onSelect(u.posToVal(left, "x"), u.posToVal(left + w, "x"));
@@ -143,6 +221,7 @@ export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plo
   let signature = null;
   let built = null;
   let current = { logX: false, logY: false };
+  let spans = []; // shaded phases, read by the plot's drawClear hook
   let themeNow = theme;
   let observer = null;
 
@@ -157,6 +236,14 @@ export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plo
       if (s.kind === "fit" || seen.has(s.experiment)) continue;
       seen.add(s.experiment);
       readout.append(h("span", { class: "fl-key" }, h("span", { class: "fl-swatch", style: { background: s.color } }), ` ${s.experiment}`));
+    }
+    // the fitted curves, dashed in their family's colour
+    const fits = new Set();
+    for (const s of built.specs) {
+      if (s.kind !== "fit" || fits.has(s.family)) continue;
+      fits.add(s.family);
+      readout.append(h("span", { class: "fl-key fl-key-fit", testid: `fit-key-${s.family}` },
+        h("span", { class: "fl-dash", style: { borderColor: s.color } }), ` ${s.familyLabel || s.family} fit`));
     }
   };
   const showReadout = (idx) => {
@@ -185,6 +272,7 @@ export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plo
     built = next;
     const { xRange = null, yRange = null, logX = false, logY = false } = view;
     current = { logX, logY };
+    spans = view.spans || [];
     if (view.theme) themeNow = view.theme;
     if (!next || !hasPoints(next)) {
       destroyPlot();
@@ -200,7 +288,7 @@ export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plo
       destroyPlot();
       box.textContent = "";
       const opts = plotOptions({ width: width(), height, specs: next.specs, bands: next.bands, logX, logY,
-        theme: themeNow, readout: showReadout, xLabel,
+        theme: themeNow, readout: showReadout, xLabel, spans: () => spans,
         onSelect: (lo, hi) => onZoom && onZoom(lo, hi, current.logX),
         onReset: () => onReset && onReset() });
       plot = factory(opts, next.data, box);
@@ -247,7 +335,7 @@ export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plo
  * update() refetches when the request or a viewed experiment's progress changed, and
  * redraws from the last reply when only the view (smoothing, axes, zoom, fits) changed.
  */
-export function createSeriesPlot(ctx, { metric, chartMetric = metric, height, testid, zoomSlot }) {
+export function createSeriesPlot(ctx, { metric, chartMetric = metric, height, testid, zoomSlot, onDrawn }) {
   const note = h("div", { class: "fl-note", "aria-live": "polite" });
   let args = null;
   let reply = null;
@@ -312,8 +400,9 @@ export function createSeriesPlot(ctx, { metric, chartMetric = metric, height, te
         (e) => experimentColor(state, e)) : [],
     });
     plot.draw(built, { xRange: view.x_range, yRange: view.y_range, logX: !!view.log_x,
-      logY: !!view.log_y, theme: ctx.theme(),
+      logY: !!view.log_y, theme: ctx.theme(), spans: args.spans || [],
       emptyText: layer ? "No data yet for this layer" : "No data yet" });
+    if (onDrawn) onDrawn(built, view);
   }
 
   return {

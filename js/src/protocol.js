@@ -3,6 +3,7 @@
 //   {"kind": "series", "request": id, "experiments", "metric", "layer"} -> series + 2 buffers each
 //   {"kind": "activations", "request": id, "experiment", "layer", "step"} -> activations + 1 buffer
 //   {"kind": "stop_sweep", "request": id, "sweep"} -> ack {cancelled: [...]} | error
+//   {"kind": "svg", "request": id, "metric"} -> {svg: "<svg ...>"} | error
 // Every request gets a promise that resolves with the reply (an error reply included;
 // callers look at reply.kind). Replies for other views of the same model are ignored.
 

@@ -17,6 +17,23 @@ export function metricList(state) {
   return [...new Set(names)];
 }
 
+/** Which cards take a whole row, for cards in order that each either span the row
+ *  (enlarged, with fits) or take one of `cols` columns: a card that would sit alone in
+ *  its row spans it too, so no half row stays empty. */
+export function wideCards(spans, cols) {
+  const wide = spans.slice();
+  if (cols < 2) return wide.map(() => true);
+  let i = 0;
+  while (i < wide.length) {
+    if (wide[i]) { i += 1; continue; }
+    let run = 0; // a run of half-width cards between full-row ones
+    while (i + run < wide.length && !wide[i + run]) run += 1;
+    if (run % cols) wide[i + run - 1] = true; // the last of an odd run would be alone
+    i += run;
+  }
+  return wide;
+}
+
 export function createResults(ctx) {
   const slot = errorSlot("results-error");
   const viewButton = h("button", { type: "button", class: "fl-button fl-primary", testid: "view-results" }, "View results");
@@ -29,6 +46,22 @@ export function createResults(ctx) {
     slot, metrics, empty, grid);
   const cards = new Map();
   let state = {};
+
+  // How many columns the grid has (CSS decides from the width): the lone card of a row
+  // spans it. Measured again when the panel is resized.
+  function layout() {
+    const els = [...grid.children];
+    if (!els.length) return;
+    const template = typeof getComputedStyle === "function" ? getComputedStyle(grid).gridTemplateColumns : "";
+    const cols = Math.max(1, (template || "").split(" ").filter((t) => t && t !== "none").length);
+    const wide = wideCards(els.map((c) => c.classList.contains("fl-enlarged") || c.classList.contains("fl-has-fits")), cols);
+    els.forEach((c, i) => c.classList.toggle("fl-wide", wide[i] && cols > 1));
+  }
+  let resize = null;
+  if (typeof ResizeObserver !== "undefined") {
+    resize = new ResizeObserver(() => layout());
+    resize.observe(grid);
+  }
 
   viewButton.addEventListener("click", () =>
     ctx.act("view_results", { experiments: state.view?.selected || [] }, slot));
@@ -71,11 +104,13 @@ export function createResults(ctx) {
         if (grid.children[i] !== card.el) grid.insertBefore(card.el, grid.children[i] || null);
         card.update(charts[metric], state);
       });
+      layout();
     },
     redraw() {
       for (const [metric, card] of cards) card.update(state.view.charts[metric], state);
     },
     destroy() {
+      if (resize) resize.disconnect();
       for (const card of cards.values()) card.destroy();
       cards.clear();
     },

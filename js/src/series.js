@@ -304,7 +304,7 @@ export function buildPlot(traces, options = {}) {
         if (!row.ok) continue;
         ys.push(fittedCurve(row, x, table.x_range, familyOf(families, row.family)?.expression));
         specs.push({ experiment: fit.experiment, color: familyColor(families, row.family), alpha: 1,
-          width: 1.5, dash: [6, 4], kind: "fit", family: row.family,
+          width: 1.5, dash: [6, 4], kind: "fit", family: row.family, familyLabel: row.label,
           label: `${fit.experiment} ${row.label} fit` });
       }
     }
@@ -319,3 +319,27 @@ export function buildPlot(traces, options = {}) {
 export function hasPoints(built) {
   return built.data.slice(1).some((y) => y.some((v) => v != null));
 }
+
+/** The residuals of each drawn fitted curve: the data of its experiment minus the curve,
+ *  where both have a value (the fit's x range). A plot of its own, under the chart: a
+ *  pattern in them is what R^2 hides. */
+export function residualPlot(built) {
+  if (!built) return null;
+  const [x, ...ys] = built.data;
+  const data = [x];
+  const specs = [];
+  built.specs.forEach((fit, j) => {
+    if (fit.kind !== "fit") return;
+    const source = built.specs.findIndex((s) => s.experiment === fit.experiment
+      && (s.kind === "line" || s.kind === "raw"));
+    if (source < 0) return;
+    const y = ys[source];
+    const f = ys[j];
+    data.push(Array.from(x, (_, i) => (y[i] == null || f[i] == null || !Number.isFinite(y[i])
+      || !Number.isFinite(f[i]) ? null : y[i] - f[i])));
+    specs.push({ ...fit, kind: "residual", dash: null, width: 1.25,
+      label: `${fit.experiment} ${fit.familyLabel || fit.family} residual` });
+  });
+  return specs.length ? { data, specs, bands: [] } : null;
+}
+

@@ -13,8 +13,15 @@ export function sourceTemplate(name) {
 /** What a statistic can be defined on: activations, or a statistic with one value per neuron. */
 export function onChoices(state) {
   return [{ value: "activations", label: "activations (one value per neuron)" },
+    { value: "weights", label: "weights (a layer's matrix or the embedding; per row)" },
     ...(state.statistics || []).filter((s) => s.level === 1)
-      .map((s) => ({ value: s.name, label: `${s.name} (one value per layer)` }))];
+      .map((s) => ({ value: s.name, label: `${s.name} (one value per ${s.base === "weights" ? "matrix" : "layer"})` }))];
+}
+
+/** The statistics table's "values" column: what one step of it holds. */
+export function valuesText(s) {
+  if (s.base === "weights") return s.level === 1 ? "per row (weights)" : "per matrix";
+  return s.level === 1 ? "per neuron" : "per layer";
 }
 
 export function createStatistics(ctx) {
@@ -39,6 +46,15 @@ export function createStatistics(ctx) {
   const el = h("section", { class: "fl-section", testid: "statistics-section", "aria-label": "Statistics" },
     h("div", { class: "fl-section-head" }, h("h3", {}, "Statistics")),
     h("div", { class: "fl-stats-layout" }, form, h("div", { class: "fl-table-wrap" }, table)));
+
+  // Tab indents (4 spaces) in the source, as in a code cell; Escape, then Tab, moves on.
+  let escaped = false;
+  source.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") { escaped = true; return; }
+    if (e.key !== "Tab" || escaped || e.ctrlKey || e.altKey || e.metaKey) { escaped = false; return; }
+    e.preventDefault();
+    indent(source, e.shiftKey);
+  });
 
   let template = sourceTemplate("");
   source.value = template;
@@ -80,12 +96,12 @@ export function createStatistics(ctx) {
     el,
     update(state) {
       fillSelect(on, onChoices(state), on.value || "activations");
-      const sig = JSON.stringify((state.statistics || []).map((s) => [s.name, s.on, s.level, s.trusted]));
+      const sig = JSON.stringify((state.statistics || []).map((s) => [s.name, s.on, s.level, s.base, s.trusted]));
       if (list.dataset.sig === sig) return;
       list.dataset.sig = sig;
       replaceChildren(list, (state.statistics || []).map((s) => h("tr", { title: s.description || s.source || "" },
         h("td", { class: "fl-mono" }, s.name), h("td", { class: "fl-mono" }, s.on),
-        h("td", {}, s.level === 1 ? "per neuron" : "per layer"),
+        h("td", {}, valuesText(s)),
         h("td", {}, s.builtin ? "built-in" : s.trusted === false ? untrusted(s) : "DIY"))));
     },
     destroy() {},
@@ -99,3 +115,24 @@ function untrusted(s) {
     title: `Not signed by you, so its code does not run; read it, then lab.trust() runs it.\n\n${s.source}`,
   }, "DIY, disabled (not signed by you)");
 }
+
+/** Tab / Shift+Tab in a code box: indent at the caret, or every selected line, by 4
+ *  spaces; Shift+Tab removes up to 4 from each line. */
+export function indent(area, outdent = false) {
+  const { value, selectionStart: a, selectionEnd: b } = area;
+  const lineStart = value.lastIndexOf("\n", a - 1) + 1;
+  if (!outdent && a === b) {
+    area.value = value.slice(0, a) + "    " + value.slice(b);
+    area.selectionStart = area.selectionEnd = a + 4;
+  } else {
+    const end = b > a && value[b - 1] === "\n" ? b - 1 : b;
+    const lines = value.slice(lineStart, end).split("\n");
+    const changed = lines.map((l) => (outdent ? l.replace(/^ {1,4}/, "") : `    ${l}`));
+    area.value = value.slice(0, lineStart) + changed.join("\n") + value.slice(end);
+    const first = changed[0].length - lines[0].length;
+    area.selectionStart = Math.max(lineStart, a + first);
+    area.selectionEnd = end + changed.join("\n").length - lines.join("\n").length;
+  }
+  area.dispatchEvent(new Event("input", { bubbles: true }));
+}
+

@@ -27,6 +27,17 @@ export function doneFraction(sweep) {
   return ended / total;
 }
 
+/** Each member's place in the sweep's strip: its status and progress (0-1), from the
+ *  experiments' rows; a member without a row (deleted) is left out. */
+export function memberProgress(sweep, experiments) {
+  const rows = new Map((experiments || []).map((e) => [e.id, e]));
+  return (sweep.members || []).filter((m) => rows.has(m)).map((m) => {
+    const e = rows.get(m);
+    return { id: m, status: e.status, progress: Math.max(0, Math.min(1, e.progress || 0)),
+      name: e.name || "", steps: e.steps_done || 0 };
+  });
+}
+
 export function createSweeps(ctx) {
   const slot = errorSlot("sweeps-error");
   const rows = h("div", { class: "fl-sweeps", testid: "sweeps" });
@@ -58,10 +69,34 @@ export function createSweeps(ctx) {
       const reply = await ctx.act("select_experiments", { experiments: sweep.members }, slot);
       if (reply.kind !== "error") ctx.act("view_results", { experiments: sweep.members }, slot);
     });
+    // One small bar per member: its status as colour, its progress as fill.
+    const strip = h("div", { class: "fl-member-strip", testid: `sweep-members-${sweep.id}`,
+      role: "list", "aria-label": `${sweep.id} members` });
     const el = h("div", { class: "fl-sweep", testid: `sweep-${sweep.id}` },
       h("div", { class: "fl-sweep-head" }, title, name, knobs),
-      h("div", { class: "fl-toolbar" }, bar, counts, run, stop, show));
-    return { el, title, name, knobs, fill, bar, counts, run, stop };
+      h("div", { class: "fl-toolbar" }, bar, counts, run, stop, show), strip);
+    return { el, title, name, knobs, fill, bar, counts, run, stop, strip, cells: new Map() };
+  }
+
+  function drawMembers(r, members) {
+    const sig = members.map((m) => m.id).join(",");
+    if (r.strip.dataset.sig !== sig) {
+      r.strip.dataset.sig = sig;
+      r.cells.clear();
+      replaceChildren(r.strip, members.map((m) => {
+        const fill = h("span", { class: "fl-member-fill" });
+        const cell = h("span", { class: "fl-member", role: "listitem", testid: `member-${m.id}` }, fill);
+        r.cells.set(m.id, { cell, fill });
+        return cell;
+      }));
+    }
+    for (const m of members) {
+      const { cell, fill } = r.cells.get(m.id);
+      cell.className = `fl-member fl-member-${m.status.replace(/\s+/g, "-")}`;
+      fill.style.width = `${Math.round(100 * (m.status === "finished" ? 1 : m.progress))}%`;
+      cell.title = `${m.id}${m.name ? ` ${m.name}` : ""}: ${m.status}` +
+        (m.status === "not run" ? "" : `, ${m.steps.toLocaleString("en-US")} steps (${Math.round(100 * m.progress)}%)`);
+    }
   }
 
   return {
@@ -87,6 +122,7 @@ export function createSweeps(ctx) {
         r.run.disabled = sweep.running || todo <= 0;
         r.run.textContent = todo > 0 && !sweep.running ? `Run (${todo})` : "Run";
         r.stop.disabled = !sweep.running;
+        drawMembers(r, memberProgress(sweep, state.experiments));
       }
       replaceChildren(rows, sweeps.map((s) => built.get(s.id).el));
     },

@@ -9,6 +9,7 @@ import { createSweeps } from "./sweeps.js";
 import { createExplorations } from "./explorations.js";
 import { createResults } from "./results.js";
 import { createStatistics } from "./statistics.js";
+import { createPublish } from "./publish.js";
 import { createCode } from "./code.js";
 import { createCellsNotice } from "./cells-notice.js";
 import { readTheme } from "./theme.js";
@@ -55,7 +56,7 @@ function render({ model, el }) {
   };
 
   const sections = [createExperiments(ctx), createSweeps(ctx), createExplorations(ctx), createResults(ctx), createStatistics(ctx),
-    createCode(ctx)];
+    createPublish(ctx), createCode(ctx)];
   panel.append(...sections.map((s) => s.el));
 
   const onState = () => {

@@ -79,3 +79,25 @@ describe("fit table", () => {
       .toEqual({ experiment: "exp_1", metric: "m", layer: "l", x_range: null, families: ["linear"] });
   });
 });
+
+describe("fits on a log axis, standard errors", () => {
+  it("fits log10 y when the chart's y axis is log, and says so under the table", () => {
+    const base = { experiment: "exp_0", metric: "train_loss", layer: null, xRange: null,
+      families: ["exponential"], defaults: ["sigmoid", "exponential", "power", "log_power"] };
+    expect(fitParams({ ...base, logY: true })).toEqual({ experiment: "exp_0", metric: "train_loss",
+      layer: null, x_range: null, families: ["exponential"], log_y: true });
+    expect(fitParams(base).log_y).toBeUndefined();
+    const fit = { id: "fit_0", experiment: "exp_0", metric: "train_loss", layer: null,
+      table: { x_range: [0, 10], space: "log_y", rows: [{ family: "exponential", label: "Exponential",
+        ok: true, r2: 0.99, rmse: 0.01, coefficients: [2, 0.5, 0.1], stderr: [0.02, 0.004, null] }] } };
+    const table = fitTable(fit, []);
+    expect(table.querySelector("caption").textContent).toContain("fitted on log10 y");
+  });
+
+  it("shows each coefficient with its standard error on demand", () => {
+    const row = { family: "exponential", label: "Exponential", ok: true, r2: 0.99, rmse: 0.01,
+      coefficients: [2, 0.5, 0.1], stderr: [0.0213, 0.004, null] };
+    expect(formatRow(row)[2]).toBe("2.00e+0, 5.00e-1, 1.00e-1");
+    expect(formatRow(row, { stderr: true })[2]).toBe("2.00e+0 ± 0.021, 5.00e-1 ± 0.004, 1.00e-1 ± ?");
+  });
+});

@@ -111,3 +111,43 @@ describe("the experiments table", () => {
     expect(ids(visibleRows(exps, {}))).toEqual(["exp_0", "exp_1", "exp_2"]);
   });
 });
+
+describe("a sweep's members", () => {
+  it("each show their status and progress, deleted ones left out", async () => {
+    const { memberProgress } = await import("../src/sweeps.js");
+    const sweep = { id: "sweep_0", members: ["exp_1", "exp_2", "exp_3", "exp_9"] };
+    const experiments = [
+      { id: "exp_1", status: "finished", progress: 1, steps_done: 60, name: "a" },
+      { id: "exp_2", status: "running", progress: 0.25, steps_done: 15, name: "" },
+      { id: "exp_3", status: "not run", progress: 0, steps_done: 0, name: "" },
+    ];
+    expect(memberProgress(sweep, experiments)).toEqual([
+      { id: "exp_1", status: "finished", progress: 1, name: "a", steps: 60 },
+      { id: "exp_2", status: "running", progress: 0.25, name: "", steps: 15 },
+      { id: "exp_3", status: "not run", progress: 0, name: "", steps: 0 },
+    ]);
+  });
+
+  it("draw as a strip of bars in the Sweeps section", async () => {
+    const { createSweeps } = await import("../src/sweeps.js");
+    const section = createSweeps({ act: () => Promise.resolve({ kind: "ack" }), proto: {} });
+    document.body.append(section.el);
+    const state = {
+      sweeps: [{ id: "sweep_0", name: "lr", base: "exp_0", knobs: ["optimizer.lr", "seed"],
+        members: ["exp_1", "exp_2"], groups: { "lr=0.01": ["exp_1", "exp_2"] },
+        counts: { finished: 1, running: 1 }, running: true }],
+      experiments: [{ id: "exp_1", status: "finished", progress: 1, steps_done: 60 },
+        { id: "exp_2", status: "running", progress: 0.4, steps_done: 24 }],
+    };
+    section.update(state);
+    const cell = (id) => section.el.querySelector(`[data-testid="member-${id}"]`);
+    expect(cell("exp_1").className).toContain("fl-member-finished");
+    expect(cell("exp_2").querySelector(".fl-member-fill").style.width).toBe("40%");
+    expect(cell("exp_2").title).toBe("exp_2: running, 24 steps (40%)");
+    state.experiments[1] = { id: "exp_2", status: "finished", progress: 1, steps_done: 60 };
+    section.update(state);
+    expect(cell("exp_2").className).toContain("fl-member-finished");
+    expect(cell("exp_2").querySelector(".fl-member-fill").style.width).toBe("100%");
+    section.el.remove();
+  });
+});

@@ -269,7 +269,9 @@ describe("statistics", () => {
     expect($("diy-source").value).toContain("def compute_NAME(tensor, dim, keepdim=False):");
     type($("diy-name"), "nonlinear_rate");
     expect($("diy-source").value).toContain("def compute_nonlinear_rate(tensor, dim, keepdim=False):");
-    expect([...$("diy-on").options].map((o) => o.value)).toEqual(["activations", "active_rate", "mean", "std", "max"]);
+    expect([...$("diy-on").options].map((o) => o.value)).toEqual(["activations", "weights", "active_rate", "mean", "std",
+      "max", "row_norm", "fourier_power"]);
+    expect([...$("diy-on").options].at(-1).textContent).toBe("fourier_power (one value per matrix)");
     type($("diy-on"), "active_rate");
     type($("diy-source"), REFERENCE_SOURCE);
     $("diy-submit").click();
@@ -399,6 +401,11 @@ describe("results and charts", () => {
     expect(nrPlot.data.length).toBe(1 + 2 + 4);
     expect(nrPlot.opts.series.slice(3).every((s) => s.dash)).toBe(true);
     expect(nrPlot.calls).toContainEqual(["setScale", "x", { min: 0, max: 100 }]);
+    // a key for each fitted family under the chart, and a y range of the data alone
+    const keys = [...card("nonlinear_rate").querySelectorAll(".fl-key-fit")].map((k) => k.textContent.trim());
+    expect(keys).toEqual(["Sigmoid fit", "Exponential fit", "Log-power fit", "Power fit"]); // by R^2
+    expect(nrPlot.opts.scales.y.range(nrPlot, -5, 50)).toEqual(expect.any(Array));
+    expect(nrPlot.opts.scales.y.range(nrPlot, -5, 50)[1]).toBeLessThan(2);
     const haPlot = fake.live().find((p) => card("hidden_activations").contains(p.target));
     expect(haPlot.data.length).toBe(1 + 2 * (3 + 1)); // per experiment: 3 neurons and the mean
     const tlPlot = fake.live().find((p) => card("train_loss").contains(p.target));

@@ -209,5 +209,6 @@ def test_without_the_extension_the_panel_says_so(jupyter_without_extension, page
     expect(notice).to_be_hidden()
     assert len(jlab.cells(page)) == 1  # nothing inserted
     out = jlab.run_code(page, "print(lab.panel.cells, [c.source[:22] for c in lab.cells()])")
-    assert out.strip() == "none ['lab.create_experiment(']", out
+    # the new experiment is selected as it is created: its own action and cell
+    assert out.strip() == "none ['lab.create_experiment(', \"lab.select(['exp_0'])\"]", out
     expect(panel.get_by_test_id("code-section")).to_contain_text("lab.create_experiment(")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from playwright.sync_api import expect
+
 from . import jlab
 from .jlab import NB
 
@@ -84,11 +86,15 @@ def test_new_experiment_from_the_panel_is_a_human_action(jupyter, page, screensh
     screenshot("created")
 
     # the kernel's view, from a cell: one experiment, created by a human, with our config
+    # and selected as it was created (its own action), so Run is ready at once
+    expect(panel.get_by_test_id("run")).to_be_enabled()
     out = jlab.run_code(page, "\n".join([
-        "e = lab.log[-1]",
+        "e = lab.log[-2]",
         "print(len(lab.experiments), list(lab.experiments), e.type, e.actor)",
         "print(list(lab.experiments['exp_0'].config.model.widths))",
+        "print(lab.log[-1].type, lab.log[-1].actor, lab.view.selected)",
     ]))
     stopwatch("kernel checked")
-    assert out.split("\n")[:2] == ["1 ['exp_0'] create_experiment human", "[4, 8, 8, 1]"], out
+    assert out.split("\n")[:3] == ["1 ['exp_0'] create_experiment human", "[4, 8, 8, 1]",
+                                   "select_experiments human ['exp_0']"], out
     assert not page.errors, "\n".join(page.errors)

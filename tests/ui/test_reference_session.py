@@ -1,13 +1,14 @@
-"""Acceptance: the whole reference session (DESIGN.md, steps 1-6) clicked through the panel.
+"""Acceptance: the whole reference session (DESIGN.md, steps 1-7) clicked through the panel.
 
 From a notebook whose one cell shows a fresh Lab, every step is a click, a choice or typing
 in the panel of a real JupyterLab: exp_0 with the reference config, its run, the
 hidden_activations chart (enlarged, layer 1 pre, neuron stats, active_rate), the DIY
 statistic nonlinear_rate typed into the source box, exp_1 = exp_0 + nonlinear_rate, its
 run, the nonlinear_rate chart of layer 1 zoomed to steps 0-100 and fitted (sigmoid first),
-then the fits hidden. Screenshots of each step in the light theme, of the final panel in
-the dark theme; the kernel then confirms the Lab's state and that every action came from
-the panel (actor "human").
+then the fits hidden, a note and the blog draft exported from the Write-up section (equal
+to what `lab.export_blog` writes of the same lab). Screenshots of each step in the light
+theme, of the final panel in the dark theme; the kernel then confirms the Lab's state and
+that every action came from the panel (actor "human").
 """
 
 from __future__ import annotations
@@ -71,6 +72,25 @@ print(_json.dumps({
     "cells": [c.source for c in lab.cells()],
 }))"""
 
+NOTE = "Phase I removes features; the plateau holds about 20 nonlinear neurons."
+
+# Step 7's check: code exports the same lab into another folder, under the same file
+# name (the pictures' folder is named after it), and the two drafts are compared.
+SAME_DRAFT = """\
+import json as _json, os as _os, pathlib as _pl
+_os.makedirs("from-code", exist_ok=True)
+_panel = _pl.Path("reference.md")
+_code = lab.export_blog("from-code/reference.md")
+_pics = sorted(p.name for p in _pl.Path("reference_files").iterdir())
+print(_json.dumps({
+    "text": bool(_panel.read_text()),
+    "pictures": len(_pics),
+    "equal": _panel.read_text() == _code.read_text() and all(
+        (_pl.Path("reference_files") / p).read_bytes()
+        == (_pl.Path("from-code/reference_files") / p).read_bytes() for p in _pics),
+    "note_line": [l for l in _panel.read_text().splitlines() if "Phase I" in l][:1] and
+                 [l for l in _panel.read_text().splitlines() if "Phase I" in l][0],
+}))"""
 
 # Every uPlot canvas is as wide as its box (give or take a pixel of rounding).
 PLOTS_FIT = """() => [...document.querySelectorAll('.fl-plot')].every(box => {
@@ -176,7 +196,7 @@ def test_reference_session_clicked_through_the_panel(jupyter, page, screenshot, 
     expect(acts).to_be_visible()
     acts.get_by_test_id("enlarge").click()
     expect(acts).to_have_class(re.compile(r"\bfl-enlarged\b"))
-    expect(acts.get_by_test_id("enlarge")).to_have_text("Shrink")
+    expect(acts.get_by_test_id("enlarge")).to_have_attribute("aria-pressed", "true")
     choose_layer(acts)
     acts.get_by_test_id("method-select").select_option(label="Neuron stats")
     expect(acts.get_by_test_id("method-select")).to_have_value("neuron_stats")
@@ -256,6 +276,17 @@ def test_reference_session_clicked_through_the_panel(jupyter, page, screenshot, 
     expect(card.get_by_test_id("show-fits")).to_be_visible()
     expect(table).to_be_visible()  # the table stays; only the curves go
     shoot(screenshot, card, "08-fits-hidden")
+
+    # 7. A note and the blog draft, from the Write-up section
+    publish = panel.get_by_test_id("publish-section")
+    publish.get_by_test_id("note-text").fill(NOTE)
+    publish.get_by_test_id("note-submit").click()
+    expect(publish.get_by_test_id("notes-list")).to_contain_text(NOTE)
+    expect(publish.get_by_test_id("export-path")).to_have_value("reference.md")
+    publish.get_by_test_id("export-submit").click()
+    expect(publish.get_by_test_id("export-done")).to_have_text("Wrote reference.md")
+    stopwatch("exported")
+    shoot(screenshot, publish, "09-write-up")
     shoot(screenshot, panel.get_by_test_id("code-section"), "09-code")
     assert not visible_errors(panel), visible_errors(panel)
 
@@ -290,8 +321,13 @@ def test_reference_session_clicked_through_the_panel(jupyter, page, screenshot, 
         [c["source"] for c in inserted], state["cells"])
     assert "@lab.statistic('nonlinear_rate', on='active_rate')" in "".join(state["cells"])
     for action in ("create_experiment", "run", "add_neuron_stat", "define_statistic", "fit",
-                   "show_fits"):
+                   "show_fits", "note", "export_blog"):
         assert action in state["log"], (action, state["log"])
+    # The draft the panel wrote is the draft code writes of the same lab.
+    same = json.loads(jlab.run_code(page, SAME_DRAFT, timeout=RUN_TIMEOUT).strip())
+    assert same["text"] and same["pictures"] >= 3, same
+    assert same["equal"], same
+    assert NOTE in same["note_line"], same
 
     # The final panel in the dark theme, section by section.
     jlab.set_theme(page, jlab.DARK)
@@ -305,6 +341,7 @@ def test_reference_session_clicked_through_the_panel(jupyter, page, screenshot, 
         expect(card.get_by_test_id("hide-fits")).to_be_visible()
         shoot(screenshot, card, "13-dark-nonlinear-rate-fits")
         shoot(screenshot, stats, "14-dark-statistics")
+        shoot(screenshot, publish, "14-dark-write-up")
         shoot(screenshot, panel.get_by_test_id("code-section"), "15-dark-code")
     finally:  # the theme is a server-side setting: later tests must start light
         jlab.set_theme(page, jlab.LIGHT)

@@ -69,14 +69,22 @@ def test_a_sweep_from_the_form_runs_and_bands_its_groups(jupyter, page, screensh
     text = legend.inner_text()
     assert "optimizer.lr=0.01 (N=3)" in text and "optimizer.lr=0.03 (N=3)" in text, text
     stopwatch("bands drawn")
+    chart.get_by_test_id("downloads").locator("summary").click()  # the download menu
     with page.expect_download() as got:
         chart.get_by_test_id("download-csv").click()
     assert got.value.suggested_filename == "train_loss.csv"
     lines = open(got.value.path(), encoding="utf-8").read().splitlines()
     assert lines[0].startswith("step,optimizer.lr=0.01 (N=3),") and len(lines) == 61, lines[:2]
+    chart.get_by_test_id("downloads").locator("summary").click()
     with page.expect_download() as got:
         chart.get_by_test_id("download-png").click()
     assert open(got.value.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    chart.get_by_test_id("downloads").locator("summary").click()
+    with page.expect_download() as got:
+        chart.get_by_test_id("download-svg").click()
+    assert got.value.suggested_filename == "train_loss.svg"
+    svg = open(got.value.path(), encoding="utf-8").read()
+    assert "<svg" in svg and "train_loss" in svg, svg[:200]
     for width in (1100, 1400):
         page.set_viewport_size({"width": width, "height": 900})
         page.wait_for_timeout(300)

@@ -1,0 +1,142 @@
+// Feedback while working: a new experiment is selected, a reused run says so (and offers
+// to train again), a click that changes nothing sends nothing, and a running experiment
+// shows its step, speed and time left.
+import { afterEach, describe, expect, it } from "vitest";
+import widget from "../src/widget.js";
+import { setPlotFactory } from "../src/plot.js";
+import { createProgressTracker, fmtDuration, fmtRate, setClock } from "../src/progress.js";
+import { ack, createFakeModel, createFakePlots, flush, loadState } from "./fakes.js";
+
+let mounted;
+afterEach(() => {
+  if (mounted) mounted.cleanup();
+  mounted = null;
+  setPlotFactory(null);
+  setClock(null);
+  document.body.textContent = "";
+});
+
+function mount(state) {
+  setPlotFactory(createFakePlots().factory);
+  const model = createFakeModel({ state });
+  const el = document.createElement("div");
+  document.body.append(el);
+  const cleanup = widget.render({ model, el });
+  const $ = (testid) => el.querySelector(`[data-testid="${testid}"]`);
+  mounted = { model, el, cleanup, $ };
+  return mounted;
+}
+const withSelected = (state, selected) => ({ ...state, view: { ...state.view, selected } });
+const click = (el) => el.dispatchEvent(new MouseEvent("click", { bubbles: true }));
+
+describe("progress tracker", () => {
+  it("gives steps, a rate over the last seconds and the time left", () => {
+    const t = createProgressTracker({ span: 5 });
+    t.observe("exp_0", 0, 2000, 10.0);
+    expect(t.line("exp_0")).toBe("step 0 of 2,000");
+    t.observe("exp_0", 250, 2000, 10.5);
+    t.observe("exp_0", 500, 2000, 11.0);
+    expect(t.rate("exp_0")).toBeCloseTo(500, 6);
+    expect(t.line("exp_0")).toBe("step 500 of 2,000 · 500/s · 3 s left");
+    // the same step again (a push without progress) keeps the rate of real progress
+    t.observe("exp_0", 500, 2000, 11.2);
+    expect(t.rate("exp_0")).toBeCloseTo(500, 6);
+    // older samples fall out of the window: the rate follows a slowdown
+    for (let s = 1; s <= 10; s += 1) t.observe("exp_0", 500 + 10 * s, 2000, 11 + s);
+    expect(t.rate("exp_0")).toBeCloseTo(10, 6);
+    expect(t.line("exp_0")).toBe("step 600 of 2,000 · 10/s · 2 min 20 s left");
+    // a new run (fewer steps done) starts over
+    t.observe("exp_0", 5, 100, 30);
+    expect(t.line("exp_0")).toBe("step 5 of 100");
+  });
+
+  it("formats rates and durations for people", () => {
+    expect([fmtRate(0.35), fmtRate(42.4), fmtRate(1234), fmtRate(56789), fmtRate(0)])
+      .toEqual(["0.35/s", "42/s", "1.2k/s", "57k/s", ""]);
+    expect([fmtDuration(4.4), fmtDuration(125), fmtDuration(4800), fmtDuration(-1)])
+      .toEqual(["4 s", "2 min 05 s", "1 h 20 min", ""]);
+  });
+
+  it("shows a running experiment's step, speed and time left above the table", () => {
+    let clock = 100;
+    setClock(() => clock);
+    const base = loadState("reference-state");
+    const running = (done) => ({ ...base, experiments: base.experiments.map((e, i) => (i === 1
+      ? { ...e, status: "running", steps_done: done, progress: done / e.config.optimizer.steps } : e)) });
+    expect(base.experiments[1].config.optimizer.steps).toBe(150);
+    const { $, model } = mount(running(0));
+    expect($("run-progress").hidden).toBe(false);
+    clock = 101;
+    model.setState(running(50));
+    expect($("run-progress").textContent).toBe("exp_1: step 50 of 150 · 50/s · 2 s left");
+    expect($("exp-row-exp_1").querySelector(".fl-progress-cell").title).toBe($("run-progress").textContent.slice(7));
+    model.setState(base);
+    expect($("run-progress").hidden).toBe(true);
+  });
+});
+
+describe("selection and reuse", () => {
+  it("selects the experiment it just created", async () => {
+    const { $, model } = mount(loadState("empty-state"));
+    $("new-experiment").click();
+    $("create").click();
+    ack(model, model.lastAction(), { experiment: "exp_0" });
+    await flush();
+    expect(model.lastAction().action).toEqual({ type: "select_experiments", params: { experiments: ["exp_0"] } });
+  });
+
+  it("sends nothing when a click leaves the selection as it is", () => {
+    const { $, model } = mount(withSelected(loadState("reference-state"), ["exp_0"]));
+    const before = model.actions().length;
+    click($("exp-row-exp_0"));
+    expect(model.actions().length).toBe(before);
+    click($("exp-row-exp_1"));
+    expect(model.lastAction().action).toEqual({ type: "select_experiments", params: { experiments: ["exp_1"] } });
+  });
+
+  it("says when Run reused a finished run, and trains again on request", async () => {
+    const { $, model } = mount(withSelected(loadState("reference-state"), ["exp_0"]));
+    expect($("run-notice").hidden).toBe(true);
+    $("run").click();
+    expect(model.lastAction().action).toEqual({ type: "run", params: { experiment: "exp_0", background: true } });
+    ack(model, model.lastAction(), { run: "run_0", reused: true, status: "finished" });
+    await flush();
+    await flush();
+    expect($("run-notice").hidden).toBe(false);
+    expect($("run-notice").textContent).toContain("exp_0: reused the finished run run_0");
+    $("train-again").click();
+    expect(model.lastAction().action).toEqual({ type: "run",
+      params: { experiment: "exp_0", background: true, force: true } });
+    expect($("run-notice").hidden).toBe(true);
+  });
+});
+
+describe("the DIY source box", () => {
+  it("indents with Tab and outdents with Shift+Tab, Escape then Tab leaves", async () => {
+    const { indent } = await import("../src/statistics.js");
+    const area = document.createElement("textarea");
+    area.value = "def f(t):\nreturn t";
+    area.selectionStart = area.selectionEnd = 10; // start of line 2
+    indent(area);
+    expect(area.value).toBe("def f(t):\n    return t");
+    expect(area.selectionStart).toBe(14);
+    area.selectionStart = 0;
+    area.selectionEnd = area.value.length;
+    indent(area); // every selected line
+    expect(area.value).toBe("    def f(t):\n        return t");
+    indent(area, true);
+    expect(area.value).toBe("def f(t):\n    return t");
+    const { $ } = mount(loadState("empty-state"));
+    const source = $("diy-source");
+    source.value = "x";
+    source.selectionStart = source.selectionEnd = 0;
+    const tab = new KeyboardEvent("keydown", { key: "Tab", bubbles: true, cancelable: true });
+    source.dispatchEvent(tab);
+    expect(tab.defaultPrevented).toBe(true);
+    expect(source.value).toBe("    x");
+    source.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", bubbles: true }));
+    const leave = new KeyboardEvent("keydown", { key: "Tab", bubbles: true, cancelable: true });
+    source.dispatchEvent(leave);
+    expect(leave.defaultPrevented).toBe(false);
+  });
+});
