@@ -6,6 +6,7 @@ with this module, which the Lab imports on first use: opening a lab does not pay
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -185,14 +186,23 @@ def bands(state: LabState, metric: str, sweep: str, layer: str | None = None
         if not done:
             continue
         series = [_scalar(state, m, metric, layer) for m in done]
-        length = min(len(values) for _, values in series)
-        stack = np.stack([values[:length] for _, values in series])  # (runs, steps)
-        n = len(done)
-        spread = stack.std(axis=0, ddof=1) if n > 1 else np.full(length, np.nan)
-        parts.append(pd.DataFrame({"group": group, "step": series[0][0][:length],
-                                   "mean": stack.mean(axis=0), "std": spread,
-                                   "min": stack.min(axis=0), "max": stack.max(axis=0),
-                                   "n": n}))
+        # Runs that stopped early are shorter: each step is over the runs that reached
+        # it (n says how many), none is dropped for the shortest.
+        longest = max(range(len(series)), key=lambda i: len(series[i][1]))
+        length = len(series[longest][1])
+        stack = np.full((len(series), length), np.nan)  # (runs, steps)
+        for i, (_, values) in enumerate(series):
+            stack[i, :len(values)] = values
+        present = ~np.isnan(stack)
+        n = present.sum(axis=0)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a step no run measured
+            spread = np.where(n > 1, np.nanstd(stack, axis=0, ddof=1), np.nan)
+            frame = pd.DataFrame({"group": group, "step": series[longest][0][:length],
+                                  "mean": np.nanmean(stack, axis=0), "std": spread,
+                                  "min": np.nanmin(stack, axis=0),
+                                  "max": np.nanmax(stack, axis=0), "n": n})
+        parts.append(frame[n > 0].reset_index(drop=True))
     if not parts:
         raise FeaturelabError(f"{sweep} has no finished run yet; lab.run({sweep!r}) "
                               "trains its members")

@@ -599,8 +599,12 @@ class Lab:
              y_range: tuple[float, float] | None = None) -> Any:
         return self.apply(_views.Zoom(metric=metric, x_range=x_range, y_range=y_range))
 
-    def set_axes(self, metric: str, log_x: bool | None = None, log_y: bool | None = None) -> Any:
-        return self.apply(_views.SetAxes(metric=metric, log_x=log_x, log_y=log_y))
+    def set_axes(self, metric: str, log_x: bool | None = None, log_y: bool | None = None,
+                 x: str | None = None) -> Any:
+        """Log or linear axes; `x="time"` draws the curves against wall-clock seconds
+        since each run's first step (as each run recorded them), `x="step"` against
+        steps (fits and phases are drawn on a step axis only)."""
+        return self.apply(_views.SetAxes(metric=metric, log_x=log_x, log_y=log_y, x=x))
 
     def set_smoothing(self, metric: str, window: int) -> Any:
         return self.apply(_views.SetSmoothing(metric=metric, window=window))
@@ -612,6 +616,12 @@ class Lab:
 
     def show_fits(self, metric: str, visible: bool = True) -> Any:
         return self.apply(_views.ShowFits(metric=metric, visible=visible))
+
+    def overlay(self, metric: str, also: list[str] | str) -> Any:
+        """Draws other series on the chart of `metric`: other metrics with one value per
+        step (`lab.overlay("train_loss", ["test_loss"])`) or other layers of a per-layer
+        statistic (`["nonlinear_rate@layers.0.pre"]`); [] draws it alone."""
+        return self.apply(_views.Overlay(metric=metric, also=_listed(also) or []))
 
     # -- verbs: statistics, fits, notes -------------------------------------------------
 

@@ -14,6 +14,7 @@ METHODS = ("neuron_stats", "heatmap", "histogram")
 # run on its own (None), or one mean line with a band of the standard deviation or of
 # the minimum and maximum.
 BANDS = ("std", "minmax")
+X_AXES = ("step", "time")
 METHOD_LABELS = {"neuron_stats": "Neuron stats", "heatmap": "Heatmap", "histogram": "Histogram"}
 
 
@@ -31,6 +32,10 @@ class Chart:
     smoothing: int = 0  # moving-average window in steps; 0 is raw
     fits_visible: bool = True  # fitted curves drawn on the chart
     band: str | None = None  # sweep groups as mean and band: one of BANDS, or each run
+    # other series drawn on the same axes, "metric" or "metric@layer": test_loss on the
+    # train_loss chart, or the other layers of a per-layer statistic
+    also: list[str] = field(default_factory=list)
+    x: str = "step"  # the x axis: "step", or "time" (seconds since each run's first step)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -411,6 +411,20 @@ def _fit(lab, tmp):
     lab.fit("exp_0", "train_loss", x_range=(0, 29), families=["exponential", "linear"])
 
 
+def _overlay(lab, tmp):
+    trained(lab)
+    lab.view_results(["exp_0"])
+    lab.overlay("train_loss", ["test_loss"])
+
+
+def _overlay_layers(lab, tmp):
+    trained(lab, model={"widths": [4, 8, 8, 1]},
+            observables=["train_loss", "nonlinear_fraction"])
+    lab.view_results(["exp_0"])
+    lab.choose_layer("nonlinear_fraction", "layers.1.pre")
+    lab.overlay("nonlinear_fraction", "nonlinear_fraction@layers.0.pre")
+
+
 def _fit_log_y(lab, tmp):
     trained(lab)
     lab.fit("exp_0", "train_loss", families=["exponential"], log_y=True)
@@ -655,6 +669,11 @@ CASES = [
     Case("fit", "families", _fit,
          "lab.fit('exp_0', 'train_loss', x_range=(0.0, 29.0), families=['exponential', 'linear'])",
          _fitted("Fitted exponential and linear to train_loss of exp_0 on steps 0-29")),
+    Case("overlay", "metrics", _overlay, "lab.overlay('train_loss', ['test_loss'])",
+         "Drew test_loss on the train_loss chart."),
+    Case("overlay", "layers", _overlay_layers,
+         "lab.overlay('nonlinear_fraction', ['nonlinear_fraction@layers.0.pre'])",
+         "Drew nonlinear_fraction@layers.0.pre on the nonlinear_fraction chart."),
     Case("fit", "log-y", _fit_log_y,
          "lab.fit('exp_0', 'train_loss', families=['exponential'], log_y=True)",
          lambda lab: "Fitted exponential to train_loss of exp_0 in log y; best: exponential, "

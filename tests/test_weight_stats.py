@@ -335,3 +335,33 @@ def test_the_onehot_model_is_configured_and_trains_on_the_modular_task():
     assert result.series("train_accuracy")[0] < 0.2  # chance is 1/11
     assert result.series("train_accuracy")[-1] == 1.0  # it fits its training pairs
     assert result.series("row_norm", layer="layers.0.weight").shape == (40, 32)
+
+
+def test_a_lab_whose_diy_statistic_took_a_later_built_ins_name_reopens_with_it(tmp_path):
+    """row_norm, fourier_power and fourier_ipr became built-ins after labs could define DIY
+    statistics so named: such a lab reopens with its own statistic (its runs were recorded
+    with it), while defining one of these names now is refused."""
+    import time
+    import uuid
+
+    from featurelab import signatures
+    from featurelab.log import LogEntry
+    from featurelab.store import Store
+
+    source = ("def row_norm(tensor, dim, keepdim=False):\n"
+              "    return tensor.float().abs().mean(dim=dim, keepdim=keepdim)\n")
+    params = {"name": "row_norm", "source": source, "on": "activations"}
+    lab = fl.Lab("old", root=tmp_path)
+    with pytest.raises(fl.ConfigError, match="built-in"):
+        lab.define_statistic("row_norm", source=source)
+    entry = LogEntry(id=uuid.uuid4().hex[:16], type="define_statistic", version=1,
+                     params=params, actor="code", time=time.time(), duration=0.0,
+                     result={"level": 1},
+                     signature=signatures.sign({"type": "define_statistic", "version": 1,
+                                                "params": params}))
+    with lab.store.transaction() as db:  # as a lab written before row_norm was built in
+        Store.insert_action(db, entry.to_dict(), lab.session)
+    again = fl.Lab("old", root=tmp_path)
+    assert again.restore_errors == []
+    stat = again.statistics["row_norm"]
+    assert not stat.builtin and stat.on == "activations" and stat.source == source

@@ -107,6 +107,8 @@ def test_series_travel_as_binary_buffers(lab):
     front.act("run", experiment="exp_0")
     reply, buffers = front.ask(kind="series", experiments=["exp_0", "exp_7"],
                                metric="active_rate", layer="layers.1.pre")
+    clock = reply["series"][0].pop("clock")  # [step, seconds] of the run (the time x axis)
+    assert clock[0] == [0.0, 0.0] and clock[-1][0] == 40.0
     assert reply["series"][0] == {"experiment": "exp_0", "shape": [40, 8], "error": None}
     assert reply["series"][1]["error"].startswith("experiment: got 'exp_7'")
     steps = np.frombuffer(buffers[0], dtype=np.float64)

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from featurelab.actions.base import Action, BlogPart, Context, GraphLike, action, call
 from featurelab.actions.compare import Comparison, compare_fits
-from featurelab.actions.files import check_write
+from featurelab.actions.files import check_read, check_write
 from featurelab.actions.views import chart_metrics
 from featurelab.engine.fit import DEFAULT_FAMILIES, FAMILIES, FitTable, fit_curves
 from featurelab.engine.stats import ACTIVATIONS, WEIGHTS
@@ -115,7 +115,8 @@ class DefineStatistic(Action):
         # per step: what its author's probe found (the recorded level) says it.
         stat = state.statistics.define(self.name, source=self.source, on=self.on,
                                        trusted=ctx.trusted,
-                                       scalar=(recorded or {}).get("level") == 2)
+                                       scalar=(recorded or {}).get("level") == 2,
+                                       restoring=recorded is not None)
         result: dict[str, Any] = {"level": state.statistics.level(self.name)}
         if not stat.trusted:
             result["disabled"] = "not signed by this user: its code does not run"
@@ -292,14 +293,14 @@ BLOG_DETAILS = ("full", "condensed")
 @action
 class ExportBlog(Action):
     """Writes the session as a blog draft (`.md` with its pictures beside it, or one
-    `.html` page): step 7 of the reference session, from a cell or the panel's Publish
+    `.html` page): step 7 of the reference session, from a cell or the panel's Write-up
     section.
 
     It is logged so that a click is a cell like any other, but it is not an event of the
-    research: the draft leaves it out, so two exports of one lab write the same text.
-    The file is written after the action is logged, outside the lab's lock (drawing the
-    pictures takes seconds; the panel and runs go on meanwhile); what can be checked
-    before (the kind of file, the detail, where it may go) is checked first."""
+    research: the draft leaves it out, so two exports of one lab write the same text. The
+    draft is written while the action is applied: an export that fails (a folder that is
+    a file, a full disk, a damaged notebook) is an error and logs nothing, so the log
+    never says a draft was written when none was."""
 
     type: ClassVar[str] = "export_blog"
     not_replayed: ClassVar[str | None] = "it writes a file"
@@ -322,26 +323,38 @@ class ExportBlog(Action):
             raise ConfigError("detail", self.detail, " or ".join(map(repr, BLOG_DETAILS)),
                               hint="full tells every event; condensed merges consecutive "
                               "view events")
-        if self.notebook is not None and not Path(self.notebook).is_file():
-            raise ConfigError("notebook", self.notebook, "an existing .ipynb file",
-                              hint="its markdown cells become the draft's notes")
+        if self.notebook is not None:
+            import nbformat
+
+            try:
+                nbformat.read(self.notebook, as_version=4)
+            except (OSError, ValueError, nbformat.reader.NotJSONError) as exc:
+                raise ConfigError("notebook", self.notebook, "a readable .ipynb notebook",
+                                  hint=f"its markdown cells become the draft's notes; "
+                                  f"reading it failed: {exc}") from None
 
     def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
               ) -> tuple[dict, Any]:
         if recorded is not None:  # restoring: the file was written back then
             return recorded, Path(self.path)
         self._check()
-        return {"path": self.path, "detail": self.detail}, Path(self.path)
-
-    def after(self, state: LabState, ctx: Context, entry: Any) -> Any:
         try:
-            return ctx.write_blog(self.path, self.detail, self.title, self.notebook)
+            path = ctx.write_blog(self.path, self.detail, self.title, self.notebook)
         except OSError as exc:
+            where = exc.filename or self.path
             raise FeaturelabError(f"the blog draft cannot be written to {self.path}: "
-                                  f"{exc.strerror or exc}") from None
+                                  f"{exc.strerror or exc} ({where})") from None
+        return {"path": self.path, "detail": self.detail}, path
 
     def permit(self, actor: str, ctx: Context) -> None:
         check_write(self.path, ctx.store, actor, suffix=BLOG_SUFFIXES)
+        # its pictures go into <stem>_files/ beside it: the same rules (a symlink named so
+        # must not lead an agent's export out of the lab's folder)
+        path = Path(self.path)
+        if path.suffix.lower() in (".md", ".markdown"):
+            check_write(path.parent / f"{path.stem}_files", ctx.store, actor)
+        if actor == "agent" and self.notebook is not None:
+            check_read(self.notebook, ctx.store, "notebook")
 
     def to_code(self) -> str:
         kwargs: dict[str, Any] = {}
@@ -355,4 +368,3 @@ class ExportBlog(Action):
 
     def describe(self, result: dict[str, Any] | None = None) -> str:
         return f"Exported the blog draft to {self.path}."
-

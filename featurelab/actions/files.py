@@ -57,3 +57,20 @@ def check_write(path: str | Path, store: Store, actor: str, field: str = "path",
                               "not a lab's store (*.sqlite, -wal, -shm, *.snapshots/)",
                               hint="an agent never writes where a lab keeps its data")
     return Path(path)
+
+
+def check_read(path: str | Path, store: Store, field: str) -> Path:
+    """`path` as given, if an agent may read it: a file inside the lab's folder (an
+    agent's action must not copy what lies elsewhere on the machine into the lab)."""
+    try:
+        target = Path(path).resolve()
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ConfigError(field, str(path), "a path the file system can resolve",
+                          hint=str(exc)) from None
+    folder = store.folder.resolve()
+    if not target.is_relative_to(folder):
+        raise ConfigError(field, str(path), f"a file inside the lab's folder {folder}",
+                          hint=f"it resolves to {target}; an agent reads only inside the "
+                          "lab's folder")
+    return Path(path)
+

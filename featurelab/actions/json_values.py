@@ -31,11 +31,13 @@ def finite(value: Any) -> float | None:
 
 
 def final_values(run: Run | RunOf, names: tuple[str, ...] | None = None) -> dict[str, float | None]:
-    """The last recorded value of each scalar series of a run (of `names` only, if given)."""
+    """The last recorded value of each scalar series of a run (of `names` only, if given):
+    a test metric measured every eval_every steps has NaN after its last measurement."""
     out: dict[str, float | None] = {}
     for key, values in sorted(run.result().arrays.items()):
         if values.ndim == 1 and len(values) and (names is None or key in names):
-            out[key] = finite(values[-1])
+            kept = values[~np.isnan(values)]
+            out[key] = finite(kept[-1]) if len(kept) else None
     return out
 
 

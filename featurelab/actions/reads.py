@@ -74,6 +74,10 @@ class RunMetrics(Action):
             raise ConfigError("metric", key, "a series with one value per step",
                               hint=f"{key} has one per neuron; define a statistic that "
                                    "reduces it")
+        # a test metric measured every eval_every steps is NaN between: read at the
+        # steps it was measured at (a diverged value, inf, stays: it was measured)
+        kept = ~np.isnan(values)
+        steps, values = steps[kept], values[kept]
         finite_values = np.isfinite(values)
         best = int(np.nanargmin(np.where(finite_values, values, np.nan))) \
             if finite_values.any() else None
@@ -97,7 +101,7 @@ class RunMetrics(Action):
             near = int(steps[np.abs(steps - self.step).argmin()])
             dense = len(steps) == steps[-1] - steps[0] + 1
             allowed = (f"a recorded step, {int(steps[0])} to {int(steps[-1])}" if dense
-                       else f"a step with a snapshot (the nearest is {near})")
+                       else f"a step it was measured at (the nearest is {near})")
             raise ConfigError("step", self.step, allowed)
         return {"step": self.step, "value": finite(values[hits[0]])}
 

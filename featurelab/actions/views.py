@@ -9,7 +9,7 @@ from featurelab.engine.models import point_label
 from featurelab.engine.stats import WEIGHTS
 from featurelab.errors import ConfigError
 from featurelab.state import LabState
-from featurelab.view import BANDS, METHOD_LABELS, METHODS, Chart
+from featurelab.view import BANDS, METHOD_LABELS, METHODS, X_AXES, Chart
 
 
 def chart_metrics(state: LabState) -> list[str]:
@@ -205,22 +205,31 @@ class SetAxes(ChartAction):
     type: ClassVar[str] = "set_axes"
     log_x: bool | None = None
     log_y: bool | None = None
+    x: str | None = None  # "step" or "time" (wall-clock seconds since each run's start)
 
     def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
               ) -> tuple[dict, Any]:
+        if self.x is not None and self.x not in X_AXES:
+            raise ConfigError("x", self.x, " or ".join(map(repr, X_AXES)))
         chart = self.chart(state)
         if self.log_x is not None:
             chart.log_x = self.log_x
         if self.log_y is not None:
             chart.log_y = self.log_y
+        if self.x is not None and self.x != chart.x:
+            chart.x = self.x
+            chart.x_range = None  # a zoom in steps is no zoom in seconds
         return {}, chart
 
     def to_code(self) -> str:
-        return call("lab.set_axes", self.metric, log_x=self.log_x, log_y=self.log_y)
+        return call("lab.set_axes", self.metric, log_x=self.log_x, log_y=self.log_y, x=self.x)
 
     def describe(self, result: dict[str, Any] | None = None) -> str:
         parts = [f"the {axis} axis to {'log' if value else 'linear'} scale"
                  for axis, value in (("x", self.log_x), ("y", self.log_y)) if value is not None]
+        if self.x is not None:
+            parts.append("the x axis to wall-clock seconds" if self.x == "time"
+                         else "the x axis to steps")
         return f"Set {' and '.join(parts) or 'no axis'} on the {self.metric} chart."
 
 
@@ -294,3 +303,48 @@ class ShowFits(ChartAction):
     def describe(self, result: dict[str, Any] | None = None) -> str:
         verb = "Showed" if self.visible else "Hid"
         return f"{verb} the fitted curves on the {self.metric} chart."
+
+
+@action
+class Overlay(ChartAction):
+    """Draws other series on a chart's axes: other metrics with one value per step (train
+    and test loss together) or other layers of a per-layer statistic (one statistic across
+    all layers), each as "metric" or "metric@layer"; [] draws the chart's own alone."""
+
+    type: ClassVar[str] = "overlay"
+    also: list[str]
+
+    def apply(self, state: LabState, ctx: Context, recorded: dict[str, Any] | None
+              ) -> tuple[dict, Any]:
+        chart = self.chart(state)
+        known = chart_metrics(state)
+        for i, spec in enumerate(self.also):
+            name, _, layer = spec.partition("@")
+            field = f"also[{i}]"
+            if name not in known:
+                raise ConfigError(field, spec, "one of " + ", ".join(known))
+            level = state.statistics.level(name) if name in state.statistics else 0
+            if name == "hidden_activations" or level == 1:
+                raise ConfigError(field, spec, "a metric with one value per step",
+                                  hint=f"{name} has one value per neuron or sample")
+            if level == 2:
+                on_weights = state.statistics.base(name) == WEIGHTS
+                points = state.weight_points() if on_weights else state.hook_points()
+                if layer not in points:
+                    raise ConfigError(field, spec, f"{name}@<layer>, a layer of "
+                                      + ", ".join(points))
+            elif layer:
+                raise ConfigError(field, spec, name, hint=f"{name} has no layers")
+        if len(set(self.also)) != len(self.also):
+            raise ConfigError("also", self.also, "each series once")
+        chart.also = list(self.also)
+        return {}, chart
+
+    def to_code(self) -> str:
+        return call("lab.overlay", self.metric, self.also)
+
+    def describe(self, result: dict[str, Any] | None = None) -> str:
+        if not self.also:
+            return f"Drew {self.metric} alone on its chart."
+        return f"Drew {', '.join(self.also)} on the {self.metric} chart."
+

@@ -336,6 +336,9 @@ def _fit_family(fam: FitFamily, x: np.ndarray, y: np.ndarray, bad: str | None,
                                f"point(s): {last_error}")
     rss, popt, pcov = best
     tss = float(np.sum((target - target.mean()) ** 2))
+    if not tss > 0:  # a spread that underflows to zero: as flat as a constant
+        return _failed(fam, n, "y is flat (its variance underflows to zero): there is no "
+                               "curve to fit")
     # A noise-free series can give RSS == 0; clamping keeps AIC finite and JSON-safe.
     aic = n * math.log(max(rss, np.finfo(float).tiny) / n) + 2 * k
     with np.errstate(invalid="ignore"):

@@ -46,6 +46,9 @@ from featurelab.errors import ConfigError, StatisticError
 
 ACTIVATIONS = "activations"
 WEIGHTS = "weights"
+# Built-ins added after labs could define DIY statistics of these names: a lab that did
+# keeps its own when reopened (StatisticRegistry.define(restoring=True)).
+LATER_BUILTINS = ("row_norm", "fourier_power", "fourier_ipr")
 INPUTS = (ACTIVATIONS, WEIGHTS)  # what a chain of statistics starts from
 StatFn = Callable[..., Tensor]
 
@@ -196,14 +199,18 @@ class StatisticRegistry:
         return self[self.chain(name)[0]].on
 
     def define(self, name: str, fn: StatFn | None = None, on: str = ACTIVATIONS,
-               source: str = "", trusted: bool = True, scalar: bool = False) -> Statistic:
+               source: str = "", trusted: bool = True, scalar: bool = False,
+               restoring: bool = False) -> Statistic:
         """Defines (or redefines) a DIY statistic; checks it on a probe tensor first.
         An untrusted one (source from elsewhere) is kept without running anything;
-        `scalar` says what its author's probe found (one value per step, on weights)."""
+        `scalar` says what its author's probe found (one value per step, on weights).
+        `restoring` a logged definition, a name that became a built-in later stays the
+        lab's own statistic (its runs were recorded with it)."""
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             raise ConfigError("statistic.name", name,
                               "a Python identifier such as 'nonlinear_rate'")
-        if name in BUILTIN_STATISTICS or name in INPUTS:
+        if (name in BUILTIN_STATISTICS or name in INPUTS) and not (
+                restoring and name in LATER_BUILTINS):
             raise ConfigError("statistic.name", name, "a name that is not a built-in statistic",
                               hint=f"built-ins: {', '.join(BUILTIN_STATISTICS)}; and not "
                                    f"{ACTIVATIONS!r} or {WEIGHTS!r}")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import math
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ from featurelab.engine.stopping import EarlyStop
 from featurelab.errors import FeaturelabError, disk_full
 
 EVENTS = ("on_step_end", "on_eval", "on_flush", "on_finish")
+CLOCK_POINTS = 2048  # at most this many [step, seconds] pairs in info["clock"]
 CHECKPOINT_FORMAT = 1  # the layout of Trainer.checkpoint(); restore() refuses others
 # Statuses a run can end in; "running" and "ready" are the live ones.
 FINAL_STATUSES = ("finished", "cancelled", "diverged", "failed")
@@ -134,7 +136,12 @@ class Trainer:
             "step_impl": self.stepper.name,
             "optimizer_impl": self.optim.implementation,
             "batch": self.batch_size or "full",
+            # [step, seconds since this run's first step] at its first step and at every
+            # flush: the wall-clock x axis of charts, read between flushes by interpolation
+            "clock": [],
         }
+        self._clock0: float | None = None
+        self.events.subscribe("on_flush", self._tick)
 
     # -- stepping -----------------------------------------------------------------------
 
@@ -173,8 +180,19 @@ class Trainer:
             return self._finish("finished")
         return True
 
+    def _tick(self, start: int, stop: int, series: Any) -> None:
+        clock = self.info["clock"]
+        if self._clock0 is None or (clock and stop <= clock[-1][0]):
+            return
+        clock.append([stop, round(time.monotonic() - self._clock0, 4)])
+        if len(clock) > CLOCK_POINTS:  # a long run keeps every other point (and its last)
+            clock[:] = clock[:-1:2] + clock[-1:]
+
     def _begin(self, s: int) -> bool:
         """Claims step s unless the run is to stop before it."""
+        if self._clock0 is None:
+            self._clock0 = time.monotonic()
+            self.info["clock"].append([s, 0.0])
         with self._stop_lock:
             if self.stop_at is not None and s >= self.stop_at:
                 return False

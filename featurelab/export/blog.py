@@ -258,6 +258,8 @@ def fit_block(entry: LogEntry) -> FitTableBlock:
             if table.x_range is not None else "")
     fit = result.get("fit", "fit")
     caption = f"{fit}: {params['metric']}{layer} of {params['experiment']}{span}"
+    if table.space == "log_y":
+        caption += "; fitted on log10 y (R² and RMSE of log10 y)"
     return FitTableBlock(fit, caption, table.rows)
 
 

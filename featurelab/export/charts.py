@@ -64,6 +64,13 @@ class _Trace:
     color: str
     steps: np.ndarray  # (T,)
     values: np.ndarray  # (T,) or (T, neurons)
+    series: str = ""  # a series the chart overlays (Chart.also): named in the legend
+    style: Any = "-"  # its line style: each overlaid series its own
+
+
+# The line styles of a chart's overlaid series (Chart.also), in order; js/src/plot.js
+# draws the same dashes.
+OVERLAY_STYLES = ((0, (5, 3)), (0, (1, 2)), (0, (8, 3, 2, 3)), (0, (3, 3)))
 
 
 def metric_kind(lab: Lab, metric: str) -> str:
@@ -113,16 +120,47 @@ def draw_chart(lab: Lab, chart: Chart, experiments: list[str],
     traces = _traces(lab, chart.metric, layer, experiments)
     if not traces:
         return None
-    shown = _chart_fits(fits, chart.metric, layer, experiments) if chart.fits_visible else []
+    if chart.also:  # each series named: "exp_0 train_loss", "exp_0 test_loss"
+        own = f"{chart.metric}@{layer}" if layer else chart.metric
+        traces = [dataclasses.replace(t, series=own) for t in traces]
+        for i, spec in enumerate(chart.also):
+            name, _, at = spec.partition("@")
+            style = OVERLAY_STYLES[i % len(OVERLAY_STYLES)]
+            traces += [dataclasses.replace(t, series=spec, style=style)
+                       for t in _traces(lab, name, at or None, experiments)]
+    time = chart.x == "time"
+    if time:  # each run against its own clock; fits and phases are of steps: left out
+        traces = [t for t in (_timed(lab, t) for t in traces) if t is not None]
+        if not traces:
+            return None
+    shown = (_chart_fits(fits, chart.metric, layer, experiments)
+             if chart.fits_visible and not time else [])
     fig = _figure(chart, 1)
     ax = fig.add_subplot(1, 1, 1)
     info = _plot_series(ax, chart, traces, shown, chart.metric, chart.metric)
+    if time:
+        ax.set_xlabel("seconds since the run's first step")
     caption = _caption(lab, chart, traces, layer, fitted=bool(shown))
-    labels = _chart_phases(phases, chart.metric, layer, [t.experiment for t in traces])
+    labels = None if time else _chart_phases(phases, chart.metric, layer,
+                                             [t.experiment for t in traces])
     if labels is not None:
         info = dataclasses.replace(info, spans=_shade_phases(ax, labels))
         caption += f"; phases of {labels.experiment} shaded"
     return _picture(fig, (info,), caption, svg)
+
+
+def _timed(lab: Lab, trace: _Trace) -> _Trace | None:
+    """The trace against wall-clock seconds (its run's clock, js/src/series.js
+    stepsToSeconds); None for a run recorded before runs kept a clock."""
+    try:
+        clock = lab.results(trace.experiment).result().info.get("clock") or []
+    except FeaturelabError:
+        return None
+    if not clock:
+        return None
+    at = np.asarray(clock, dtype=float)
+    seconds = np.interp(trace.steps, at[:, 0], at[:, 1])
+    return dataclasses.replace(trace, steps=seconds)
 
 
 def _chart_phases(phases: Any, metric: str, layer: str | None, experiments: list[str]
@@ -215,7 +253,8 @@ def _plot_series(ax: Any, chart: Chart, traces: list[_Trace], fits: list, metric
                 y = np.nanmean(np.where(np.isfinite(values), values, np.nan), axis=1)
             label, width = f"{t.experiment} mean", 2.4
         else:
-            y, label, width = values, t.experiment, 1.8
+            y, width = values, 1.8
+            label = f"{t.experiment} {t.series}" if t.series else t.experiment
         if chart.smoothing > 1:
             xs, raw = _masked(x, y, chart)
             ax.plot(xs, raw, color=t.color, alpha=0.3, linewidth=1.0,
@@ -223,7 +262,7 @@ def _plot_series(ax: Any, chart: Chart, traces: list[_Trace], fits: list, metric
             y = moving_average(x, y, chart.smoothing)
             label = f"{label}, smoothed over {chart.smoothing} steps"
         xs, ys = _masked(x, y, chart)
-        ax.plot(xs, ys, color=t.color, linewidth=width, label=label)
+        ax.plot(xs, ys, color=t.color, linewidth=width, label=label, linestyle=t.style)
         visible.append((xs, ys))
     for fit in fits:
         lo, hi = fit.table.x_range if fit.table.x_range is not None else (
@@ -353,8 +392,11 @@ def _caption(lab: Lab, chart: Chart, traces: list[_Trace], layer: str | None,
     parts.append(", ".join(dict.fromkeys(t.experiment for t in traces)))
     if chart.metric == ACTIVATIONS_METRIC:
         parts.append("neuron stats: " + ", ".join(chart.stats))
+    unit = "seconds" if chart.x == "time" else "steps"
     if chart.x_range is not None:
-        parts.append(f"steps {chart.x_range[0]:g}–{chart.x_range[1]:g}")
+        parts.append(f"{unit} {chart.x_range[0]:g}–{chart.x_range[1]:g}")
+    elif chart.x == "time":
+        parts.append("against wall-clock seconds")
     if chart.y_range is not None:
         parts.append(f"values {chart.y_range[0]:g} to {chart.y_range[1]:g}")
     scales = [f"log {axis}" for axis, on in (("x", chart.log_x), ("y", chart.log_y)) if on]
@@ -487,7 +529,8 @@ def chart_svg(lab: Lab, metric: str) -> str:
     if chart is None:
         raise FeaturelabError(f"no chart of {metric!r} is open; open_chart({metric!r}) first")
     fits = [f for f in lab.fits.values() if f.metric == metric]
-    picture = draw_chart(lab, chart, list(lab.view.viewed), fits, svg=True)
+    picture = draw_chart(lab, chart, list(lab.view.viewed), fits, svg=True,
+                         phases=list(lab.state.phases.values()))
     if picture is None:
         raise FeaturelabError(f"the {metric} chart has nothing to draw yet (view the results "
                               "of a run that recorded it; a statistic needs its layer)")

@@ -284,6 +284,8 @@ class ChartState(TypedDict):
     smoothing: int
     fits_visible: bool
     band: Literal["std", "minmax"] | None
+    also: list[str]  # other series on its axes: "metric" or "metric@layer"
+    x: Literal["step", "time"]  # time: wall-clock seconds since each run's first step
 
 
 @with_config(_STRICT)

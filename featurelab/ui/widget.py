@@ -11,7 +11,8 @@ panel would otherwise re-type: fit families, colours, metric kinds, labels), and
          {"kind": "error", "request": id, "field": "model.widths[1]" | null, "message": ...}
   {"kind": "series", "request": id, "experiments": [...], "metric": m, "layer": l | null}
       -> {"kind": "series", "request": id, "metric": m, "layer": l,
-          "series": [{"experiment": e, "shape": [...], "error": str | null}, ...]}
+          "series": [{"experiment": e, "shape": [...], "error": str | null,
+                      "clock": [[step, seconds], ...]}, ...]}
          with two binary buffers per series without an error: steps (float64) and values
          (float32, row-major (steps,) or (steps, neurons)); arrays never travel as JSON.
          A scalar series has only the steps it was measured at (a test metric with
@@ -262,10 +263,20 @@ class Panel(anywidget.AnyWidget):
                 keep = ~np.isnan(values)
                 steps, values = np.asarray(steps)[keep], values[keep]
             values = np.ascontiguousarray(values, dtype=np.float32)
-            out.append({"experiment": experiment, "shape": list(values.shape), "error": None})
+            out.append({"experiment": experiment, "shape": list(values.shape), "error": None,
+                        "clock": self._clock(experiment)})
             buffers += [np.ascontiguousarray(steps, dtype=np.float64).tobytes(),
                         values.tobytes()]
         return {"metric": metric, "layer": layer, "series": out}, buffers
+
+    def _clock(self, experiment: str) -> list[list[float]]:
+        """[step, seconds] of the experiment's latest run (Trainer info "clock"): the
+        chart's wall-clock x axis; [] for a run recorded before runs kept one."""
+        try:
+            clock = self.lab.results(experiment).result().info.get("clock") or []
+        except FeaturelabError:
+            return []
+        return [[float(s), float(t)] for s, t in clock]
 
     def _activations(self, content: dict[str, Any]) -> tuple[dict, list]:
         experiment, step = content.get("experiment", ""), content.get("step") or 0

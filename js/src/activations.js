@@ -230,6 +230,36 @@ export function drawHistogram(canvas, hist, theme, cssHeight = 260) {
   return true;
 }
 
+/** The neuron order of a heatmap: as they are, or sorted by a per-neuron measure of
+ *  this snapshot (descending), so neurons that do alike sit together. */
+export const NEURON_ORDERS = { none: "neurons as they are", mean: "sorted by mean activation",
+  active: "sorted by fraction active (> 0)" };
+
+/** values (rows x cols, row-major) with its columns permuted by `order`; the same array
+ *  for "none". Returns {values, order: the column indices in their new order}. */
+export function sortNeurons(values, rows, cols, order = "none") {
+  const index = Array.from({ length: cols }, (_, c) => c);
+  if (order === "none" || !cols) return { values, order: index };
+  const key = new Float64Array(cols);
+  for (let c = 0; c < cols; c++) {
+    let sum = 0;
+    let n = 0;
+    for (let r = 0; r < rows; r++) {
+      const v = values[r * cols + c];
+      if (!Number.isFinite(v)) continue;
+      sum += order === "active" ? (v > 0 ? 1 : 0) : v;
+      n += 1;
+    }
+    key[c] = n ? sum / n : -Infinity;
+  }
+  index.sort((a, b) => key[b] - key[a] || a - b);
+  const out = new Float32Array(values.length);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < cols; j++) out[r * cols + j] = values[r * cols + index[j]];
+  }
+  return { values: out, order: index };
+}
+
 /** A one-line summary of activations at a step. */
 export function describeActivations(values) {
   let n = 0;
@@ -264,12 +294,18 @@ export function createActivationsBody(ctx, { metric, slot, zoomSlot }) {
   const slider = h("input", { type: "range", class: "fl-slider", testid: "step-slider", min: "0", max: "0",
     value: "0", step: "1", "aria-label": "Snapshot step" });
   const stepLabel = h("span", { class: "fl-step-label fl-mono", testid: "step-label" }, "step –");
+  // Play: the snapshots one after another, each drawn before the next is asked for.
+  const play = h("button", { type: "button", class: "fl-button fl-icon", testid: "play-steps",
+    "aria-label": "Play the snapshots over steps", title: "Play the snapshots over steps" }, "▶");
+  const order = h("select", { class: "fl-select", testid: "neuron-order", "aria-label": "Neuron order",
+    title: "Order of the heatmap's neuron columns" },
+  Object.entries(NEURON_ORDERS).map(([value, label]) => h("option", { value }, label)));
   const canvas = h("canvas", { class: "fl-canvas", role: "img" });
   const actNote = h("div", { class: "fl-note", "aria-live": "polite" });
   const hint = h("div", { class: "fl-hint" });
   const statsBox = h("div", { class: "fl-stat-plots" });
   const statTools = h("div", { class: "fl-toolbar" }, addSelect, addButton);
-  const stepTools = h("div", { class: "fl-toolbar" }, expSelect, slider, stepLabel);
+  const stepTools = h("div", { class: "fl-toolbar" }, expSelect, play, slider, stepLabel, order);
   const snapshotBox = h("div", { class: "fl-snapshot" }, canvas, actNote);
   const el = h("div", { class: "fl-activations" },
     h("div", { class: "fl-toolbar" }, h("label", { class: "fl-inline" }, "Method ", method), statTools, stepTools),
@@ -315,6 +351,31 @@ export function createActivationsBody(ctx, { metric, slot, zoomSlot }) {
     stepLabel.textContent = `step ${wantedStep()}`;
     requestActivations(wantedStep());
   });
+  let playing = false;
+  const setPlaying = (on) => {
+    playing = on;
+    play.textContent = on ? "⏸" : "▶";
+    play.setAttribute("aria-pressed", on ? "true" : "false");
+  };
+  // the next snapshot once this one is drawn, at most ~6 a second
+  const advance = () => {
+    if (!playing) return;
+    const i = Number(slider.value);
+    if (i >= steps.length - 1) { setPlaying(false); return; }
+    setTimeout(() => {
+      if (!playing) return;
+      slider.value = String(i + 1);
+      stepLabel.textContent = `step ${wantedStep()}`;
+      requestActivations(wantedStep()).then(advance);
+    }, 160);
+  };
+  play.addEventListener("click", () => {
+    if (playing) { setPlaying(false); return; }
+    if (Number(slider.value) >= steps.length - 1) slider.value = "0"; // from the start again
+    setPlaying(true);
+    requestActivations(wantedStep()).then(advance);
+  });
+  order.addEventListener("change", () => drawSnapshot());
   expSelect.addEventListener("change", () => requestActivations(wantedStep()));
 
   function drawSnapshot() {
@@ -331,7 +392,7 @@ export function createActivationsBody(ctx, { metric, slot, zoomSlot }) {
     canvas.setAttribute("aria-label", `${label} of ${last.layer} of ${last.experiment} at step ${last.step}`);
     canvas.style.height = `${height}px`;
     const theme = ctx.theme();
-    if (heatmap) drawHeatmap(canvas, last.values, rows, cols, theme, height);
+    if (heatmap) drawHeatmap(canvas, sortNeurons(last.values, rows, cols, order.value).values, rows, cols, theme, height);
     else drawHistogram(canvas, histogram(last.values), theme, height);
     actNote.textContent = `${last.experiment}, ${last.layer} at step ${last.step} (${rows} x ${cols}): ${describeActivations(last.values)}`;
   }
@@ -382,6 +443,8 @@ export function createActivationsBody(ctx, { metric, slot, zoomSlot }) {
       const neuron = view.method === "neuron_stats" || !view.method;
       statTools.hidden = !neuron;
       stepTools.hidden = neuron;
+      order.hidden = view.method !== "heatmap";
+      if (neuron && playing) setPlaying(false);
       statsBox.hidden = !neuron;
       snapshotBox.hidden = neuron;
       if (!view.layer) hint.textContent = "Choose a layer to see its activations.";
@@ -405,6 +468,7 @@ export function createActivationsBody(ctx, { metric, slot, zoomSlot }) {
       }
     },
     destroy() {
+      playing = false;
       token += 1;
       for (const p of plots.values()) p.series.destroy();
       plots.clear();

@@ -2,10 +2,10 @@
 // smoothing, enlarge, close. Below: the plot (drag to zoom), exact range inputs and reset,
 // and the fits of this metric. Everything it changes goes out as one action; it redraws
 // from `state.view.charts[metric]`.
-import { h, setPressed, setValueUnlessFocused } from "./dom.js";
+import { h, replaceChildren, setPressed, setValueUnlessFocused } from "./dom.js";
 import { clearErrors, errorSlot, showError } from "./errors.js";
 import { fmtBound } from "./format.js";
-import { createActivationsBody, createLayerSelect } from "./activations.js";
+import { createActivationsBody, createLayerSelect, layerOptions, statisticBase } from "./activations.js";
 import { parseNumber } from "./experiment-form.js";
 import { metricKind } from "./facts.js";
 import { chartFits, createFitPanel } from "./fits.js";
@@ -32,6 +32,38 @@ export function phaseSpans(state, metric, layer, experiments) {
       color: colors[p.kind] || "#888888" }));
   }
   return [];
+}
+
+/** What a chart can draw beside its own series (Chart.also), as toggles: the other
+ *  per-step metrics the viewed experiments record (test_loss beside train_loss), and
+ *  for a per-layer statistic on a chosen layer, "all layers" (the other layers of the
+ *  same kind: layers.0.pre beside layers.1.pre). [{label, specs}] */
+export function overlayChoices(state, metric, layer, viewed) {
+  const kind = metricKind(state, metric);
+  if (kind === "scalar") {
+    const names = [];
+    for (const e of state.experiments || []) {
+      if (!viewed.includes(e.id)) continue;
+      for (const o of e.observables || []) {
+        const name = o.split("@")[0];
+        if (name !== metric && metricKind(state, name) === "scalar" && !names.includes(name)) names.push(name);
+      }
+    }
+    return names.map((n) => ({ label: n, specs: [n] }));
+  }
+  if (kind === "per_layer" && layer) {
+    const suffix = layer.slice(layer.lastIndexOf("."));
+    const others = layerOptions(state, viewed, statisticBase(state, metric)).map((o) => o.value)
+      .filter((p) => p !== layer && p.endsWith(suffix));
+    return others.length ? [{ label: "all layers", specs: others.map((p) => `${metric}@${p}`) }] : [];
+  }
+  return [];
+}
+
+/** Chart.also after toggling a choice: its specs added, or taken out when all are in. */
+export function toggleAlso(also, specs) {
+  const on = specs.every((s) => also.includes(s));
+  return on ? also.filter((s) => !specs.includes(s)) : [...also, ...specs.filter((s) => !also.includes(s))];
 }
 
 export function createChartCard(ctx, metric) {
@@ -75,7 +107,8 @@ export function createChartCard(ctx, metric) {
     h("span", { class: "fl-inline", dataset: { field: "x_range" } }, "x ", xLo, " – ", xHi),
     h("span", { class: "fl-inline", dataset: { field: "y_range" } }, "y ", yLo, " – ", yHi),
     apply, reset, h("span", { class: "fl-muted fl-hint-inline" }, "or drag on the plot; double-click resets"));
-  const zoomBox = h("div", { class: "fl-zoom-box" }, zoomForm, zoomSlot);
+  const alsoRow = h("div", { class: "fl-toolbar fl-also", testid: "overlay", "aria-label": "Draw beside it" });
+  const zoomBox = h("div", { class: "fl-zoom-box" }, alsoRow, zoomForm, zoomSlot);
   const body = h("div", { class: "fl-card-body" });
   const hint = h("div", { class: "fl-hint" });
   const fits = createFitPanel(ctx, metric);
@@ -141,6 +174,31 @@ export function createChartCard(ctx, metric) {
     ctx.act("zoom", zoomAction(metric, null).params, zoomSlot);
   });
 
+  // The x axis: steps, or wall-clock seconds since each run's first step.
+  function timeToggle() {
+    const b = h("button", { type: "button", class: "fl-button fl-toggle fl-small", testid: "x-time",
+      title: "x axis: wall-clock seconds since each run's first step (fits and phases stay on steps)" }, "x: seconds");
+    setPressed(b, view.x === "time");
+    b.addEventListener("click", () => ctx.act("set_axes", { metric, x: view.x === "time" ? "step" : "time" }, slot));
+    return b;
+  }
+
+  function drawAlso(state, chartLayer, viewed) {
+    const also = view.also || [];
+    const choices = overlayChoices(state, metric, chartLayer, viewed);
+    const sig = JSON.stringify([choices, also, view.x || "step"]);
+    if (alsoRow.dataset.sig === sig) return;
+    alsoRow.dataset.sig = sig;
+    alsoRow.hidden = metricKind(state, metric) === "activations";
+    replaceChildren(alsoRow, timeToggle(), choices.length ? h("span", { class: "fl-muted" }, "also draw") : null, choices.map((c) => {
+      const b = h("button", { type: "button", class: "fl-button fl-toggle fl-small", testid: `overlay-${c.label.replace(/\s+/g, "-")}`,
+        title: `Draw ${c.specs.join(", ")} on this chart's axes (dashed)` }, c.label);
+      setPressed(b, c.specs.every((x) => also.includes(x)));
+      b.addEventListener("click", () => ctx.act("overlay", { metric, also: toggleAlso(view.also || [], c.specs) }, slot));
+      return b;
+    }));
+  }
+
   function update(nextView, state) {
     view = nextView;
     const kind = metricKind(state, metric);
@@ -166,6 +224,7 @@ export function createChartCard(ctx, metric) {
       viewed.length ? viewed.join(", ") : ""].filter(Boolean).join(" · ");
 
     const snapshotMethod = kind === "activations" && view.method && view.method !== "neuron_stats";
+    drawAlso(state, perLayer ? view.layer : null, viewed);
     for (const b of [logX, logY, smoothLabel]) b.hidden = snapshotMethod;
     downloads.hidden = kind === "activations";
     band.value = view.band || "";
@@ -205,6 +264,7 @@ export function createChartCard(ctx, metric) {
     const layerName = perLayer ? view.layer : null;
     const shown = needsLayer ? [] : viewed;
     series.update({ experiments: shown, layer: layerName, view, state,
+      also: view.also || [],
       fits: fittable ? chartFits(state, metric, layerName) : [],
       spans: fittable ? phaseSpans(state, metric, layerName, shown) : [] });
     if (fittable) fits.update(view, state, layerName, viewed);

@@ -11,6 +11,7 @@ export const FIELDS = [
   { path: "model.kind", label: "Model", kind: "select", options: (s) => s.options?.model_kinds },
   { path: "model.widths", label: "Widths", kind: "list", hint: "input, hidden…, output" },
   { path: "model.activation", label: "Activation", kind: "select", options: (s) => s.options?.activations },
+  { path: "model.init_scale", label: "Init scale", kind: "number", optional: true, hint: "1 = PyTorch's init" },
   { path: "data.task", label: "Task", kind: "select", options: (s) => s.options?.tasks },
   { path: "data.dim", label: "Input dim", kind: "number", tasks: REGRESSION },
   { path: "data.freq", label: "Frequency", kind: "number", tasks: ["sin2"] },
@@ -24,9 +25,14 @@ export const FIELDS = [
   { path: "optimizer.lr", label: "Learning rate", kind: "number" },
   { path: "optimizer.steps", label: "Steps", kind: "number" },
   { path: "optimizer.weight_decay", label: "Weight decay", kind: "number", optional: true },
+  { path: "optimizer.adamw_lr", label: "AdamW lr", kind: "number", optional: true, hint: "muon: 0 = lr" },
   { path: "optimizer.batch_size", label: "Batch size", kind: "number", optional: true, hint: "0 = full batch" },
+  { path: "optimizer.warmup_steps", label: "Warmup steps", kind: "number", optional: true },
+  { path: "optimizer.schedule", label: "Schedule", kind: "select", optional: true, options: (s) => s.options?.schedules },
   { path: "loss", label: "Loss", kind: "select", options: (s) => s.options?.losses },
   { path: "seed", label: "Seed", kind: "number" },
+  { path: "eval_every", label: "Eval every", kind: "number", optional: true, hint: "test metrics every N steps" },
+  { path: "stop", label: "Stop when", kind: "stop", optional: true, hint: "test_accuracy > 0.99 for 100" },
   { path: "name", label: "Name", kind: "text", hint: "optional" },
 ];
 
@@ -53,11 +59,22 @@ export function parseList(text) {
   return String(text).split(",").map((s) => s.trim()).filter((s) => s !== "").map(parseNumber);
 }
 
+/** An early stop ({metric, when, value, for_steps}) in its short spelling, "" for none. */
+export function stopText(stop) {
+  if (!stop || typeof stop !== "object" || !stop.metric) return typeof stop === "string" ? stop : "";
+  const steps = stop.for_steps > 1 ? ` for ${stop.for_steps}` : "";
+  return `${stop.metric} ${stop.when === "below" ? "<" : ">"} ${stop.value}${steps}`;
+}
+
 export function formatValue(field, value) {
+  if (field.kind === "stop") return stopText(value);
   if (value == null) return "";
   if (field.kind === "list") return (value || []).join(", ");
   return String(value);
 }
+
+// A field's value as the form compares it with the config it started from.
+const comparable = (field, value) => (field.kind === "stop" ? stopText(value).trim() : value);
 
 // -- sweeps: a field holding several values makes the form create a sweep ---------------
 
@@ -175,7 +192,7 @@ export function createParams(values, { base = null, basedOn = null, defaults = {
     for (const f of shown) {
       const value = values[f.path];
       if (f.path === "name") continue;
-      if (!equal(value, getPath(base, f.path))) put(f.path, value);
+      if (!equal(comparable(f, value), comparable(f, getPath(base, f.path)))) put(f.path, value);
     }
     if (values.name) params.name = values.name;
     const before = base.observables || [];
@@ -188,13 +205,13 @@ export function createParams(values, { base = null, basedOn = null, defaults = {
   for (const f of shown) {
     const value = values[f.path];
     if (f.path === "name") continue;
-    if (f.optional && equal(value, getPath(defaults, f.path))) continue;
+    if (f.optional && equal(comparable(f, value), comparable(f, getPath(defaults, f.path)))) continue;
     put(f.path, value);
   }
   params.observables = values.observables;
   if (values.name) params.name = values.name;
   // A readable order: model, data, optimizer, loss, observables, seed, name.
-  const order = ["model", "data", "optimizer", "loss", "observables", "seed", "name"];
+  const order = ["model", "data", "optimizer", "loss", "observables", "seed", "eval_every", "stop", "name"];
   return Object.fromEntries(order.filter((k) => k in params).map((k) => [k, params[k]]));
 }
 

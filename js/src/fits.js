@@ -175,11 +175,13 @@ export function createFitPanel(ctx, metric) {
           h("input", { type: "checkbox", value: f.name, testid: `fit-family-${f.name}`,
             checked: first ? !!f.default : checked.has(f.name) }), " ", f.label)));
       }
-      const zoom = JSON.stringify(view.x_range ?? null);
+      // a zoom in seconds (the wall-clock x axis) is no range of steps to fit
+      const range = view.x === "time" ? null : view.x_range ?? null;
+      const zoom = JSON.stringify(range);
       if (zoom !== lastZoom) {
         lastZoom = zoom;
-        setValueUnlessFocused(lo, fmtBound(view.x_range?.[0]));
-        setValueUnlessFocused(hi, fmtBound(view.x_range?.[1]));
+        setValueUnlessFocused(lo, fmtBound(range?.[0]));
+        setValueUnlessFocused(hi, fmtBound(range?.[1]));
       }
       const exps = (state.experiments || []).filter((e) => experiments.includes(e.id));
       const records = (e) => e.observables.some((o) => o.split("@")[0] === metric);

@@ -3,7 +3,7 @@
 import uPlot from "uplot";
 import { h, replaceChildren } from "./dom.js";
 import { fmtG } from "./format.js";
-import { buildPlot, hasPoints, shownGroups } from "./series.js";
+import { buildPlot, hasPoints, shownGroups, stepsToSeconds } from "./series.js";
 import { experimentColor } from "./facts.js";
 import { withAlpha } from "./theme.js";
 
@@ -213,7 +213,8 @@ function plotOptions({ width, height, specs, bands = [], logX, logY, theme, onSe
  * One plot in a fixed-height box. draw(built, view) redraws: setData when the series are
  * the same as before, a new uPlot when they or the axes' kind changed.
  */
-export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plot", xLabel = "step" }) {
+export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plot", xLabel: defaultXLabel = "step" }) {
+  let xLabel = defaultXLabel;
   const box = h("div", { class: "fl-plot", testid, style: { height: `${height}px` } });
   const readout = h("div", { class: "fl-readout", "aria-hidden": "true" });
   const el = h("div", { class: "fl-plot-wrap" }, box, readout);
@@ -236,6 +237,17 @@ export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plo
       if (s.kind === "fit" || seen.has(s.experiment)) continue;
       seen.add(s.experiment);
       readout.append(h("span", { class: "fl-key" }, h("span", { class: "fl-swatch", style: { background: s.color } }), ` ${s.experiment}`));
+    }
+    // overlaid series (Chart.also): which line style is which
+    const styles = new Map();
+    for (const s of built.specs) {
+      if ((s.kind === "line" || s.kind === "smooth") && s.series && !styles.has(s.series)) styles.set(s.series, s.dash);
+    }
+    if (styles.size > 1) {
+      for (const [series, dash] of styles) {
+        readout.append(h("span", { class: "fl-key fl-key-series", testid: `series-key-${series}` },
+          h("span", { class: dash ? "fl-dash fl-dash-neutral" : "fl-solid" }), ` ${series}`));
+      }
     }
     // the fitted curves, dashed in their family's colour
     const fits = new Set();
@@ -272,6 +284,7 @@ export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plo
     built = next;
     const { xRange = null, yRange = null, logX = false, logY = false } = view;
     current = { logX, logY };
+    xLabel = view.xLabel || defaultXLabel;
     spans = view.spans || [];
     if (view.theme) themeNow = view.theme;
     if (!next || !hasPoints(next)) {
@@ -280,7 +293,7 @@ export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plo
       return;
     }
     const sig = JSON.stringify([next.specs.map((s) => [s.label, s.color, s.alpha, s.width, s.dash, s.points]),
-      next.bands || [], logX, logY, height, themeNow]);
+      next.bands || [], logX, logY, height, themeNow, xLabel]);
     showLegend();
     if (plot && sig === signature) {
       plot.setData(next.data, true);
@@ -330,6 +343,28 @@ export function createPlot({ height = 220, theme, onZoom, onReset, testid = "plo
   };
 }
 
+// The dashes of a chart's overlaid series, in order (export/charts.py OVERLAY_STYLES).
+export const OVERLAY_DASHES = [[5, 3], [1, 2], [8, 3, 2, 3], [3, 3]];
+
+/** "test_loss" -> {metric: "test_loss", layer: null}; "nonlinear_rate@layers.0.pre" ->
+ *  {metric, layer}. */
+export function parseSeries(spec) {
+  const at = spec.indexOf("@");
+  return at < 0 ? { metric: spec, layer: null } : { metric: spec.slice(0, at), layer: spec.slice(at + 1) };
+}
+
+/** One reply of several series requests: the chart's own series first, then each
+ *  overlaid one named and dashed; the first error reply, if any, stands for all. */
+export function mergeReplies(replies, asks, also) {
+  const failed = replies.find((r) => r.kind === "error");
+  if (failed) return failed;
+  if (!also.length) return replies[0];
+  const own = asks[0].layer ? `${asks[0].metric}@${asks[0].layer}` : asks[0].metric;
+  const series = replies.flatMap((r, i) => r.series.map((s) => ({ ...s,
+    series: i === 0 ? own : also[i - 1], dash: i === 0 ? null : OVERLAY_DASHES[(i - 1) % OVERLAY_DASHES.length] })));
+  return { ...replies[0], series };
+}
+
 /**
  * A plot of one metric (and layer) of several experiments, fed by series requests:
  * update() refetches when the request or a viewed experiment's progress changed, and
@@ -363,8 +398,10 @@ export function createSeriesPlot(ctx, { metric, chartMetric = metric, height, te
       return;
     }
     inFlight = true;
-    const { experiments, layer } = args;
-    const r = await ctx.proto.series(experiments, metric, layer);
+    const { experiments, layer, also = [] } = args;
+    const asks = [{ metric, layer }, ...also.map(parseSeries)];
+    const replies = await Promise.all(asks.map((a) => ctx.proto.series(experiments, a.metric, a.layer)));
+    const r = mergeReplies(replies, asks, also);
     inFlight = false;
     if (destroyed) return;
     if (again) {
@@ -388,19 +425,27 @@ export function createSeriesPlot(ctx, { metric, chartMetric = metric, height, te
       plot.draw(null, { emptyText: "No data" });
       return;
     }
-    const ok = reply.series.filter((s) => !s.error);
-    note.textContent = reply.series.filter((s) => s.error)
-      .map((s) => `${s.experiment}: ${s.error}`).join("\n");
+    let ok = reply.series.filter((s) => !s.error);
+    const problems = reply.series.filter((s) => s.error).map((s) => `${s.experiment}: ${s.error}`);
+    const time = view.x === "time";
+    if (time) { // each run against its own clock: seconds since its first step
+      const timed = ok.map((s) => ({ ...s, steps: stepsToSeconds(s.steps, s.clock) }));
+      for (const s of timed) if (!s.steps) problems.push(`${s.experiment}: recorded before runs kept a clock; drawn on steps only`);
+      ok = timed.filter((s) => s.steps);
+    }
+    note.textContent = problems.join("\n");
     const traces = ok.map((s) => ({ ...s, color: experimentColor(state, s.experiment) }));
-    const band = view.band || null;
+    const band = (args.also || []).length ? null : view.band || null; // groups of one series only
     const built = buildPlot(traces, {
       smoothing: view.smoothing || 0, logX: !!view.log_x, logY: !!view.log_y,
-      fits, fitsVisible: view.fits_visible !== false, families: state.families || [],
+      // fits and phases are functions of the step: not drawn against seconds
+      fits: time ? [] : fits, fitsVisible: view.fits_visible !== false, families: state.families || [],
       band, bandGroups: band ? shownGroups(state, ok.map((s) => s.experiment),
         (e) => experimentColor(state, e)) : [],
     });
     plot.draw(built, { xRange: view.x_range, yRange: view.y_range, logX: !!view.log_x,
-      logY: !!view.log_y, theme: ctx.theme(), spans: args.spans || [],
+      logY: !!view.log_y, theme: ctx.theme(), spans: time ? [] : args.spans || [],
+      xLabel: time ? "seconds" : undefined,
       emptyText: layer ? "No data yet for this layer" : "No data yet" });
     if (onDrawn) onDrawn(built, view);
   }
@@ -415,7 +460,7 @@ export function createSeriesPlot(ctx, { metric, chartMetric = metric, height, te
     /** {experiments, layer, view, state, fits} */
     update(next) {
       args = next;
-      const key = JSON.stringify([next.experiments, metric, next.layer ?? null]);
+      const key = JSON.stringify([next.experiments, metric, next.layer ?? null, next.also || []]);
       const live = JSON.stringify((next.state.experiments || [])
         .filter((e) => next.experiments.includes(e.id)).map((e) => [e.id, e.status, e.steps_done]));
       if (!next.experiments.length) {

@@ -2,7 +2,7 @@
 // like any click (a `note`, an `export_blog`), so each becomes its cell: step 7 of the
 // reference session needs no code. The draft is written by the kernel
 // (featurelab.export.blog); the panel only names the file, its kind and its detail.
-import { h, replaceChildren, setValueUnlessFocused } from "./dom.js";
+import { h, replaceChildren } from "./dom.js";
 import { clearErrors, errorSlot, showError } from "./errors.js";
 
 export const FORMATS = [
@@ -69,8 +69,11 @@ export function createPublish(ctx) {
   let lab = "";
   exportForm.addEventListener("input", () => { done.textContent = ""; showError(exportError, ""); });
   format.addEventListener("change", () => {
-    // the file's suffix follows the format
+    // the file's suffix follows the format; a suggested name stays a suggestion
+    const wasSuggested = file.value === file.dataset.suggested;
     if (file.value.trim()) file.value = exportPath(file.value, lab, format.value);
+    file.dataset.suggested = exportPath("", lab, format.value);
+    if (wasSuggested) file.value = file.dataset.suggested;
   });
   exportForm.addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -96,7 +99,13 @@ export function createPublish(ctx) {
     el,
     update(state) {
       lab = state.lab || "";
-      setValueUnlessFocused(file, exportPath("", lab, format.value));
+      // the lab's name as the default file, only while the field holds no name of the
+      // person's own (a state push must never replace what they typed)
+      const suggested = exportPath("", lab, format.value);
+      if (!file.value.trim() || file.value === file.dataset.suggested) {
+        if (document.activeElement !== file) file.value = suggested;
+      }
+      file.dataset.suggested = suggested;
       title.placeholder = lab;
       const notes = state.notes || [];
       const sig = JSON.stringify(notes);

@@ -245,11 +245,14 @@ export function buildPlot(traces, options = {}) {
     };
     if (cols === 1) {
       const y = t.values.subarray(0, n);
+      // an overlaid series (Chart.also) is named and dashed: "exp_0 test_loss"
+      const name = t.series ? `${t.experiment} ${t.series}` : t.experiment;
+      const line = { dash: t.dash || null, series: t.series || "" };
       if (smoothing > 1) {
-        push(y, { label: `${t.experiment} (raw)`, kind: "raw", alpha: 0.25, width: 1 });
-        push(movingAverage(x, y, smoothing), { label: t.experiment, kind: "smooth", width: 2 });
+        push(y, { label: `${name} (raw)`, kind: "raw", alpha: 0.25, width: 1, ...line });
+        push(movingAverage(x, y, smoothing), { label: name, kind: "smooth", width: 2, ...line });
       } else {
-        push(y, { label: t.experiment, kind: "line", width: 1.75 });
+        push(y, { label: name, kind: "line", width: 1.75, ...line });
       }
     } else {
       const alpha = cols > 50 ? 0.12 : 0.22;
@@ -341,5 +344,25 @@ export function residualPlot(built) {
       label: `${fit.experiment} ${fit.familyLabel || fit.family} residual` });
   });
   return specs.length ? { data, specs, bands: [] } : null;
+}
+
+/** Steps as wall-clock seconds since the run's first step, from the run's clock
+ *  ([[step, seconds], ...] at its first step and every flush): linear between clock
+ *  points, the last interval's pace after the last one (a run still going), 0 before
+ *  the first. null without a clock (a run recorded before runs kept one). */
+export function stepsToSeconds(steps, clock) {
+  if (!clock || !clock.length) return null;
+  const out = new Float64Array(steps.length);
+  const n = clock.length;
+  let j = 0;
+  for (let i = 0; i < steps.length; i++) {
+    const s = steps[i];
+    if (s <= clock[0][0]) { out[i] = clock[0][1]; continue; }
+    while (j < n - 2 && clock[j + 1][0] < s) j += 1;
+    const [s0, t0] = n > 1 ? clock[Math.min(j, n - 2)] : clock[0];
+    const [s1, t1] = n > 1 ? clock[Math.min(j + 1, n - 1)] : clock[0];
+    out[i] = s1 > s0 ? t0 + ((s - s0) * (t1 - t0)) / (s1 - s0) : t0;
+  }
+  return out;
 }
 

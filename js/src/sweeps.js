@@ -95,7 +95,8 @@ export function createSweeps(ctx) {
       cell.className = `fl-member fl-member-${m.status.replace(/\s+/g, "-")}`;
       fill.style.width = `${Math.round(100 * (m.status === "finished" ? 1 : m.progress))}%`;
       cell.title = `${m.id}${m.name ? ` ${m.name}` : ""}: ${m.status}` +
-        (m.status === "not run" ? "" : `, ${m.steps.toLocaleString("en-US")} steps (${Math.round(100 * m.progress)}%)`);
+        (m.status === "not run" || m.status === "new" ? ""
+          : `, ${m.steps.toLocaleString("en-US")} steps (${Math.round(100 * m.progress)}%)`);
     }
   }
 

@@ -112,3 +112,100 @@ describe("phase spans", () => {
     expect(texts).toEqual(["drop"]); // "spike" has no room in 5 px
   });
 });
+
+describe("other series on a chart (Chart.also)", () => {
+  const state = {
+    metric_kinds: { nonlinear_fraction: "per_layer", active_rate: "per_neuron", hidden_activations: "activations" },
+    statistics: [{ name: "nonlinear_fraction", base: "activations", level: 2 }],
+    experiments: [{ id: "exp_0", observables: ["train_loss", "test_loss", "weight_l2_norm", "active_rate", "nonlinear_fraction"],
+      point_labels: { "layers.0.pre": "L0 pre", "layers.0.post": "L0 post", "layers.1.pre": "L1 pre", "layers.2.pre": "L2 pre" } }],
+  };
+
+  it("offers the other per-step metrics, or a statistic's other layers of the same kind", async () => {
+    const { overlayChoices } = await import("../src/chart.js");
+    expect(overlayChoices(state, "train_loss", null, ["exp_0"])).toEqual([
+      { label: "test_loss", specs: ["test_loss"] }, { label: "weight_l2_norm", specs: ["weight_l2_norm"] }]);
+    expect(overlayChoices(state, "nonlinear_fraction", "layers.1.pre", ["exp_0"])).toEqual([
+      { label: "all layers", specs: ["nonlinear_fraction@layers.0.pre", "nonlinear_fraction@layers.2.pre"] }]);
+    expect(overlayChoices(state, "nonlinear_fraction", null, ["exp_0"])).toEqual([]);
+    expect(overlayChoices(state, "active_rate", "layers.1.pre", ["exp_0"])).toEqual([]);
+    expect(overlayChoices(state, "train_loss", null, [])).toEqual([]);
+  });
+
+  it("toggles a choice in and out of the chart's list", async () => {
+    const { toggleAlso } = await import("../src/chart.js");
+    expect(toggleAlso([], ["test_loss"])).toEqual(["test_loss"]);
+    expect(toggleAlso(["test_loss", "x"], ["test_loss"])).toEqual(["x"]);
+    expect(toggleAlso(["a"], ["a", "b"])).toEqual(["a", "b"]);
+    expect(toggleAlso(["a", "b"], ["a", "b"])).toEqual([]);
+  });
+
+  it("merges the replies: its own series first, each other one named and dashed", async () => {
+    const { mergeReplies, parseSeries, OVERLAY_DASHES } = await import("../src/plot.js");
+    const { buildPlot } = await import("../src/series.js");
+    expect(parseSeries("nonlinear_fraction@layers.0.pre")).toEqual({ metric: "nonlinear_fraction", layer: "layers.0.pre" });
+    expect(parseSeries("test_loss")).toEqual({ metric: "test_loss", layer: null });
+    const one = (metric) => ({ kind: "series", metric, series: [{ experiment: "exp_0", shape: [3],
+      steps: Float64Array.from([0, 1, 2]), values: Float32Array.from([3, 2, 1]) }] });
+    const merged = mergeReplies([one("train_loss"), one("test_loss")],
+      [{ metric: "train_loss", layer: null }, { metric: "test_loss", layer: null }], ["test_loss"]);
+    expect(merged.series.map((s) => [s.series, s.dash])).toEqual([["train_loss", null], ["test_loss", OVERLAY_DASHES[0]]]);
+    const built = buildPlot(merged.series.map((s) => ({ ...s, color: "#000" })));
+    expect(built.specs.map((s) => [s.label, s.dash])).toEqual([["exp_0 train_loss", null], ["exp_0 test_loss", OVERLAY_DASHES[0]]]);
+    const error = { kind: "error", message: "no" };
+    expect(mergeReplies([one("a"), error], [{}, {}], ["b"])).toBe(error);
+    expect(mergeReplies([one("a")], [{ metric: "a", layer: null }], [])).toEqual(one("a"));
+  });
+});
+
+describe("heatmap neurons", () => {
+  it("sort by mean activation or fraction active, ties in their own order", async () => {
+    const { sortNeurons } = await import("../src/activations.js");
+    // 2 samples x 3 neurons: means -1, 2, 0.5; active fractions 0, 1, 0.5
+    const values = Float32Array.from([-1, 1, 0, -1, 3, 1]);
+    expect(sortNeurons(values, 2, 3, "none").values).toBe(values);
+    const byMean = sortNeurons(values, 2, 3, "mean");
+    expect(byMean.order).toEqual([1, 2, 0]);
+    expect([...byMean.values]).toEqual([1, 0, -1, 3, 1, -1]);
+    expect(sortNeurons(values, 2, 3, "active").order).toEqual([1, 2, 0]);
+    expect(sortNeurons(Float32Array.from([0, 0, 1, 1]), 2, 2, "active").order).toEqual([0, 1]);
+  });
+});
+
+describe("the wall-clock x axis", () => {
+  it("maps steps to seconds through the run's clock", async () => {
+    const { stepsToSeconds } = await import("../src/series.js");
+    const clock = [[0, 0], [50, 1], [100, 3]];
+    expect([...stepsToSeconds(Float64Array.from([0, 25, 50, 75, 100, 125]), clock)])
+      .toEqual([0, 0.5, 1, 2, 3, 4]); // after the last flush: the last interval's pace
+    expect([...stepsToSeconds(Float64Array.from([10]), [[20, 0], [40, 2]])]).toEqual([0]);
+    expect(stepsToSeconds(Float64Array.from([1]), [])).toBeNull();
+    expect([...stepsToSeconds(Float64Array.from([0, 5]), [[0, 0]])]).toEqual([0, 0]);
+  });
+
+  it("draws against seconds, without fits, and names a run without a clock", async () => {
+    const { setPlotFactory, createSeriesPlot } = await import("../src/plot.js");
+    const { createFakePlots } = await import("./fakes.js");
+    const fake = createFakePlots();
+    setPlotFactory(fake.factory);
+    const replies = [];
+    const ctx = { theme: () => ({ fg2: "#000", axis: "#000", font: "sans" }), act: () => {},
+      proto: { series: (experiments, metric) => new Promise((resolve) => replies.push({ resolve, metric })) } };
+    const plot = createSeriesPlot(ctx, { metric: "train_loss", height: 100 });
+    document.body.append(plot.el);
+    const state = { experiments: [{ id: "exp_0", color: "#f00" }, { id: "exp_1", color: "#00f" }], families: [] };
+    const fit = { experiment: "exp_0", table: { x_range: [0, 2], rows: [{ family: "linear", ok: true, coefficients: [1, 0] }] } };
+    plot.update({ experiments: ["exp_0", "exp_1"], layer: null, view: { x: "time" }, state, fits: [fit] });
+    replies[0].resolve({ kind: "series", series: [
+      { experiment: "exp_0", shape: [3], steps: Float64Array.from([0, 1, 2]), values: Float32Array.from([3, 2, 1]),
+        clock: [[0, 0], [2, 4]] },
+      { experiment: "exp_1", shape: [3], steps: Float64Array.from([0, 1, 2]), values: Float32Array.from([3, 2, 1]), clock: [] }] });
+    await new Promise((r) => setTimeout(r, 0));
+    const drawn = fake.live().at(-1);
+    expect([...drawn.data[0]]).toEqual([0, 2, 4]);
+    expect(drawn.opts.series.map((s) => s.label)).toEqual(["seconds", "exp_0"]); // no fit drawn
+    expect(plot.note.textContent).toContain("exp_1: recorded before runs kept a clock");
+    setPlotFactory(null);
+    plot.el.remove();
+  });
+});

@@ -1,7 +1,7 @@
 // Feedback while working: a new experiment is selected, a reused run says so (and offers
 // to train again), a click that changes nothing sends nothing, and a running experiment
 // shows its step, speed and time left.
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import widget from "../src/widget.js";
 import { setPlotFactory } from "../src/plot.js";
 import { createProgressTracker, fmtDuration, fmtRate, setClock } from "../src/progress.js";
@@ -138,5 +138,69 @@ describe("the DIY source box", () => {
     const leave = new KeyboardEvent("keydown", { key: "Tab", bubbles: true, cancelable: true });
     source.dispatchEvent(leave);
     expect(leave.defaultPrevented).toBe(false);
+  });
+});
+
+describe("the heatmap over steps", () => {
+  it("plays the snapshots one after another and stops at the last", async () => {
+    vi.useFakeTimers();
+    try {
+      const state = loadState("reference-state");
+      state.view.charts.hidden_activations.method = "heatmap";
+      const { $, model, el } = mount(state);
+      const ha = el.querySelector('[data-testid="chart-hidden_activations"]');
+      const q = (id) => ha.querySelector(`[data-testid="${id}"]`);
+      const answer = () => {
+        for (const m of model.sent.filter((x) => x.kind === "activations" && !x.answered)) {
+          m.answered = true;
+          const steps = [0, 10, 20];
+          model.kernelSends({ kind: "activations", request: m.request, experiment: m.experiment, layer: m.layer,
+            step: m.step, steps, shape: [2, 2] }, [Float32Array.from([1, -1, 0.5, 2]).buffer]);
+        }
+      };
+      answer();
+      await vi.advanceTimersByTimeAsync(0);
+      expect(q("neuron-order").hidden).toBe(false);
+      const asked = () => model.sent.filter((x) => x.kind === "activations").map((x) => x.step);
+      const before = asked().length;
+      q("play-steps").click();
+      expect(q("play-steps").getAttribute("aria-pressed")).toBe("true");
+      for (let i = 0; i < 6; i++) {
+        answer();
+        await vi.advanceTimersByTimeAsync(200);
+      }
+      answer();
+      await vi.advanceTimersByTimeAsync(200);
+      expect(asked().slice(before)).toEqual([0, 10, 20]);
+      expect(q("play-steps").getAttribute("aria-pressed")).toBe("false"); // stopped at the last
+      expect($("step-label").textContent).toBe("step 20");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe("the create form's training knobs", () => {
+  it("sends eval_every, an early stop and muon's AdamW lr only when changed", async () => {
+    const { stopText } = await import("../src/experiment-form.js");
+    expect(stopText({ metric: "test_accuracy", when: "above", value: 0.99, for_steps: 100 }))
+      .toBe("test_accuracy > 0.99 for 100");
+    expect(stopText({ metric: "train_loss", when: "below", value: 0.01, for_steps: 1 })).toBe("train_loss < 0.01");
+    expect(stopText({ metric: "", when: "above", value: 0, for_steps: 1 })).toBe("");
+    const state = loadState("reference-state");
+    const { $, model } = mount({ ...state, view: { ...state.view, selected: ["exp_0"] } });
+    $("new-experiment").click();
+    expect($("cfg-stop").value).toBe("");
+    expect($("cfg-eval_every").value).toBe("1");
+    const type = (input, value) => {
+      input.value = value;
+      input.dispatchEvent(new Event("input", { bubbles: true }));
+    };
+    type($("cfg-eval_every"), "50");
+    type($("cfg-stop"), "test_loss < 0.5 for 20");
+    type($("cfg-optimizer-adamw_lr"), "0.002");
+    $("create").click();
+    expect(model.lastAction().action).toEqual({ type: "create_experiment", params: {
+      based_on: "exp_0", optimizer: { adamw_lr: 0.002 }, eval_every: 50, stop: "test_loss < 0.5 for 20" } });
   });
 });

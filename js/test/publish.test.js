@@ -90,3 +90,23 @@ describe("write-up", () => {
     expect($("export-done").textContent).toBe("");
   });
 });
+
+describe("the export path", () => {
+  it("keeps what was typed across format changes and state pushes", () => {
+    const state = loadState("reference-state");
+    const { $, model } = mount(state);
+    const path = $("export-path");
+    type(path, "drafts/post");
+    $("export-format").value = ".html";
+    $("export-format").dispatchEvent(new Event("change", { bubbles: true }));
+    expect(path.value).toBe("drafts/post.html");
+    model.setState({ ...state }); // a state push (4 a second while a run goes)
+    expect(path.value).toBe("drafts/post.html");
+    submit($("export-form"));
+    expect(model.lastAction().action.params.path).toBe("drafts/post.html");
+    // cleared: the lab's name is suggested again
+    type(path, "");
+    model.setState({ ...state, lab: "other" });
+    expect(path.value).toBe("other.html");
+  });
+});

@@ -26,11 +26,14 @@ lab.sweep(based_on='exp_0', grid={{'optimizer.lr': [0.01, 0.03]}}, seeds=[0, 1],
 lab.run('sweep_0')
 lab.view_results(['exp_0', 'exp_1'])
 lab.open_chart('train_loss'); lab.set_axes('train_loss', log_y=True)
+lab.overlay('train_loss', ['test_loss'])
 lab.open_chart('test_loss')
 lab.open_chart('nonlinear_fraction'); lab.choose_layer('nonlinear_fraction', 'layers.1.pre')
 lab.fit('exp_0', 'nonlinear_fraction', layer='layers.1.pre')
 lab.open_chart('active_rate'); lab.choose_layer('active_rate', 'layers.1.pre')
 lab.open_chart('hidden_activations'); lab.choose_layer('hidden_activations', 'layers.1.pre')
+lab.choose_method('hidden_activations', 'heatmap')
+lab.phases('exp_0', 'nonlinear_fraction', layer='layers.1.pre')
 lab.note('The loss falls fast, then slowly: two phases?')"""
 
 # Elements that stick out of the card or section they are in (by more than a pixel),
@@ -70,7 +73,7 @@ WRAPPED_TOOLBARS = """(root) =>
 }).map(bar => bar.closest('.fl-card').dataset.testid)"""
 
 SECTIONS = ["experiments-section", "sweeps-section", "results-section", "statistics-section",
-            "publish-section"]
+            "publish-section", "code-section"]
 
 
 @pytest.fixture()
