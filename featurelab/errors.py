@@ -30,6 +30,8 @@ class ConfigError(FeaturelabError, ValueError):
         self.field = field
         self.value = value
         self.allowed = allowed
+        # what else is wrong in the same request, each on its own (a form shows them all)
+        self.others: list[ConfigError] = []
         message = f"{field}: got {value!r}; allowed: {allowed}"
         if hint:
             message += f" ({hint})"

@@ -373,7 +373,7 @@ def test_run_metrics_of_a_statistic_on_snapshots_names_the_nearest_step():
     read = lab.run_metrics("exp_0", "spread", layer="layers.0.pre", step=10, points=3)
     assert read["first_step"] == 0 and read["last_step"] == 29 and read["points_recorded"] == 7
     assert read["at_step"]["step"] == 10 and [s for s, _ in read["series"]] == [0, 15, 29]
-    with pytest.raises(fl.ConfigError, match="a step with a snapshot \\(the nearest is 10\\)"):
+    with pytest.raises(fl.ConfigError, match="a step it was measured at \\(the nearest is 10\\)"):
         lab.run_metrics("exp_0", "spread", layer="layers.0.pre", step=11)
 
 

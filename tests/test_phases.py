@@ -133,6 +133,99 @@ def test_a_diverged_run_ends_in_a_rise_where_its_values_stop_being_finite():
     assert phases[-1].end == STEPS[np.isfinite(loss)][-1]
 
 
+# -- sudden changes: a jump between two pieces is a move of its own, placed on the points ----
+
+def assert_jump(phases, move, before, after):
+    """Three phases: a level, `move` from step `before` (the last one at the first level,
+    give or take) to `after` (the first at the next), a level."""
+    assert kinds(phases) == ["plateau", move, "flat"], phases_text(phases)
+    assert before - 2 <= phases[1].start <= before, phases_text(phases)
+    assert after <= phases[1].end <= after + 2, phases_text(phases)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.01])
+@pytest.mark.parametrize("move", ["drop", "rise"])
+def test_a_step_is_a_drop_or_a_rise_between_two_levels(move, noise):
+    """The review's steps: 1 -> 0 (0 -> 1) at step 100 of 200 came back as one flat phase."""
+    t = np.arange(200.0)
+    y = np.where(t < 100, 1.0, 0.0) if move == "drop" else np.where(t < 100, 0.0, 1.0)
+    y = y + noise * np.random.default_rng(0).standard_normal(200)
+    phases = label_phases(t, y)
+    assert_jump(phases, move, 99, 100)
+    assert abs(phases[0].mean - y[:100].mean()) < 0.01
+    assert abs(phases[2].mean - y[100:].mean()) < 0.01
+
+
+def test_a_loss_falling_from_2_to_0_1_within_20_steps_is_a_drop():
+    """The review's loss: 2 -> 0.1, a logistic of width 4 at step 5000 of 10000."""
+    t = np.arange(10000.0)
+    loss = 0.1 + 1.9 * logistic(np.clip((5000 - t) / 4, -50, 50))
+    phases = label_phases(t, loss)
+    assert kinds(phases) == ["plateau", "drop", "flat"]
+    assert abs(phases[1].start - (5000 - 4 * LN9)) <= 2
+    assert abs(phases[1].end - (5000 + 4 * LN19)) <= 2
+    assert phases[1].primitive == "sigmoid" and phases[1].r2 >= 0.99
+
+
+@pytest.mark.parametrize("width", [1, 3, 5, 10, 20])
+def test_a_grokking_like_jump_in_accuracy_is_a_rise_at_any_sharpness(width):
+    """The review's accuracy 0.01 -> 1 at step 6000 of 10000, over `width` steps (1: one
+    came back flat). It spans two decades: segmented in log10, where the rise starts
+    earlier (10% of the way in log10 is 0.6% of it in accuracy)."""
+    t = np.arange(10000.0)
+    acc = 0.01 + 0.99 * logistic(np.clip((t - 6000) / width, -50, 50))
+    noisy = acc + 0.005 * np.random.default_rng(width).standard_normal(10000)
+    for y in (acc, noisy):
+        phases = label_phases(t, y, fit=False)
+        assert kinds(phases) == ["plateau", "rise", "flat"], phases_text(phases)
+        rise = phases[1]
+        assert 6000 - 6 * width - 3 <= rise.start < 6000 < rise.end <= 6000 + 3 * width + 3
+        assert abs(phases[0].mean - 0.01) < 0.001 and phases[2].mean > 0.99
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize(("at", "steps"), [(37, 2000), (500, 2000), (1001, 2000),
+                                           (1999, 2000), (5000, 10000)])
+@pytest.mark.parametrize("move", ["rise", "drop"])
+def test_a_noisy_jump_is_found_wherever_it_falls_against_the_bins(move, at, steps, seed):
+    """A jump of 1 in noise of 0.02 at steps 37 (early, where bins widen), 500 and 1001
+    (on and off a bin edge), 1999 (the last point alone) and 5000 of 10000 (bins of ~67)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(float(steps))
+    y = (t >= at) * (1.0 if move == "rise" else -1.0) + rng.normal(0, 0.02, steps)
+    phases = label_phases(t, y, fit=False)
+    assert_jump(phases, move, at - 1, at)
+    assert phases[-1].end == steps - 1  # at 1999, the last flat is that one point
+    assert abs(phases[0].mean) < 0.01 and abs(abs(phases[-1].mean) - 1) < 0.05
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_levels_at_different_heights_never_merge(seed):
+    """A staircase 1 -> 0.6 -> 0.2: three levels, not one flat phase across them."""
+    y = np.select([STEPS < 500, STEPS < 1200], [1.0, 0.6], 0.2)
+    y = y + np.random.default_rng(seed).normal(0, 0.02, T)
+    phases = label_phases(STEPS, y, fit=False)
+    assert kinds(phases) == ["plateau", "drop", "plateau", "drop", "flat"]
+    assert [(p.start, p.end) for p in phases[1::2]] == [(499, 500), (1199, 1200)]
+    assert [round(p.mean, 1) for p in phases[::2]] == [1.0, 0.6, 0.2]
+
+
+def test_jumps_beside_moves_are_moves_of_their_own():
+    """A jump up into a fast decay (a warm restart) is a rise, not a spike; a step down
+    in the middle of a decay is a drop."""
+    rng = np.random.default_rng(0)
+    restarts = np.exp(-(STEPS % 500) / 100) + rng.normal(0, 0.01, T)
+    phases = label_phases(STEPS, restarts, fit=False)
+    assert "spike" not in kinds(phases)
+    assert [(p.start, p.end) for p in phases if p.kind == "rise"] == [
+        (499, 500), (999, 1000), (1499, 1500)]
+    steps_down = (0.3 + 0.7 * np.exp(-STEPS / 300) - 0.2 * (STEPS >= 600)
+                  + rng.normal(0, 0.01, T))
+    phases = label_phases(STEPS, steps_down, fit=False)
+    assert kinds(phases)[-2:] == ["drop", "flat"]
+    assert (phases[-2].start, phases[-2].end) == (599, 600)
+
+
 def test_constant_short_and_empty_series():
     assert label_phases([], []) == []
     assert label_phases([1, 2], [np.nan, np.inf]) == []

@@ -290,3 +290,20 @@ def test_a_failing_listener_is_reported_and_the_others_still_hear():
     strict.subscribe("x", lambda v: 1 / 0)
     with pytest.raises(ZeroDivisionError):  # a trainer's store that cannot write: it fails
         strict.emit("x", 1)
+
+
+def test_a_form_with_several_mistakes_gets_every_error_at_once(lab):
+    """The create form shows every error at once: the first as before (field and
+    message), the others in `errors`, each at its own field; none about a knob the
+    request got right, and nothing is created."""
+    front = Front(lab.panel)
+    reply = front.act("create_experiment", model={"widths": [4, 0, 1]},
+                      data={"dim": 4, "n_train": -3, "n_test": 8},
+                      optimizer={"steps": 10, "lr": 500}, seed=-1)
+    assert reply["kind"] == "error" and reply["field"] == "model.widths[1]"
+    assert [e["field"] for e in reply["errors"]] == ["data.n_train", "optimizer.lr", "seed"]
+    assert reply["errors"][1]["message"] == "optimizer.lr: got 500; allowed: a number in (0, 100]"
+    assert not lab.experiments and not lab.log
+    one = front.act("create_experiment", model={"widths": [4, 8, 1]},
+                    data={"dim": 4, "n_train": 16, "n_test": 8}, optimizer={"steps": 0})
+    assert one["field"] == "optimizer.steps" and "errors" not in one

@@ -28,6 +28,24 @@ def _number(experiment: str) -> str:
     return experiment.removeprefix("exp_")
 
 
+MAX_ERRORS = 12  # at most this many errors of one request are looked for
+
+
+def _drop(request: dict[str, Any], field: str) -> bool:
+    """Takes the knob an error named ("model.widths[1]", "seed") out of a request;
+    False when the request does not hold it (an error about the combination)."""
+    path = field.split("[", 1)[0].split(".")
+    if len(path) == 1 and path[0] in request:
+        del request[path[0]]
+        return True
+    if len(path) == 2 and isinstance(request.get(path[0]), dict) and path[1] in request[path[0]]:
+        del request[path[0]][path[1]]
+        if not request[path[0]]:
+            del request[path[0]]
+        return True
+    return False
+
+
 @action
 class CreateExperiment(Action):
     """Creates an experiment from a config, or based on another with some changes."""
@@ -73,6 +91,42 @@ class CreateExperiment(Action):
                                                "observables", "seed", "name", "snapshots",
                                                "eval_every", "stop")}
         given = {k: v for k, v in given.items() if v is not None}
+        try:
+            return self._config(state, given)
+        except ConfigError as first:
+            first.others = self._other_errors(state, given, first.field)
+            raise
+
+    def _other_errors(self, state: LabState, given: dict[str, Any], first: str
+                      ) -> list[ConfigError]:
+        """What else is wrong in the request, so a form shows every error at once: the
+        request again without the knob each error named (its base value instead), until
+        it builds or names nothing new. Errors come in context (a knob wrong only with
+        another one given still shows)."""
+        out: list[ConfigError] = []
+        request = {k: dict(v) if isinstance(v, dict) else v for k, v in given.items()}
+        dropped: set[str] = set()
+        field = first
+        for _ in range(MAX_ERRORS):
+            if not _drop(request, field):
+                break
+            if self.based_on is None and not set(request) - {"name"}:
+                break  # nothing of the request left to check
+            dropped.add(field.split("[", 1)[0])
+            try:
+                self._config(state, request)
+                break
+            except ConfigError as exc:
+                # about a knob taken out: the base value put in its place, not the request
+                if exc.field.split("[", 1)[0] in dropped:
+                    break
+                out.append(exc)
+                field = exc.field
+            except FeaturelabError:
+                break
+        return out
+
+    def _config(self, state: LabState, given: dict[str, Any]) -> ExperimentConfig:
         if self.based_on is None and not set(given) - {"name"}:
             # Every default at once is rarely what was meant (an agent's empty action):
             # say what can be given instead of creating the reference config silently.

@@ -13,8 +13,11 @@ at the start) and uniform after, and ruptures' Pelt splits the bins into straigh
 with a penalty scaled to the larger of the noise and 2% of the range, so noise and slight
 curvature make no phase. A piece that moves less than a tenth of the range, slowly, is
 level; a fall is a drop when fast, an exponential decay when straight in log10 over a
-decade or more, else a decay; neighbours of one kind merge. A move between two level
-phases starts 10% of the way from one level to the next and ends within 5% of it.
+decade or more, else a decay; neighbours of one kind merge. A jump between two pieces (a
+tenth of the range or more, well above the noise) is a drop or rise of its own, so two
+levels at different heights never merge. A move between two level phases starts 10% of
+the way from one level to the next and ends within 5% of it; a jump or a move over a few
+bins is placed so on the points themselves, one step at least.
 """
 
 from __future__ import annotations
@@ -159,10 +162,13 @@ def label_phases(steps: Any, values: Any, scale: str = "auto", fit: bool = True
     for a, b in spikes + outliers:
         calm[a:b] = False
     index, counts, tb, zb = _segments.bin_points(t[calm], z[calm])
+    sigma = _segments.noise(z[calm]) / span
     runs = _segments.segments((tb - tb[0]) / (tb[-1] - tb[0]), (zb - zb.min()) / span, counts,
-                              _segments.noise(z[calm]) / span, 1.0 / span if log else None)
+                              sigma, 1.0 / span if log else None)
     first = np.searchsorted(index, np.arange(len(tb)))  # index is sorted: t is
-    starts = [float(t[calm][first[a]]) for _, a, _ in runs]
+    runs = _segments.placed(runs, (zb - zb.min()) / span, first, (z[calm] - zb.min()) / span,
+                            sigma)  # the bins' runs on the points
+    starts = [float(t[calm][a]) for _, a, _ in runs]
     starts[0] = float(t[0])
     ends = [*starts[1:], float(t[-1])]
     kinds: list[tuple[str, float, float]] = []
@@ -200,6 +206,6 @@ def _with_spikes(phases: list[Phase], t: np.ndarray, y: np.ndarray,
             if lo > start:  # the part before keeps its kind, curve and levels
                 out.append(dataclasses.replace(p, start=start, end=lo))
             start = max(start, hi)
-        if start < p.end:
+        if start < p.end or start == p.start == t[-1]:  # (a level of the last point alone)
             out.append(dataclasses.replace(p, start=start))
     return sorted(out, key=lambda p: (p.start, p.end))

@@ -8,7 +8,8 @@ panel would otherwise re-type: fit families, colours, metric kinds, labels), and
   {"kind": "action", "request": id, "action": {"type": ..., "params": {...}}}
       -> lab.apply(action, actor="human"); answered by
          {"kind": "ack", "request": id, "result": {...}} or
-         {"kind": "error", "request": id, "field": "model.widths[1]" | null, "message": ...}
+         {"kind": "error", "request": id, "field": "model.widths[1]" | null, "message": ...,
+          "errors": [{"field", "message"}, ...] (what else is wrong, when known)}
   {"kind": "series", "request": id, "experiments": [...], "metric": m, "layer": l | null}
       -> {"kind": "series", "request": id, "metric": m, "layer": l,
           "series": [{"experiment": e, "shape": [...], "error": str | null,
@@ -218,8 +219,12 @@ class Panel(anywidget.AnyWidget):
             else:
                 raise FeaturelabError(f"unknown panel message kind {kind!r}")
         except FeaturelabError as exc:  # never a traceback in the panel: the engine's words
-            self.send({"kind": "error", "request": request,
-                       "field": getattr(exc, "field", None), "message": str(exc)})
+            reply = {"kind": "error", "request": request,
+                     "field": getattr(exc, "field", None), "message": str(exc)}
+            others = getattr(exc, "others", None)
+            if others:  # every error of a form at once, each at its field
+                reply["errors"] = [{"field": e.field, "message": str(e)} for e in others]
+            self.send(reply)
         except Exception as exc:  # a bug of ours: still a message, and the panel lives on
             self.send({"kind": "error", "request": request, "field": None,
                        "message": f"internal error: {type(exc).__name__}: {exc}"})

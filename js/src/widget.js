@@ -45,8 +45,11 @@ function render({ model, el }) {
     async act(type, params, target) {
       const reply = await proto.action(type, params);
       if (target && target.root) {
-        if (reply.kind === "error") placeError(target.root, reply, target.fallback || globalError);
-        else clearErrors(target.root);
+        if (reply.kind === "error") {
+          // the first error, then every other one the kernel found, each at its field
+          placeError(target.root, reply, target.fallback || globalError);
+          for (const other of reply.errors || []) placeError(target.root, other, null);
+        } else clearErrors(target.root);
       } else {
         const slot = target || globalError;
         showError(slot, reply.kind === "error" ? reply.message : "");

@@ -204,3 +204,20 @@ describe("the create form's training knobs", () => {
       based_on: "exp_0", optimizer: { adamw_lr: 0.002 }, eval_every: 50, stop: "test_loss < 0.5 for 20" } });
   });
 });
+
+describe("every error at once", () => {
+  it("shows each error of a create at its own field", async () => {
+    const { $, model } = mount(loadState("empty-state"));
+    $("new-experiment").click();
+    $("create").click();
+    model.kernelSends({ kind: "error", request: model.lastAction().request, field: "model.widths[1]",
+      message: "model.widths[1]: got 0", errors: [{ field: "optimizer.lr", message: "optimizer.lr: got 500" },
+        { field: "seed", message: "seed: got -1" }] });
+    await flush();
+    const at = (path) => $(`cfg-${path.replace(/\./g, "-")}`).closest("[data-field]").querySelector(".fl-error").textContent;
+    expect(at("model.widths")).toBe("model.widths[1]: got 0");
+    expect(at("optimizer.lr")).toBe("optimizer.lr: got 500");
+    expect(at("seed")).toBe("seed: got -1");
+    expect($("cfg-optimizer-lr").getAttribute("aria-invalid")).toBe("true");
+  });
+});
