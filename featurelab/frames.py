@@ -190,18 +190,23 @@ def bands(state: LabState, metric: str, sweep: str, layer: str | None = None
         # it (n says how many), none is dropped for the shortest.
         longest = max(range(len(series)), key=lambda i: len(series[i][1]))
         length = len(series[longest][1])
-        stack = np.full((len(series), length), np.nan)  # (runs, steps)
+        dtype = series[longest][1].dtype  # the runs' own precision (float32)
+        stack = np.full((len(series), length), np.nan, dtype=dtype)  # (runs, steps)
         for i, (_, values) in enumerate(series):
             stack[i, :len(values)] = values
         present = ~np.isnan(stack)
         n = present.sum(axis=0)
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a step no run measured
-            spread = np.where(n > 1, np.nanstd(stack, axis=0, ddof=1), np.nan)
+            if present.all():  # every run at every step: plain statistics
+                mean, low, high = stack.mean(axis=0), stack.min(axis=0), stack.max(axis=0)
+                std = stack.std(axis=0, ddof=1) if len(series) > 1 else np.full(length, np.nan)
+            else:
+                mean, low, high = (np.nanmean(stack, axis=0), np.nanmin(stack, axis=0),
+                                   np.nanmax(stack, axis=0))
+                std = np.where(n > 1, np.nanstd(stack, axis=0, ddof=1), np.nan)
             frame = pd.DataFrame({"group": group, "step": series[longest][0][:length],
-                                  "mean": np.nanmean(stack, axis=0), "std": spread,
-                                  "min": np.nanmin(stack, axis=0),
-                                  "max": np.nanmax(stack, axis=0), "n": n})
+                                  "mean": mean, "std": std, "min": low, "max": high, "n": n})
         parts.append(frame[n > 0].reset_index(drop=True))
     if not parts:
         raise FeaturelabError(f"{sweep} has no finished run yet; lab.run({sweep!r}) "

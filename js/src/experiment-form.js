@@ -143,7 +143,9 @@ export function sweepParams(texts, { base, baseId, seeds = "", name = "", task }
     if (!(f.path in texts)) continue;
     const values = knobValues(f, texts[f.path]);
     if (values.length > 1) several = true;
-    if (values.length > 1 || !equal(values[0], getPath(base, f.path))) grid[f.path] = values;
+    if (values.length > 1 || !equal(comparable(f, values[0]), comparable(f, getPath(base, f.path)))) {
+      grid[f.path] = values;
+    }
   }
   const seedList = seedValues(seeds);
   if (!several && !seedList.length) return null;

@@ -151,3 +151,16 @@ describe("a sweep's members", () => {
     section.el.remove();
   });
 });
+
+describe("a sweep from a form with the training knobs", () => {
+  it("leaves out knobs that keep the base's value (an early stop off, eval every 1)", () => {
+    const base = { optimizer: { lr: 0.001, steps: 2000 }, eval_every: 1,
+      stop: { metric: "", when: "above", value: 0, for_steps: 1 } };
+    const s = sweepParams({ "optimizer.lr": "1e-3, 3e-3", eval_every: "1", stop: "" },
+      { base, baseId: "exp_0" });
+    expect(s.params).toEqual({ based_on: "exp_0", grid: { "optimizer.lr": [0.001, 0.003] } });
+    const stopped = sweepParams({ "optimizer.lr": "1e-3, 3e-3", stop: "test_loss < 0.5 for 10" },
+      { base, baseId: "exp_0" });
+    expect(stopped.params.grid.stop).toEqual(["test_loss < 0.5 for 10"]);
+  });
+});

@@ -76,9 +76,9 @@ def test_clicks_become_cells_that_replay(jupyter, page, screenshot, stopwatch):
     name = page.evaluate("() => window.jupyterapp.shell.currentWidget.context.path")
 
     create_tiny(panel)
-    wait_cell_count(page, 2)
+    wait_cell_count(page, 3)  # the create, and the new experiment selected (its own cell)
     row = panel.get_by_test_id("exp-row-exp_0")
-    row.click()
+    row.click()  # already the selection: no action, no cell
     expect(row).to_have_attribute("aria-selected", "true")
     panel.get_by_test_id("run").click()
     expect(row.locator(".fl-status")).to_have_text("finished", timeout=120_000)
