@@ -54,6 +54,22 @@ def _function_name(source: str) -> str | None:
     return None
 
 
+def ended_series(state: LabState, experiment: str, metric: str, layer: str | None,
+                 verb: str) -> tuple[Any, Any]:
+    """(steps, values) of a metric with one value per step of an ended run: what a fit or
+    a phase labelling reads; an error naming what is wrong otherwise."""
+    run = state.results(experiment)
+    if not run.done:
+        raise FeaturelabError(f"{experiment} is still {run.status}; {verb} it once it has "
+                              "ended")
+    steps, values = state.metric_series(experiment, metric, layer)
+    if values.ndim != 1:
+        raise ConfigError("metric", metric, "a metric with one value per step",
+                          hint=f"it has {values.shape[1]} values per step (one per neuron); "
+                          f"{verb} a per-layer statistic")
+    return steps, values
+
+
 @action
 class AddNeuronStat(Action):
     """Shows a neuron statistic of one layer (computed on snapshots if not recorded)."""
@@ -164,15 +180,8 @@ class FitCurves(Action):
             unknown = [f for f in self.families or [] if f not in FAMILIES]
             if unknown:
                 raise ConfigError("families", unknown[0], "some of " + ", ".join(FAMILIES))
-            run = state.results(self.experiment)
-            if not run.done:
-                raise FeaturelabError(f"{self.experiment} is still {run.status}; fit it once "
-                                      "it has ended")
-            steps, values = state.metric_series(self.experiment, self.metric, self.layer)
-            if values.ndim != 1:
-                raise ConfigError("metric", self.metric, "a metric with one value per step",
-                                  hint=f"it has {values.shape[1]} values per step (one per "
-                                  "neuron); fit a per-layer statistic")
+            steps, values = ended_series(state, self.experiment, self.metric, self.layer,
+                                         "fit")
             # test metrics measured every eval_every steps are NaN between: fitted on
             # the steps they were measured at
             steps, values = measured(steps, values)

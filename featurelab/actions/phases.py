@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+from featurelab.actions.analysis import ended_series
 from featurelab.actions.base import Action, BlogPart, Context, action, call
 from featurelab.actions.compare import FIT_TOL, Comparison
 from featurelab.engine.phases import SCALES, Phase, label_phases, phases_text
-from featurelab.errors import ConfigError, FeaturelabError
+from featurelab.errors import ConfigError
 from featurelab.state import LabState
 
 
@@ -59,15 +60,8 @@ class LabelPhases(Action):
         else:
             if self.scale not in SCALES:
                 raise ConfigError("scale", self.scale, ", ".join(SCALES))
-            run = state.results(self.experiment)
-            if not run.done:
-                raise FeaturelabError(f"{self.experiment} is still {run.status}; label its "
-                                      "phases once it has ended")
-            steps, values = state.metric_series(self.experiment, self.metric, self.layer)
-            if values.ndim != 1:
-                raise ConfigError("metric", self.metric, "a metric with one value per step",
-                                  hint=f"it has {values.shape[1]} values per step (one per "
-                                  "neuron); label a per-layer statistic")
+            steps, values = ended_series(state, self.experiment, self.metric, self.layer,
+                                         "label the phases of")
             phases = label_phases(steps, values, scale=self.scale)
         labels = state.add_phases(self.experiment, self.metric, self.layer, tuple(phases))
         listed = [p.to_dict() for p in phases]

@@ -1,5 +1,7 @@
 // A stand-in for the anywidget model (get/set/save_changes/send/on/off) with test hooks,
 // and a fake uPlot that records what the panel asks of it.
+import widget from "../src/widget.js";
+import { setPlotFactory } from "../src/plot.js";
 import emptyState from "./fixtures/empty-state.json";
 import referenceState from "./fixtures/reference-state.json";
 
@@ -87,3 +89,25 @@ export function createFakePlots() {
 }
 
 export const flush = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+// A whole panel rendered into the document with fake plots: {model, el, cleanup, $}.
+// unmountPanels() (in afterEach) takes every mounted one down again.
+const mountedPanels = [];
+
+export function mountPanel(state) {
+  setPlotFactory(createFakePlots().factory);
+  const model = createFakeModel({ state });
+  const el = document.createElement("div");
+  document.body.append(el);
+  const cleanup = widget.render({ model, el });
+  const $ = (testid) => el.querySelector(`[data-testid="${testid}"]`);
+  const mounted = { model, el, cleanup, $ };
+  mountedPanels.push(mounted);
+  return mounted;
+}
+
+export function unmountPanels() {
+  while (mountedPanels.length) mountedPanels.pop().cleanup();
+  setPlotFactory(null);
+  document.body.textContent = "";
+}

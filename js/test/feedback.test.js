@@ -2,30 +2,15 @@
 // to train again), a click that changes nothing sends nothing, and a running experiment
 // shows its step, speed and time left.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import widget from "../src/widget.js";
-import { setPlotFactory } from "../src/plot.js";
 import { createProgressTracker, fmtDuration, fmtRate, setClock } from "../src/progress.js";
-import { ack, createFakeModel, createFakePlots, flush, loadState } from "./fakes.js";
+import { ack, flush, loadState, mountPanel, unmountPanels } from "./fakes.js";
 
-let mounted;
 afterEach(() => {
-  if (mounted) mounted.cleanup();
-  mounted = null;
-  setPlotFactory(null);
+  unmountPanels();
   setClock(null);
-  document.body.textContent = "";
 });
 
-function mount(state) {
-  setPlotFactory(createFakePlots().factory);
-  const model = createFakeModel({ state });
-  const el = document.createElement("div");
-  document.body.append(el);
-  const cleanup = widget.render({ model, el });
-  const $ = (testid) => el.querySelector(`[data-testid="${testid}"]`);
-  mounted = { model, el, cleanup, $ };
-  return mounted;
-}
+const mount = mountPanel;
 const withSelected = (state, selected) => ({ ...state, view: { ...state.view, selected } });
 const click = (el) => el.dispatchEvent(new MouseEvent("click", { bubbles: true }));
 

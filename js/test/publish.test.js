@@ -1,27 +1,12 @@
 import { afterEach, describe, expect, it } from "vitest";
-import widget from "../src/widget.js";
 import { exportPath } from "../src/publish.js";
-import { setPlotFactory } from "../src/plot.js";
-import { ack, createFakeModel, createFakePlots, fail, flush, loadState } from "./fakes.js";
+import { ack, fail, flush, loadState, mountPanel, unmountPanels } from "./fakes.js";
 
-let mounted;
 afterEach(() => {
-  if (mounted) mounted.cleanup();
-  mounted = null;
-  setPlotFactory(null);
-  document.body.textContent = "";
+  unmountPanels();
 });
 
-function mount(state) {
-  setPlotFactory(createFakePlots().factory);
-  const model = createFakeModel({ state });
-  const el = document.createElement("div");
-  document.body.append(el);
-  const cleanup = widget.render({ model, el });
-  const $ = (testid) => el.querySelector(`[data-testid="${testid}"]`);
-  mounted = { model, el, cleanup, $ };
-  return mounted;
-}
+const mount = mountPanel;
 
 const type = (input, value) => {
   input.value = value;

@@ -102,6 +102,9 @@ def _settle(page) -> None:
 
 
 def test_every_section_fits_at_both_widths_in_both_themes(page, panel, screenshot):
+    panel.get_by_test_id("exp-row-exp_0").click()
+    panel.get_by_test_id("new-experiment").click()  # the create form in the pictures too
+    expect(panel.get_by_test_id("experiment-form")).to_be_visible()
     problems: dict[str, list[str]] = {}
     for width in (1100, 1400):
         page.set_viewport_size({"width": width, "height": 2600})  # whole sections in view
@@ -118,6 +121,11 @@ def test_every_section_fits_at_both_widths_in_both_themes(page, panel, screensho
                     _settle(page)
                     screenshot(f"{width}-{tone}-{section}", target)
                 overflow = panel.evaluate(OVERFLOWS)
+                # the experiments table is read whole: no sideways scrolling at 1100 px
+                table = panel.get_by_test_id("experiments").evaluate(
+                    "t => [t.parentElement.scrollWidth, t.parentElement.clientWidth]")
+                if table[0] > table[1] + 1:
+                    overflow.append(f"experiments table scrolls: {table[0]} > {table[1]} px")
                 wrapped = panel.evaluate(WRAPPED_TOOLBARS)
                 if overflow or wrapped:
                     problems[f"{width} {tone}"] = overflow[:8] + [f"toolbar wraps: {w}"
