@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from featurelab.engine.predictions import PredictionsAt, predictions_at
 from featurelab.engine.summaries import parse_summary, summarize
 from featurelab.errors import ConfigError, FeaturelabError
 from featurelab.runs import Run
@@ -212,3 +213,34 @@ def bands(state: LabState, metric: str, sweep: str, layer: str | None = None
         raise FeaturelabError(f"{sweep} has no finished run yet; lab.run({sweep!r}) "
                               "trains its members")
     return pd.concat(parts, ignore_index=True)
+
+
+def run_predictions(state: LabState, experiment: str, step: int | None = None
+                    ) -> PredictionsAt:
+    """The predictions of an experiment's latest run (running or ended) at the snapshot
+    nearest `step` at or before it, the last when None."""
+    run = state.results(experiment)
+    trainer = run.trainer  # read once: a run that ends lets its trainer go
+    snapshots = trainer.snapshots if trainer is not None else run.result().snapshots
+    return predictions_at(state.experiment(experiment).config, snapshots, step)
+
+
+def predictions(state: LabState, experiment: str, step: int | None = None) -> pd.DataFrame:
+    """One row per sample and grid point: split (train, test, grid), the inputs (x0, x1,
+    ... or a and b for a modular task), the target (NaN on the grid) and the prediction
+    (the output, or the predicted class), at a snapshot step (`.attrs["step"]`)."""
+    at = run_predictions(state, experiment, step)
+    rows = at.rows
+    split = np.array(["train"] * rows.n_train + ["test"] * rows.n_test + ["grid"] * rows.n_grid)
+    inputs = np.concatenate([at.inputs, rows.x[at.samples:].double().numpy()])
+    names = ["a", "b"] if at.n_classes else [f"x{i}" for i in range(inputs.shape[1])]
+    frame = pd.DataFrame({"split": split, **{n: inputs[:, i].astype(int) if at.n_classes
+                                             else inputs[:, i] for i, n in enumerate(names)}})
+    if at.n_classes:  # every row a sample: classes as integers
+        frame["target"] = at.target.astype(int)
+        frame["prediction"] = at.prediction.astype(int)
+    else:
+        frame["target"] = np.concatenate([at.target, np.full(rows.n_grid, np.nan)])
+        frame["prediction"] = at.prediction
+    frame.attrs.update(step=at.step, steps=at.steps.tolist(), view=at.kind)
+    return frame

@@ -727,6 +727,15 @@ class Lab:
 
         return frames.series_frame(self.state, metric, layer, _listed(experiments))
 
+    def predictions(self, experiment: str, step: int | None = None) -> pd.DataFrame:
+        """What the network of an experiment's latest run predicts (record the observable
+        "predictions"), at the snapshot step nearest `step` at or before it (the last when
+        None; `.attrs["step"]` says which): one row per training and test sample and per
+        point of a grid over a 1- or 2-D input, with split, inputs, target, prediction."""
+        from featurelab import frames
+
+        return frames.predictions(self.state, experiment, step)
+
     def bands(self, metric: str, sweep: str, layer: str | None = None) -> pd.DataFrame:
         """Per group of the sweep (members differing only by seed) and step: mean, std
         (ddof=1), min, max and n over the group's finished runs."""

@@ -38,8 +38,8 @@ from featurelab.engine.stats import (
 from featurelab.engine.weight_stats import weight_stack
 from featurelab.errors import ConfigError, StatisticError
 
-# The observables asked for by name alone (not statistics): the scalar series, and the
-# activation snapshots (hidden_activations).
+# The observables asked for by name alone (not statistics): the scalar series, the
+# activation snapshots (hidden_activations) and the outputs at the same steps (predictions).
 NAMED_OBSERVABLES: dict[str, str] = {
     "train_loss": "training loss at each step",
     "test_loss": "test loss at each step, at the same parameters",
@@ -48,8 +48,11 @@ NAMED_OBSERVABLES: dict[str, str] = {
     "weight_l2_norm": "L2 norm of all parameters; per layer with layer='layers.i'",
     "grad_norm": "L2 norm of the whole gradient",
     "hidden_activations": "activation snapshots of the hook points on a schedule",
+    "predictions": "the network's output on every sample (and on a grid over a 1- or 2-D "
+                   "input) at the snapshot steps",
 }
 CLASSIFICATION_ONLY = ("train_accuracy", "test_accuracy")
+SNAPSHOT_OBSERVABLES = ("hidden_activations", "predictions")  # kept at the snapshot steps
 
 
 def key(name: str, point: str = "") -> str:
@@ -60,7 +63,8 @@ def key(name: str, point: str = "") -> str:
 class ObservablePlan:
     scalars: tuple[str, ...]
     stats: dict[str, tuple[str, ...]]  # hook or weight point -> statistics requested there
-    snapshots: bool
+    snapshots: bool  # the activations at the snapshot steps
+    predictions: bool = False  # the outputs at the snapshot steps
 
     @property
     def capture(self) -> frozenset[str]:
@@ -115,7 +119,7 @@ def plan_observables(observables: Iterable[str], registry: StatisticRegistry,
         else:
             raise ConfigError(f"observables[{i}]", spec, allowed)
     return ObservablePlan(tuple(scalars), {p: tuple(s) for p, s in stats.items()},
-                          "hidden_activations" in scalars)
+                          "hidden_activations" in scalars, "predictions" in scalars)
 
 
 class Recorder:
@@ -152,7 +156,7 @@ class Recorder:
                 self._alloc(key(name))
                 for layer in layer_params:
                     self._alloc(key(name, layer))
-            elif name != "hidden_activations":
+            elif name not in SNAPSHOT_OBSERVABLES:
                 self._alloc(key(name))
 
     def _alloc(self, k: str, width: int = 0) -> np.ndarray:

@@ -20,6 +20,7 @@ from pathlib import Path
 from featurelab.engine.config import ExperimentConfig
 from featurelab.engine.models import hook_shapes, parse_hook_point
 from featurelab.engine.observables import NAMED_OBSERVABLES
+from featurelab.engine.predictions import GRID_1D, GRID_2D, ROWS_KEPT
 from featurelab.errors import ConfigError
 
 FLOAT = 4  # bytes: data, parameters, activations and series are float32
@@ -52,11 +53,17 @@ def _params(config: ExperimentConfig) -> int:
     return embed + sum(a * b + bias * b for a, b in itertools.pairwise(widths))
 
 
+def _pairs(config: ExperimentConfig) -> int:
+    """Samples of a modular task: every pair (a, b), without b = 0 for division."""
+    d = config.data
+    return d.p * (d.p - 1) if d.op == "/" else d.p * d.p
+
+
 def _rows(config: ExperimentConfig) -> tuple[int, int]:
     """(training rows, rows a step's forward pass sees)."""
     d = config.data
     if d.is_classification:
-        pairs = d.p * (d.p - 1) if d.op == "/" else d.p * d.p
+        pairs = _pairs(config)
         n_train = max(1, min(pairs - 1, round(d.train_frac * pairs)))
         n_all = pairs
     else:
@@ -80,15 +87,28 @@ def _series_width(config: ExperimentConfig) -> int:
     return width
 
 
+def _prediction_rows(config: ExperimentConfig) -> int:
+    """Rows of the predictions kept per snapshot (engine/predictions.py)."""
+    d = config.data
+    if d.is_classification:
+        n_train, n_all = _rows(config)[0], _pairs(config)
+        return min(n_train, ROWS_KEPT) + min(n_all - n_train, ROWS_KEPT)
+    grid = {1: GRID_1D, 2: GRID_2D * GRID_2D}.get(d.dim, 0)
+    return min(d.n_train, ROWS_KEPT) + min(d.n_test, ROWS_KEPT) + grid
+
+
 def _snapshots(config: ExperimentConfig, n_train: int) -> int:
+    steps = len(config.snapshots.steps(config.optimizer.steps))
+    predictions = steps * _prediction_rows(config) * FLOAT \
+        if "predictions" in config.observables else 0
     if "hidden_activations" not in config.observables:
-        return 0
+        return predictions
     s = config.snapshots
     kinds = {"pre": ("pre",), "post": ("post",), "all": ("pre", "post")}[s.points]
     keep = min(s.max_samples or n_train, n_train)
     neurons = sum(n for p, (_, n) in hook_shapes(config).items()
                   if (parse_hook_point(p) or (0, ""))[1] in kinds)
-    return len(s.steps(config.optimizer.steps)) * keep * neurons * FLOAT
+    return steps * keep * neurons * FLOAT + predictions
 
 
 def estimate(config: ExperimentConfig, snapshots_on_disk: bool) -> Needs:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from featurelab.engine.config import ExperimentConfig
+from featurelab.engine.predictions import PREDICTIONS
 from featurelab.engine.snapshots import Snapshots
 from featurelab.engine.stats import WEIGHTS, StatisticRegistry, apply_statistic
 from featurelab.errors import FeaturelabError
@@ -72,6 +73,9 @@ class RunResult:
         if self.snapshots is None:
             raise FeaturelabError("this run kept no activation snapshots; add the observable "
                                   "'hidden_activations' to keep them")
+        if layer == PREDICTIONS:  # kept with the snapshots, but outputs, not a layer
+            raise FeaturelabError(f"{PREDICTIONS!r} is not a layer; statistics are computed "
+                                  "on hook points")
         values = self.snapshots.stack(layer)  # (K, S, N)
         for link in registry.chain(name):
             values = apply_statistic(registry[link], values)

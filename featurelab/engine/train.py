@@ -43,6 +43,7 @@ from featurelab.engine.events import Events
 from featurelab.engine.models import HOOK_KINDS, MLP, build_model, parse_hook_point
 from featurelab.engine.observables import Recorder, plan_observables
 from featurelab.engine.optim import build_optimizer
+from featurelab.engine.predictions import PREDICTIONS, predict, prediction_rows
 from featurelab.engine.resources import check_resources
 from featurelab.engine.results import RunResult
 from featurelab.engine.snapshots import Snapshots
@@ -92,16 +93,22 @@ class Trainer:
         self._batch_gen = torch.Generator().manual_seed(seed_for(cfg.seed, "batches"))
         self._order: Tensor | None = None
         self.snapshots = None
+        snap_shapes: dict[str, tuple[int, int]] = {}
         if self.plan.snapshots:
             kinds = {"pre": ("pre",), "post": ("post",), "all": HOOK_KINDS}
             keep = cfg.snapshots.max_samples or n_train
             snap_shapes = {p: (min(keep, s[0]), s[1]) for p, s in shapes.items()
                            if (parse_hook_point(p) or (0, ""))[1] in kinds[cfg.snapshots.points]}
+        self._prediction_rows = None
+        if self.plan.predictions:  # kept beside the activations, as one more "point"
+            self._prediction_rows = prediction_rows(self.data)
+            snap_shapes[PREDICTIONS] = (self._prediction_rows.rows, 1)
+        if snap_shapes or self.plan.snapshots:
             self.snapshots = Snapshots.allocate(snap_shapes, cfg.snapshots.steps(self.n_steps),
                                                 snapshot_dir)
         capture = self.plan.capture
-        if self.snapshots and not self.batch_size:  # full batch: the step's own activations
-            capture = capture | frozenset(self.snapshots.points)
+        if self.plan.snapshots and not self.batch_size:  # full batch: the step's own acts
+            capture = capture | frozenset(p for p in snap_shapes if p != PREDICTIONS)
         self.stepper = choose_step(self.model, cfg.loss, capture, fused=fused_step)
         self.eval_every = cfg.eval_every
         self._eval_rows = None
@@ -220,7 +227,11 @@ class Trainer:
         if stopping and self.plan.needs_eval and not evaluated:  # its last step: measured
             self.events.emit("on_eval", s, self.evaluate())
         if self.snapshots and self.snapshots.is_due(s):
-            acts = out.acts if not self.batch_size else self._full_batch_acts()
+            acts = out.acts if not self.batch_size or not self.plan.snapshots \
+                else self._full_batch_acts()
+            if self._prediction_rows is not None:  # at the parameters the step measured
+                acts = {**acts, PREDICTIONS: predict(self.model, self._prediction_rows,
+                                                     self.data.classification)}
             self.snapshots.take(s, acts)
         self.step_count = s + 1
         if not math.isfinite(loss):
@@ -251,7 +262,7 @@ class Trainer:
     @torch.no_grad()
     def _full_batch_acts(self) -> dict[str, Tensor]:
         points = self.snapshots.points if self.snapshots is not None else ()
-        _, acts = self.model(self.data.x_train, frozenset(points))
+        _, acts = self.model(self.data.x_train, frozenset(points) - {PREDICTIONS})
         return acts
 
     @torch.no_grad()

@@ -22,6 +22,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from featurelab.engine.models import point_label
+from featurelab.engine.predictions import PREDICTIONS, PredictionsAt
 from featurelab.errors import FeaturelabError
 from featurelab.export.text import plain_texts
 from featurelab.view import FAMILY_COLORS, METHOD_LABELS, PHASE_COLORS, Chart
@@ -74,9 +75,12 @@ OVERLAY_STYLES = ((0, (5, 3)), (0, (1, 2)), (0, (8, 3, 2, 3)), (0, (3, 3)))
 
 
 def metric_kind(lab: Lab, metric: str) -> str:
-    """"activations", "per_neuron", "per_layer" or "scalar", as the panel decides."""
+    """"activations", "predictions", "per_neuron", "per_layer" or "scalar", as the panel
+    decides."""
     if metric == ACTIVATIONS_METRIC:
         return "activations"
+    if metric == PREDICTIONS:
+        return "predictions"
     if metric in lab.statistics:
         return "per_neuron" if lab.statistics.level(metric) == 1 else "per_layer"
     return "scalar"
@@ -110,6 +114,8 @@ def draw_chart(lab: Lab, chart: Chart, experiments: list[str],
     that has one shaded; None when there is nothing to draw (no viewed experiment has
     the data, or a statistic has no layer chosen)."""
     kind = metric_kind(lab, chart.metric)
+    if kind == "predictions":
+        return _draw_predictions(lab, experiments, svg)
     if kind == "activations":
         if chart.method == "neuron_stats":
             return _draw_neuron_stats(lab, chart, experiments, svg)
@@ -381,6 +387,130 @@ def _draw_snapshot(lab: Lab, chart: Chart, experiments: list[str], svg: bool = F
                    f"{METHOD_LABELS[chart.method].lower()} at step {step} (the last snapshot)")
         return _picture(fig, (_info(ax, title),), caption, svg)
     return None
+
+
+# js/src/predictions.js draws the same marks and colours
+TEST_COLOR = "#e8590c"
+PAIR_COLORS = {"train, right": "#8fd19e", "train, wrong": "#f4a5a5",
+               "test, right": "#15803d", "test, wrong": "#c92a2a"}
+
+
+def _draw_predictions(lab: Lab, experiments: list[str], svg: bool = False
+                      ) -> Picture | None:
+    """The data and the network's predictions on it at the last snapshot of the first
+    viewed experiment that kept them (the panel's step slider is not part of the view)."""
+    from featurelab.frames import run_predictions  # pandas: loaded when first drawn
+
+    for experiment in experiments:
+        try:
+            at = run_predictions(lab.state, experiment)
+        except FeaturelabError:
+            continue
+        fig = Figure(figsize=(7.0, 6.4 if at.kind == "pairs" else 4.2), dpi=DPI)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot(1, 1, 1)
+        _PREDICTION_VIEWS[at.kind](fig, ax, at, experiment_color(lab, experiment))
+        what = "accuracy" if at.n_classes else "MSE"
+        errors = ", ".join(f"{split} {what} {_error_text(at, split)}"
+                           for split in ("train", "test") if split == "train" or at.rows.n_test)
+        title = f"predictions of {experiment} at step {at.step}"
+        ax.set_title(title, loc="left", fontsize=11)
+        caption = (f"{PREDICTIONS}, {experiment}: {_VIEW_WORDS[at.kind]} at step {at.step} "
+                   f"(the last snapshot); {errors}")
+        return _picture(fig, (_info(ax, title),), caption, svg)
+    return None
+
+
+def _error_text(at: PredictionsAt, split: str) -> str:
+    value = at.error(split)
+    return f"{100 * value:.1f}%" if at.n_classes else f"{value:.3g}"
+
+
+def _samples(at: PredictionsAt) -> tuple[slice, slice]:
+    return slice(0, at.rows.n_train), slice(at.rows.n_train, at.samples)
+
+
+def _curve(fig: Figure, ax: Any, at: PredictionsAt, color: str) -> None:
+    train, test = _samples(at)
+    x, y = at.inputs[:, 0], at.target
+    ax.scatter(x[train], y[train], s=9, color="#616161", alpha=0.55, label="train")
+    if at.rows.n_test:
+        ax.scatter(x[test], y[test], s=12, facecolors="none", edgecolors=TEST_COLOR,
+                   label="test")
+    grid = at.rows.x[at.samples:, 0].double().numpy()
+    ax.plot(grid, at.prediction[at.samples:], color=color, linewidth=2, label="prediction")
+    lo, hi = float(np.nanmin(y)), float(np.nanmax(y))
+    pad = (hi - lo) * 0.1 or 1.0
+    ax.set_ylim(lo - pad, hi + pad)  # the data's range: a wild early curve is cut
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.legend(loc="best", fontsize=9, frameon=False)
+
+
+def _plane(fig: Figure, ax: Any, at: PredictionsAt, color: str) -> None:
+    gx, gy = at.rows.grid
+    surface = at.prediction[at.samples:].reshape(gy, gx)
+    values = np.concatenate([surface.ravel(), at.target])
+    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    e = at.rows.extent
+    image = ax.imshow(surface, origin="lower", extent=(e[0], e[1], e[2], e[3]), aspect="equal",
+                      cmap="viridis", vmin=lo, vmax=hi, interpolation="bilinear")
+    train, test = _samples(at)
+    ax.scatter(at.inputs[train, 0], at.inputs[train, 1], c=at.target[train], cmap="viridis",
+               vmin=lo, vmax=hi, s=14, edgecolors="white", linewidths=0.6, label="train")
+    if at.rows.n_test:
+        ax.scatter(at.inputs[test, 0], at.inputs[test, 1], c=at.target[test], cmap="viridis",
+                   vmin=lo, vmax=hi, s=18, edgecolors=TEST_COLOR, linewidths=1.0, label="test")
+    fig.colorbar(image, ax=ax, label="prediction (background), target (dots)")
+    ax.set_xlabel("x0")
+    ax.set_ylabel("x1")
+
+
+def _pairs(fig: Figure, ax: Any, at: PredictionsAt, color: str) -> None:
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    p = at.n_classes
+    table = np.full((p, p), np.nan)
+    a, b = at.inputs[:, 0].astype(int), at.inputs[:, 1].astype(int)
+    right = at.prediction[:at.samples] == at.target
+    test = np.arange(at.samples) >= at.rows.n_train
+    table[a, b] = 2 * test + right  # 0 train wrong, 1 train right, 2 test wrong, 3 test right
+    colors = [PAIR_COLORS[k] for k in ("train, wrong", "train, right", "test, wrong",
+                                        "test, right")]
+    ax.imshow(table, cmap=ListedColormap(colors), vmin=-0.5, vmax=3.5,
+              interpolation="nearest", origin="upper")
+    ax.set_xlabel("b")
+    ax.set_ylabel("a")
+    counts = {k: 0 for k in PAIR_COLORS}
+    for split, ok in zip(np.where(test, "test", "train"), right):
+        counts[f"{split}, {'right' if ok else 'wrong'}"] += 1
+    fig.subplots_adjust(bottom=0.17)  # room for the key under the table
+    ax.legend(handles=[Patch(color=c, label=f"{k} ({counts[k]})")
+                       for k, c in PAIR_COLORS.items()],
+              loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=4, fontsize=9,
+              frameon=False)
+
+
+def _scatter(fig: Figure, ax: Any, at: PredictionsAt, color: str) -> None:
+    train, test = _samples(at)
+    y, p = at.target, at.prediction[:at.samples]
+    lo, hi = float(np.nanmin(np.concatenate([y, p]))), float(np.nanmax(np.concatenate([y, p])))
+    ax.plot([lo, hi], [lo, hi], color="#616161", linestyle=(0, (4, 4)), linewidth=1)
+    ax.scatter(y[train], p[train], s=9, color="#616161", alpha=0.55, label="train")
+    if at.rows.n_test:
+        ax.scatter(y[test], p[test], s=12, facecolors="none", edgecolors=TEST_COLOR,
+                   label="test")
+    ax.set_xlabel("target")
+    ax.set_ylabel("prediction")
+    ax.legend(loc="best", fontsize=9, frameon=False)
+
+
+_PREDICTION_VIEWS = {"curve": _curve, "plane": _plane, "pairs": _pairs, "scatter": _scatter}
+_VIEW_WORDS = {"curve": "the samples and the learned curve",
+               "plane": "the learned function over the plane, with the samples",
+               "pairs": "right and wrong answers on every pair (a, b)",
+               "scatter": "prediction against target"}
 
 
 def _caption(lab: Lab, chart: Chart, traces: list[_Trace], layer: str | None,

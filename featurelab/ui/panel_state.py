@@ -33,6 +33,7 @@ from typing_extensions import NotRequired, TypeAliasType, TypedDict
 
 from featurelab.engine.fit import DEFAULT_FAMILIES, FAMILIES
 from featurelab.engine.observables import NAMED_OBSERVABLES
+from featurelab.engine.predictions import PREDICTIONS
 from featurelab.view import FAMILY_COLORS
 
 # Strict: a value of another type is an error, not converted; forbid: so is a key the
@@ -148,7 +149,7 @@ def evaluate(expr: Any, c: Sequence[float], t: Any) -> Any:
 
 # -- the model ------------------------------------------------------------------------
 
-MetricKind = Literal["scalar", "per_neuron", "per_layer", "activations"]
+MetricKind = Literal["scalar", "per_neuron", "per_layer", "activations", "predictions"]
 # (lo, hi) of a zoom: the view keeps a tuple, sent as a list (lax: a tuple is fine)
 Range = Annotated[list[float], Field(min_length=2, max_length=2, strict=False)] | None
 Pair = Annotated[list[str], Field(min_length=2, max_length=2)]
@@ -528,10 +529,13 @@ def panel_state_schema() -> dict[str, Any]:
 
 
 def metric_kind(metric: str, statistic_level: int | None) -> MetricKind:
-    """How a metric is drawn: the activation snapshots, a statistic with one value per
-    neuron (level 1) or per layer (level 2 and up), or a per-step scalar."""
+    """How a metric is drawn: the activation snapshots, the predictions on the data, a
+    statistic with one value per neuron (level 1) or per layer (level 2 and up), or a
+    per-step scalar."""
     if metric == ACTIVATIONS_METRIC:
         return "activations"
+    if metric == PREDICTIONS:
+        return "predictions"
     if statistic_level is not None:
         return "per_neuron" if statistic_level == 1 else "per_layer"
     return "scalar"

@@ -28,6 +28,13 @@ panel would otherwise re-type: fit families, colours, metric kinds, labels), and
       -> {"kind": "activations", "request": id, "experiment": e, "layer": l,
           "step": nearest snapshot step, "steps": [snapshot steps], "shape": [S, N]}
          + one float32 buffer (S, N)
+  {"kind": "predictions", "request": id, "experiment": e, "step": s}
+      -> {"kind": "predictions", "request": id, "experiment": e, "step": nearest snapshot
+          step, "steps": [...], "view": "curve" | "plane" | "pairs" | "scatter",
+          "n_train", "n_test", "grid": [G] | [G, G] | [], "extent": [lo, hi, ...],
+          "dim", "n_classes", "train": error, "test": error, "arrays": [names]}
+         + one float32 buffer per name in "arrays": inputs (samples x dim; not for
+         scatter), target (samples), prediction (samples, then the grid)
 
 While a run trains, `state` is refreshed at most PUSH_HZ times a second (progress,
 status, final losses); the JavaScript re-requests the series it shows.
@@ -59,6 +66,7 @@ from featurelab.engine.config import (
 )
 from featurelab.engine.models import hook_shapes, point_label, weight_shapes
 from featurelab.engine.observables import NAMED_OBSERVABLES
+from featurelab.engine.predictions import PREDICTIONS
 from featurelab.errors import FeaturelabError
 from featurelab.log import untrusted_code
 from featurelab.trajectory import RECENT, Exploration, pair_key
@@ -208,6 +216,9 @@ class Panel(anywidget.AnyWidget):
             elif kind == "activations":
                 reply, buffers = self._activations(content)
                 self.send({"kind": "activations", "request": request, **reply}, buffers)
+            elif kind == "predictions":
+                reply, buffers = self._predictions(content)
+                self.send({"kind": "predictions", "request": request, **reply}, buffers)
             elif kind == "svg":
                 metric = content.get("metric")
                 if not isinstance(metric, str):
@@ -296,7 +307,7 @@ class Panel(anywidget.AnyWidget):
         trainer = run.trainer  # read once: a run that ends lets its trainer go
         snapshots = trainer.snapshots if trainer is not None else run.result().snapshots
         layer = content.get("layer")
-        if snapshots is None or layer not in snapshots.points:
+        if snapshots is None or layer not in snapshots.points or layer == PREDICTIONS:
             raise FeaturelabError(f"no activation snapshots of {layer!r} in "
                                   f"{content.get('experiment')}; record hidden_activations")
         if not snapshots.count:
@@ -308,6 +319,31 @@ class Panel(anywidget.AnyWidget):
         return ({"step": nearest, "steps": steps.tolist(), "shape": list(values.shape),
                  "experiment": content.get("experiment"), "layer": layer},
                 [values.tobytes()])
+
+
+    def _predictions(self, content: dict[str, Any]) -> tuple[dict, list]:
+        from featurelab.frames import run_predictions  # pandas: loaded when first asked
+
+        experiment, step = content.get("experiment", ""), content.get("step")
+        if not isinstance(experiment, str):
+            raise FeaturelabError(f"a predictions request names its experiment; got "
+                                  f"{_short(experiment)}")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float))
+                                 or not math.isfinite(step)):
+            raise FeaturelabError(f"a predictions request's step is a number or null; got "
+                                  f"{_short(step)}")
+        at = run_predictions(self.lab.state, experiment, None if step is None else int(step))
+        arrays = {"target": at.target, "prediction": at.prediction}
+        if at.kind != "scatter":  # inputs of more than 2 dimensions are not drawn
+            arrays = {"inputs": at.inputs, **arrays}
+        reply = {"experiment": experiment, "step": at.step, "steps": at.steps.tolist(),
+                 "view": at.kind, "n_train": at.rows.n_train, "n_test": at.rows.n_test,
+                 "grid": list(at.rows.grid), "extent": list(at.rows.extent),
+                 "dim": int(at.inputs.shape[1]), "n_classes": at.n_classes,
+                 "train": _finite(at.error("train")), "test": _finite(at.error("test")),
+                 "arrays": list(arrays)}
+        return reply, [np.ascontiguousarray(a, dtype=np.float32).tobytes()
+                       for a in arrays.values()]
 
 
 def lab_state(lab: Lab) -> PanelState:

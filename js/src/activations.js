@@ -1,10 +1,12 @@
 // Activations: the layer picker ("Layer 1 pre (500 x 100)"), the method (neuron stats,
 // heatmap, histogram), neuron statistics over steps, and heatmap / histogram of the
 // activations at one snapshot step, drawn on canvas.
+import { blankCanvas, context2d } from "./canvas.js";
 import { fillSelect, h, replaceChildren } from "./dom.js";
 import { fmtG } from "./format.js";
 import { methodLabels } from "./facts.js";
 import { createSeriesPlot } from "./plot.js";
+import { createStepPlayer } from "./step-player.js";
 import { parseColor } from "./theme.js";
 
 /** Hook points of some experiments (all when none given), with their labels. */
@@ -77,27 +79,6 @@ export function divergingColor(t, mid = [247, 247, 247]) {
   const end = c < 0 ? neg : pos;
   const a = Math.abs(c);
   return [0, 1, 2].map((i) => Math.round(mid[i] + (end[i] - mid[i]) * a));
-}
-
-function context2d(canvas) {
-  try {
-    return canvas.getContext ? canvas.getContext("2d") : null;
-  } catch {
-    return null;
-  }
-}
-
-/** A cleared canvas sized for the device's pixel ratio: {g, width, height}, or null. */
-function blankCanvas(canvas, cssHeight) {
-  const g = context2d(canvas);
-  if (!g) return null;
-  const dpr = (typeof window !== "undefined" && window.devicePixelRatio) || 1;
-  const width = Math.max(240, canvas.clientWidth || canvas.parentElement?.clientWidth || 600);
-  canvas.width = Math.round(width * dpr);
-  canvas.height = Math.round(cssHeight * dpr);
-  g.setTransform(dpr, 0, 0, dpr, 0, 0);
-  g.clearRect(0, 0, width, cssHeight);
-  return { g, width, height: cssHeight };
 }
 
 /** Heatmap of a (rows = samples, cols = neurons) array; false when there is no canvas. */
@@ -291,12 +272,7 @@ export function createActivationsBody(ctx, { metric, slot, zoomSlot }) {
   const addSelect = h("select", { class: "fl-select", testid: "add-stat-select", "aria-label": "Statistic to add" });
   const addButton = h("button", { type: "button", class: "fl-button", testid: "add-stat" }, "Add stat");
   const expSelect = h("select", { class: "fl-select", testid: "act-experiment", "aria-label": "Experiment" });
-  const slider = h("input", { type: "range", class: "fl-slider", testid: "step-slider", min: "0", max: "0",
-    value: "0", step: "1", "aria-label": "Snapshot step" });
-  const stepLabel = h("span", { class: "fl-step-label fl-mono", testid: "step-label" }, "step –");
-  // Play: the snapshots one after another, each drawn before the next is asked for.
-  const play = h("button", { type: "button", class: "fl-button fl-icon", testid: "play-steps",
-    "aria-label": "Play the snapshots over steps", title: "Play the snapshots over steps" }, "▶");
+  const player = createStepPlayer((step) => requestActivations(step));
   const order = h("select", { class: "fl-select", testid: "neuron-order", "aria-label": "Neuron order",
     title: "Order of the heatmap's neuron columns" },
   Object.entries(NEURON_ORDERS).map(([value, label]) => h("option", { value }, label)));
@@ -305,7 +281,7 @@ export function createActivationsBody(ctx, { metric, slot, zoomSlot }) {
   const hint = h("div", { class: "fl-hint" });
   const statsBox = h("div", { class: "fl-stat-plots" });
   const statTools = h("div", { class: "fl-toolbar" }, addSelect, addButton);
-  const stepTools = h("div", { class: "fl-toolbar" }, expSelect, play, slider, stepLabel, order);
+  const stepTools = h("div", { class: "fl-toolbar" }, expSelect, ...player.el, order);
   const snapshotBox = h("div", { class: "fl-snapshot" }, canvas, actNote);
   const el = h("div", { class: "fl-activations" },
     h("div", { class: "fl-toolbar" }, h("label", { class: "fl-inline" }, "Method ", method), statTools, stepTools),
@@ -315,7 +291,6 @@ export function createActivationsBody(ctx, { metric, slot, zoomSlot }) {
   let state = {};
   let view = {};
   let experiments = [];
-  let steps = [];
   let token = 0;
   let last = null; // the last activations reply drawn
   let requested = null;
@@ -326,7 +301,7 @@ export function createActivationsBody(ctx, { metric, slot, zoomSlot }) {
     ctx.act("add_neuron_stat", { stat: addSelect.value, layer: view.layer }, slot);
   });
 
-  const wantedStep = () => (steps.length ? steps[Number(slider.value)] ?? 0 : 0);
+  const wantedStep = () => player.wanted();
   async function requestActivations(step) {
     const experiment = expSelect.value;
     if (!experiment || !view.layer) return;
@@ -340,41 +315,10 @@ export function createActivationsBody(ctx, { metric, slot, zoomSlot }) {
       drawSnapshot();
       return;
     }
-    steps = reply.steps || [];
-    slider.max = String(Math.max(0, steps.length - 1));
-    const index = steps.indexOf(reply.step);
-    if (index >= 0 && document.activeElement !== slider) slider.value = String(index);
+    player.setSteps(reply.steps, reply.step);
     last = reply;
     drawSnapshot();
   }
-  slider.addEventListener("input", () => {
-    stepLabel.textContent = `step ${wantedStep()}`;
-    requestActivations(wantedStep());
-  });
-  let playing = false;
-  const setPlaying = (on) => {
-    playing = on;
-    play.textContent = on ? "⏸" : "▶";
-    play.setAttribute("aria-pressed", on ? "true" : "false");
-  };
-  // the next snapshot once this one is drawn, at most ~6 a second
-  const advance = () => {
-    if (!playing) return;
-    const i = Number(slider.value);
-    if (i >= steps.length - 1) { setPlaying(false); return; }
-    setTimeout(() => {
-      if (!playing) return;
-      slider.value = String(i + 1);
-      stepLabel.textContent = `step ${wantedStep()}`;
-      requestActivations(wantedStep()).then(advance);
-    }, 160);
-  };
-  play.addEventListener("click", () => {
-    if (playing) { setPlaying(false); return; }
-    if (Number(slider.value) >= steps.length - 1) slider.value = "0"; // from the start again
-    setPlaying(true);
-    requestActivations(wantedStep()).then(advance);
-  });
   order.addEventListener("change", () => drawSnapshot());
   expSelect.addEventListener("change", () => requestActivations(wantedStep()));
 
@@ -385,7 +329,6 @@ export function createActivationsBody(ctx, { metric, slot, zoomSlot }) {
       return;
     }
     const [rows, cols] = last.shape.length === 2 ? last.shape : [1, last.values.length];
-    stepLabel.textContent = `step ${last.step}`;
     const heatmap = view.method === "heatmap";
     canvas.dataset.testid = heatmap ? "heatmap" : "histogram";
     const label = methodLabels(state)[view.method] || view.method;
@@ -444,7 +387,7 @@ export function createActivationsBody(ctx, { metric, slot, zoomSlot }) {
       statTools.hidden = !neuron;
       stepTools.hidden = neuron;
       order.hidden = view.method !== "heatmap";
-      if (neuron && playing) setPlaying(false);
+      if (neuron && player.playing) player.stop();
       statsBox.hidden = !neuron;
       snapshotBox.hidden = neuron;
       if (!view.layer) hint.textContent = "Choose a layer to see its activations.";
@@ -468,7 +411,7 @@ export function createActivationsBody(ctx, { metric, slot, zoomSlot }) {
       }
     },
     destroy() {
-      playing = false;
+      player.stop();
       token += 1;
       for (const p of plots.values()) p.series.destroy();
       plots.clear();

@@ -10,6 +10,7 @@ import { parseNumber } from "./experiment-form.js";
 import { metricKind } from "./facts.js";
 import { chartFits, createFitPanel } from "./fits.js";
 import { createPlot, createSeriesPlot, download, zoomAction } from "./plot.js";
+import { createPredictionsBody } from "./predictions.js";
 import { residualPlot, shownGroups } from "./series.js";
 
 /** The zoom params from the range boxes: empty boxes mean the whole range. */
@@ -132,6 +133,7 @@ export function createChartCard(ctx, metric) {
   };
   let series = null; // a series plot (scalar and statistics)
   let activations = null; // the hidden_activations body
+  let predictions = null; // the predictions body
   let seriesHeight = null;
 
   logX.addEventListener("click", () => ctx.act("set_axes", { metric, log_x: !view.log_x }, slot));
@@ -146,7 +148,7 @@ export function createChartCard(ctx, metric) {
   const closeMenu = () => downloads.removeAttribute("open");
   savePng.addEventListener("click", () => {
     closeMenu();
-    const png = series?.png();
+    const png = (predictions || series)?.png();
     if (png) download(fileName("png"), png);
   });
   saveSvg.addEventListener("click", async () => {
@@ -157,7 +159,7 @@ export function createChartCard(ctx, metric) {
   });
   saveCsv.addEventListener("click", () => {
     closeMenu();
-    const csv = series?.csv();
+    const csv = (predictions || series)?.csv();
     if (csv) download(fileName("csv"), csv);
   });
   band.addEventListener("change", () => ctx.act("set_band", { metric, band: band.value || null }, slot));
@@ -189,7 +191,7 @@ export function createChartCard(ctx, metric) {
     const sig = JSON.stringify([choices, also, view.x || "step"]);
     if (alsoRow.dataset.sig === sig) return;
     alsoRow.dataset.sig = sig;
-    alsoRow.hidden = metricKind(state, metric) === "activations";
+    alsoRow.hidden = ["activations", "predictions"].includes(metricKind(state, metric));
     replaceChildren(alsoRow, timeToggle(), choices.length ? h("span", { class: "fl-muted" }, "also draw") : null, choices.map((c) => {
       const b = h("button", { type: "button", class: "fl-button fl-toggle fl-small", testid: `overlay-${c.label.replace(/\s+/g, "-")}`,
         title: `Draw ${c.specs.join(", ")} on this chart's axes (dashed)` }, c.label);
@@ -203,7 +205,8 @@ export function createChartCard(ctx, metric) {
     view = nextView;
     const kind = metricKind(state, metric);
     const viewed = state.view?.viewed || [];
-    const perLayer = kind !== "scalar";
+    const perLayer = kind !== "scalar" && kind !== "predictions";
+    const snapshotView = kind === "activations" || kind === "predictions"; // no step series
     el.classList.toggle("fl-enlarged", !!view.enlarged);
     setPressed(enlarge, view.enlarged);
     enlarge.textContent = view.enlarged ? "⤡" : "⤢";
@@ -223,12 +226,13 @@ export function createChartCard(ctx, metric) {
     subtitle.textContent = [view.layer ? labels[view.layer] || view.layer : "",
       viewed.length ? viewed.join(", ") : ""].filter(Boolean).join(" · ");
 
-    const snapshotMethod = kind === "activations" && view.method && view.method !== "neuron_stats";
+    const snapshotMethod = kind === "predictions"
+      || (kind === "activations" && view.method && view.method !== "neuron_stats");
     drawAlso(state, perLayer ? view.layer : null, viewed);
     for (const b of [logX, logY, smoothLabel]) b.hidden = snapshotMethod;
     downloads.hidden = kind === "activations";
     band.value = view.band || "";
-    band.hidden = kind === "activations"
+    band.hidden = snapshotView
       || !shownGroups(state, viewed, (e) => e).length; // no group of 2+ runs shown
     zoomBox.hidden = snapshotMethod;
     const fittable = kind === "scalar" || kind === "per_layer";
@@ -237,6 +241,19 @@ export function createChartCard(ctx, metric) {
     // need the width, and its chart is the one being studied.
     el.classList.toggle("fl-has-fits", fittable && chartFits(state, metric, perLayer ? view.layer : null).length > 0);
 
+    if (kind === "predictions") {
+      if (series) { series.destroy(); series = null; }
+      if (activations) { activations.destroy(); activations = null; }
+      if (!predictions) {
+        body.textContent = "";
+        predictions = createPredictionsBody(ctx);
+        body.append(predictions.el);
+      }
+      hint.hidden = true;
+      predictions.update(view, state, viewed);
+      return;
+    }
+    if (predictions) { predictions.destroy(); predictions = null; body.textContent = ""; }
     if (kind === "activations") {
       if (series) { series.destroy(); series = null; }
       if (!activations) {
@@ -278,6 +295,7 @@ export function createChartCard(ctx, metric) {
       if (series) series.destroy();
       if (residuals) residuals.destroy();
       if (activations) activations.destroy();
+      if (predictions) predictions.destroy();
       fits.destroy();
       el.remove();
     },

@@ -2,6 +2,7 @@
 //   {"kind": "action", "request": id, "action": {"type", "params"}} -> ack | error
 //   {"kind": "series", "request": id, "experiments", "metric", "layer"} -> series + 2 buffers each
 //   {"kind": "activations", "request": id, "experiment", "layer", "step"} -> activations + 1 buffer
+//   {"kind": "predictions", "request": id, "experiment", "step"} -> predictions + a buffer per array
 //   {"kind": "stop_sweep", "request": id, "sweep"} -> ack {cancelled: [...]} | error
 //   {"kind": "svg", "request": id, "metric"} -> {svg: "<svg ...>"} | error
 // Every request gets a promise that resolves with the reply (an error reply included;
@@ -50,8 +51,19 @@ export function decodeActivations(msg, buffers = []) {
   return { ...msg, values };
 }
 
+/** A predictions reply: msg.data[name] is a Float32Array for each name of msg.arrays. */
+export function decodePredictions(msg, buffers = []) {
+  const names = msg.arrays || [];
+  if (buffers.length < names.length) {
+    return { kind: "error", request: msg.request, field: null, message: "the predictions reply is missing its data buffers" };
+  }
+  const data = Object.fromEntries(names.map((name, i) => [name, new Float32Array(bytesOf(buffers[i]))]));
+  return { ...msg, data };
+}
+
 export function decodeReply(msg, buffers) {
   if (msg.kind === "series") return decodeSeries(msg, buffers);
+  if (msg.kind === "predictions") return decodePredictions(msg, buffers);
   if (msg.kind === "activations") return decodeActivations(msg, buffers);
   return msg;
 }
