@@ -9,8 +9,8 @@ process, and a 256-member sweep's memory and file descriptors, measured in one p
    against 16 naive loops one after another (nn.Sequential + torch.optim.Adam, torch's
    default threads, no observables). Target: >= 4x.
 2. The single reference run with every observable on, `lab.run` in the kernel (threads
-   chosen by model size), against one naive loop: quiet, and with a process burning a
-   core beside it. Target: <= 0.8x both.
+   chosen by model size and the machine's load, engine/threads.py), against one naive
+   loop: quiet, and with a process burning a core beside it. Target: <= 0.8x both.
 3. A 256-member sweep of a small config: the kernel's peak resident memory with its
    workers' (target < 2 GB) and the kernel's open file descriptors before, during and
    after (target: flat).
@@ -127,13 +127,15 @@ def single_against_naive(steps: int, root: Path, repeats: int = 2) -> None:
                 run = lab.run("exp_0")
                 ours.append(time.perf_counter() - start)
                 assert run.status == "finished"
-                threads = run.result().info["threads"]
+                plan = run.result().info["thread_plan"]
         finally:
             if busy is not None:
                 busy.kill()
                 busy.wait()
+        threads = " then ".join(f"{n} from step {step}" if step else str(n)
+                                for step, n in plan)
         print(f"2. one reference run, every observable on, {label}: featurelab "
-              f"{min(ours):.2f} s ({threads} thread{'s' if threads > 1 else ''}), naive "
+              f"{min(ours):.2f} s (threads {threads}), naive "
               f"loop {min(naive):.2f} s ({torch.get_num_threads()} threads): ratio "
               f"{min(ours) / min(naive):.2f}  (target <= 0.8)")
 

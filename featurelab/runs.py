@@ -27,7 +27,7 @@ from featurelab.engine.config import ExperimentConfig
 from featurelab.engine.results import RunResult
 from featurelab.engine.snapshots import STEPS_FILE, Snapshots
 from featurelab.engine.stats import StatisticRegistry
-from featurelab.engine.threads import choose_threads
+from featurelab.engine.threads import ThreadGovernor
 from featurelab.engine.train import FINAL_STATUSES, Trainer
 from featurelab.errors import FeaturelabError, FeaturelabWarning, disk_full
 from featurelab.store import Store
@@ -241,12 +241,15 @@ class Run:
     def train(self, config: ExperimentConfig, cache_key: str, background: bool,
               on_end: Callable[[Run, dict[str, Any]], None],
               on_start: Callable[[Run], None] | None = None, stop_at: int | None = None,
-              resume_from: Run | None = None, executor: Scheduler | None = None) -> Run:
+              resume_from: Run | None = None, executor: Scheduler | None = None,
+              thread_plan: list[list[int]] | None = None) -> Run:
         """Trains `config`, persisting as it goes: `stop_at` steps at most (it then ends
         cancelled), from the checkpoint of `resume_from` if given. on_start gets the run
         once its trainer exists (to subscribe to its events), on_end the result summary.
         With an `executor` (a pool of worker processes, Ray actors) a worker trains it
-        and this process stores what it sends; background is then implied."""
+        and this process stores what it sends; background is then implied. A
+        `thread_plan` (a logged run's info["thread_plan"]) is followed in the foreground
+        instead of the machine's load: how replay trains a run as it was trained."""
         if resume_from is not None:  # the log's summary says where it continued from
             self._origin = {"resumed_from": resume_from.id, "from_step": resume_from.steps_done}
         try:
@@ -281,8 +284,11 @@ class Run:
                 # (2 cores, libgomp: 3.9 s instead of 0.8 s for the reference run). One
                 # intra-op thread avoids that; the setting is this thread's own.
                 torch.set_num_threads(1)
-            else:  # the kernel's thread: as many as the model's size pays for
-                torch.set_num_threads(choose_threads(config, threads))
+            else:  # the kernel's thread: as many as the model's size and the load allow
+                governor = ThreadGovernor(config, threads, follow=thread_plan)
+                trainer.events.subscribe("on_flush", governor.on_flush)
+                governor.start(trainer.step_count)
+                trainer.info["thread_plan"] = governor.plan  # filled in as it changes
             try:
                 try:
                     trainer.run()

@@ -1,7 +1,8 @@
 """How a rerun's results compare with the logged ones (replay asks each action).
 
 Series are compared by digest when the run was computed the same way (torch version,
-threads, step and optimizer implementation): then they must be bitwise equal.
+threads and where they changed, step and optimizer implementation): then they must be
+bitwise equal.
 Otherwise the sampled values kept in the log are compared within REL_TOL, and the
 comparison says which way it went.
 """
@@ -26,8 +27,10 @@ def compare_series(experiment: str, recorded: dict[str, Any], replayed: dict[str
                    arrays: dict[str, Any]) -> Comparison:
     """A run's logged fingerprints against the arrays its rerun recorded."""
     info_then, info_now = recorded.get("info", {}), replayed.get("info", {})
-    exact = all(info_then.get(k) == info_now.get(k) for k in ENVIRONMENT)
-    changed = ", ".join(f"{k} {info_then.get(k)} -> {info_now.get(k)}" for k in ENVIRONMENT
+    # a log from before runs kept their thread plan compares on "threads" alone
+    keys = ENVIRONMENT + (("thread_plan",) if "thread_plan" in info_then else ())
+    exact = all(info_then.get(k) == info_now.get(k) for k in keys)
+    changed = ", ".join(f"{k} {info_then.get(k)} -> {info_now.get(k)}" for k in keys
                         if info_then.get(k) != info_now.get(k))
     how = "bitwise" if exact else f"within rel. tol. {REL_TOL:g} ({changed})"
     same: list[str] = []

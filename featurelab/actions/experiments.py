@@ -326,7 +326,8 @@ class RunExperiment(Action):
                          on_start=ctx.run_started,
                          stop_at=self._stop(config),
                          resume_from=state.runs[partial] if partial else None,
-                         executor=ctx.executor)
+                         executor=ctx.executor,
+                         thread_plan=getattr(self, "_thread_plan", None))
 
     def stopped_at(self, step: int) -> RunExperiment:
         """This run as a rerun of it must go once a cancel stopped it at `step`."""
@@ -338,7 +339,14 @@ class RunExperiment(Action):
         # rerun: its members' entries say how each went).
         again = self.but(background=False, sweep=None)
         at = stops.get((result or {}).get("run", ""))
-        return again if at is None else again.stopped_at(at)
+        again = again if at is None else again.stopped_at(at)
+        # ... with the threads the logged run had at each step (engine/threads.py), not
+        # those this machine's load would choose: a plan is how it ran, not a parameter
+        # of the action (its code stays lab.run(...)), so it rides on this one object.
+        plan = ((result or {}).get("info") or {}).get("thread_plan")
+        if plan:
+            object.__setattr__(again, "_thread_plan", plan)
+        return again
 
     def compare(self, recorded: dict[str, Any], replayed: dict[str, Any],
                 state: LabState) -> Comparison:

@@ -1,29 +1,43 @@
-"""How many intra-op threads a run trains with, chosen from its model's size.
+"""How many intra-op threads a run trains with: chosen from its model's size and, for a
+small model in the kernel's foreground, from how busy the machine is while it trains.
 
-Small models lose with two threads: the work of a step is split into pieces too small
-to pay for waking a second thread, and under load (anything else busy on this 2-core
-machine) a parallel kernel waits for a core. Measured with benchmarks/engine.py on the
-reference experiment (10-100-100-1, 500 rows, about 37 MFLOP a step): 2.2 s at one thread
-against 2.8 s at two on a quiet machine, and 2.95 s against 14.5 s beside a CPU-burning
-process. Wider models are the other way round: 10-150-150-1 (about 80 MFLOP a step) trains
+Small models gain little from a second thread and lose badly when the cores are not all
+free: the work of a step is split into pieces too small to pay for waking a second
+thread, and when anything else is busy on this 2-core machine a parallel kernel waits
+for a core. Measured on the reference experiment (10-100-100-1, 500 rows, about 37 MFLOP
+a step, every observable on): 1.44 s at two threads against 1.81 s at one on a quiet
+machine, and 2.95 s at one against 14.5 s at two beside a CPU-burning process. Wider
+models are faster at two threads even so: 10-150-150-1 (about 80 MFLOP a step) trains
 300 steps in 0.65 s at one thread against 0.42 s at two, 10-512-512-1 (0.9 GFLOP) 2000
-steps in 30 s against 18 s. A step of THREADED_FLOPS or more gets the process's default.
-This is the kernel's foreground run; a run in a background thread or a worker process
-trains at one thread (those run beside others). The count is recorded with the run
-(`info["threads"]`), and replay calls series bitwise equal only where it matches: a wide
-model trained by a sweep's worker and replayed in the foreground differs in its last
-bits (a sum split over two threads adds in another order).
+steps in 30 s against 18 s. So a step of THREADED_FLOPS or more always gets the
+process's default, and a smaller one gets the default only while the other cores are
+idle: ThreadGovernor looks at the machine when the run starts and again at its flushes
+(every LOOK_EVERY seconds at most), and drops to one thread as soon as another process
+keeps a core busy, going back once the cores have been free for two looks.
+
+A run in a background thread or a worker process trains at one thread (those run
+beside others). What a run used is recorded with it: `info["threads"]` (the count it
+started with) and `info["thread_plan"]` ([step, threads] at its start and at each
+change). Replay calls series bitwise equal only where the plan matches, and a rerun
+follows the recorded plan instead of the machine's load, so a replay trains with the
+same threads at the same steps as the run it checks.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import time
+from typing import Any
 
 import torch
 
 from featurelab.engine.config import ExperimentConfig
 
 THREADED_FLOPS = 6e7  # a step's floating-point operations from which threads pay
+LOOK_EVERY = 0.25  # seconds between two looks at the machine's load while a run trains
+BUSY = 0.5  # cores kept busy by other processes from which a small model drops to 1 thread
+FREE = 0.25  # ... and below which, twice in a row, it goes back to the default
 
 
 def step_flops(config: ExperimentConfig) -> float:
@@ -44,7 +58,157 @@ def step_flops(config: ExperimentConfig) -> float:
     return float(per_row * (forward_rows + 2 * batch))
 
 
-def choose_threads(config: ExperimentConfig, default: int | None = None) -> int:
-    """One thread for a small model, the default (torch's, the cores) for a large one."""
-    default = default or torch.get_num_threads()
-    return 1 if step_flops(config) < THREADED_FLOPS else max(1, default)
+def _clock_ticks() -> float:
+    try:
+        return float(os.sysconf("SC_CLK_TCK"))
+    except (ValueError, OSError, AttributeError):
+        return 100.0
+
+
+TICKS = _clock_ticks()
+
+
+def _machine() -> tuple[float, int] | None:
+    """(CPU seconds all cores spent busy since boot, tasks runnable right now) from
+    /proc/stat; None where there is none (macOS, Windows: no adapting there)."""
+    try:
+        with open("/proc/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    busy, running = None, 0
+    for line in text.splitlines():
+        if line.startswith("cpu "):
+            values = [int(v) for v in line.split()[1:]]
+            idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+            busy = (sum(values[:8]) - idle) / TICKS  # guest time is counted in user
+        elif line.startswith("procs_running"):
+            running = int(line.split()[1])
+    return None if busy is None else (busy, running)
+
+
+def _own_running() -> int:
+    """Threads of this process runnable right now (this one, spinning OpenMP workers)."""
+    count = 0
+    try:
+        for task in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{task}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if stat[stat.rindex(")") + 2:].startswith("R"):
+                count += 1
+    except OSError:
+        return 1
+    return max(1, count)
+
+
+class LoadMeter:
+    """How many cores other processes keep busy: now (runnable tasks that are not this
+    process's), and over the time since the last look (all cores' busy time less this
+    process's own CPU time)."""
+
+    def __init__(self) -> None:
+        self._last = self._read()
+
+    @staticmethod
+    def _read() -> tuple[float, float, float] | None:
+        machine = _machine()
+        if machine is None:
+            return None
+        own = os.times()
+        return machine[0], own.user + own.system, time.monotonic()
+
+    def others_now(self, looks: int = 5) -> float | None:
+        """Other processes' runnable tasks, the median of a few looks ~2 ms apart."""
+        seen = []
+        for i in range(looks):
+            machine = _machine()
+            if machine is None:
+                return None
+            seen.append(max(0, machine[1] - _own_running()))
+            if i < looks - 1:
+                time.sleep(0.002)
+        return float(sorted(seen)[len(seen) // 2])
+
+    def others(self) -> float | None:
+        """Cores other processes kept busy on average since the last call."""
+        now = self._read()
+        last, self._last = self._last, now
+        if now is None or last is None or now[2] - last[2] <= 0:
+            return None
+        return max(0.0, ((now[0] - last[0]) - (now[1] - last[1])) / (now[2] - last[2]))
+
+
+class ThreadGovernor:
+    """Chooses a foreground run's threads as it trains (see the module's docstring), or
+    follows a recorded plan. Call start(step) before its first step, and on_flush at its
+    flushes (a Trainer event), in the training thread: the setting is that thread's."""
+
+    def __init__(self, config: ExperimentConfig, default: int | None = None,
+                 follow: list[list[int]] | None = None, meter: Any = None) -> None:
+        self.most = max(1, default or torch.get_num_threads())
+        self.adaptive = step_flops(config) < THREADED_FLOPS and self.most > 1
+        self.follow = [list(map(int, p)) for p in follow] if follow else None
+        self.meter = meter if meter is not None else LoadMeter()
+        self.plan: list[list[int]] = []  # [step, threads] at the start and each change
+        self.threads = self.most
+        self._looked = 0.0
+        self._free_looks = 0
+        self._next = 0  # the next entry of the followed plan
+
+    def _set(self, step: int, threads: int) -> None:
+        if self.plan and threads == self.threads:
+            return
+        self.threads = threads
+        self.plan.append([step, threads])
+        torch.set_num_threads(threads)
+
+    def start(self, step: int = 0) -> int:
+        """The threads of the run's first step, set in this thread; returns them."""
+        if self.follow is not None:
+            self._next = 0
+            self._follow_to(step)
+            if not self.plan:  # a plan from a later step only: its first count
+                self._set(step, self.follow[0][1])
+            return self.threads
+        threads = self.most
+        if self.adaptive:
+            others = self.meter.others_now()
+            threads = 1 if others is None or others >= BUSY else self.most
+            self.meter.others()  # the next look measures from here
+            self._looked = time.monotonic()
+        self._set(step, threads)
+        return threads
+
+    def _follow_to(self, step: int) -> None:
+        due = None
+        while self.follow is not None and self._next < len(self.follow) \
+                and self.follow[self._next][0] <= step:
+            due = self.follow[self._next][1]
+            self._next += 1
+        if due is not None:
+            self._set(step, due)
+
+    def on_flush(self, start: int, stop: int, series: Any = None) -> None:
+        """At a flush, before step `stop`: the recorded plan's change due there, or a
+        look at the machine (at most every LOOK_EVERY seconds)."""
+        if self.follow is not None:
+            self._follow_to(stop)
+            return
+        if not self.adaptive or time.monotonic() - self._looked < LOOK_EVERY:
+            return
+        self._looked = time.monotonic()
+        others = self.meter.others()
+        if others is None:
+            return
+        if others >= BUSY:
+            self._free_looks = 0
+            self._set(stop, 1)
+        elif others < FREE:
+            self._free_looks += 1
+            if self._free_looks >= 2:
+                self._set(stop, self.most)
+        else:
+            self._free_looks = 0

@@ -282,6 +282,9 @@ class Trainer:
     def run(self, n: int | None = None) -> str:
         """Steps until the end of the run, or n more steps; returns the status."""
         self.info["threads"] = torch.get_num_threads()  # of the thread that trains
+        # [step, threads] at the start and at each change (engine/threads.py); a run
+        # whose threads nobody changes keeps the count it started with
+        self.info.setdefault("thread_plan", [[self.step_count, self.info["threads"]]])
         stop = self.n_steps if n is None else min(self.n_steps, self.step_count + n)
         while self.step_count < stop and self.step():
             pass

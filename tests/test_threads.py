@@ -1,0 +1,119 @@
+"""Threads of a foreground run: a small model trains at the default while the cores are
+free and at one thread while another process keeps one busy, changing at flushes; the plan
+is recorded, and replay follows it so a rerun is bitwise."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import featurelab as fl
+from featurelab import ExperimentConfig
+from featurelab.engine import threads as threads_module
+from featurelab.engine.threads import LOOK_EVERY, LoadMeter, ThreadGovernor
+
+SMALL = ExperimentConfig(model={"widths": [4, 16, 16, 1]},
+                         data={"dim": 4, "n_train": 64, "n_test": 32},
+                         optimizer={"lr": 1e-2, "steps": 400})
+LARGE = ExperimentConfig(model={"widths": [10, 512, 512, 1]})
+
+
+class FakeMeter:
+    """Reports the loads it is given, one per look."""
+
+    def __init__(self, now: float, later: list[float] | None = None) -> None:
+        self.now, self.later = now, list(later or [])
+
+    def others_now(self) -> float:
+        return self.now
+
+    def others(self) -> float | None:
+        return self.later.pop(0) if self.later else None
+
+
+@pytest.fixture(autouse=True)
+def keep_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def _flushes(governor: ThreadGovernor, stops: list[int]) -> None:
+    for stop in stops:
+        governor._looked = -LOOK_EVERY  # the next flush looks (no waiting in a test)
+        governor.on_flush(stop - 50, stop)
+
+
+def test_a_small_model_uses_the_free_cores_and_drops_to_one_thread_under_load():
+    looks = [0.0, 0.1, 1.0, 0.9, 0.1, 0.0, 0.0]  # the first: where start() measures from
+    governor = ThreadGovernor(SMALL, default=2, meter=FakeMeter(0.0, looks))
+    assert governor.start(0) == 2 and torch.get_num_threads() == 2
+    _flushes(governor, [50, 100, 150, 200, 250, 300])
+    # busy at 100: one thread at once; free twice (200, 250) before going back up
+    assert governor.plan == [[0, 2], [100, 1], [250, 2]]
+    assert torch.get_num_threads() == 2
+    busy = ThreadGovernor(SMALL, default=2, meter=FakeMeter(1.0))
+    assert busy.start(0) == 1 and busy.plan == [[0, 1]]
+
+
+def test_a_large_model_keeps_the_default_whatever_the_load():
+    governor = ThreadGovernor(LARGE, default=2, meter=FakeMeter(1.0, [1.0, 1.0]))
+    assert governor.start(0) == 2
+    _flushes(governor, [50, 100])
+    assert governor.plan == [[0, 2]]
+
+
+def test_a_followed_plan_changes_at_its_steps_whatever_the_load():
+    plan = [[0, 1], [100, 2], [150, 1]]
+    governor = ThreadGovernor(SMALL, default=2, follow=plan, meter=FakeMeter(0.0, [1.0] * 9))
+    assert governor.start(0) == 1
+    _flushes(governor, [50, 100, 150, 200])
+    assert governor.plan == plan
+    resumed = ThreadGovernor(SMALL, default=2, follow=plan, meter=FakeMeter(1.0))
+    assert resumed.start(120) == 2 and resumed.plan == [[120, 2]]  # a run continued at 120
+
+
+def test_the_meter_sees_a_process_burning_a_core():
+    meter = LoadMeter()
+    if meter.others() is None and meter._read() is None:
+        pytest.skip("no /proc/stat here")
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        meter.others()
+        time.sleep(0.6)
+        assert meter.others() >= 0.5  # one core, less the machine's tick granularity
+        assert meter.others_now() >= 1
+    finally:
+        burner.kill()
+        burner.wait()
+
+
+def test_a_foreground_run_records_its_plan_and_replay_follows_it(monkeypatch):
+    # the run sees another process busy at its start and a free machine later on ...
+    monkeypatch.setattr(threads_module, "LoadMeter", lambda: FakeMeter(1.0, [0.0] * 20))
+    monkeypatch.setattr(threads_module, "LOOK_EVERY", 0.0)
+    lab = fl.Lab(":memory:")
+    lab.create_experiment(config=SMALL.replace(optimizer={"steps": 400}))
+    torch.set_num_threads(2)
+    run = lab.run("exp_0")
+    plan = run.result().info["thread_plan"]
+    assert plan[0] == [0, 1] and plan[1][1] == 2 and plan[1][0] % 50 == 0, plan
+    assert torch.get_num_threads() == 2  # the notebook's own again
+    # ... and the replay, on a machine busy throughout, trains with the same threads
+    monkeypatch.setattr(threads_module, "LoadMeter", lambda: FakeMeter(1.0, [1.0] * 20))
+    report = fl.replay(lab)
+    assert report.ok, str(report)
+    assert any("train_loss: bitwise" in c for c in report.compared), report.compared
+    assert report.lab.results("exp_0").result().info["thread_plan"] == plan
+
+
+def test_background_runs_train_at_one_thread_and_say_so():
+    lab = fl.Lab(":memory:")
+    lab.create_experiment(config=SMALL)
+    run = lab.run("exp_0", background=True)
+    assert run.wait(timeout=60).status == "finished"
+    info = run.result().info
+    assert info["threads"] == 1 and info["thread_plan"] == [[0, 1]]
