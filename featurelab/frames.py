@@ -220,15 +220,14 @@ def run_predictions(state: LabState, experiment: str, step: int | None = None
     """The predictions of an experiment's latest run (running or ended) at the snapshot
     nearest `step` at or before it, the last when None."""
     run = state.results(experiment)
-    trainer = run.trainer  # read once: a run that ends lets its trainer go
-    snapshots = trainer.snapshots if trainer is not None else run.result().snapshots
-    return predictions_at(state.experiment(experiment).config, snapshots, step)
+    return predictions_at(state.experiment(experiment).config, run.snapshots_so_far(), step)
 
 
 def predictions(state: LabState, experiment: str, step: int | None = None) -> pd.DataFrame:
     """One row per sample and grid point: split (train, test, grid), the inputs (x0, x1,
     ... or a and b for a modular task), the target (NaN on the grid) and the prediction
-    (the output, or the predicted class), at a snapshot step (`.attrs["step"]`)."""
+    (the output, or the predicted class), at a snapshot step (`.attrs["step"]`; samples
+    past the first 32,768 are not kept: `.attrs["left_out"]`)."""
     at = run_predictions(state, experiment, step)
     rows = at.rows
     split = np.array(["train"] * rows.n_train + ["test"] * rows.n_test + ["grid"] * rows.n_grid)
@@ -242,5 +241,6 @@ def predictions(state: LabState, experiment: str, step: int | None = None) -> pd
     else:
         frame["target"] = np.concatenate([at.target, np.full(rows.n_grid, np.nan)])
         frame["prediction"] = at.prediction
-    frame.attrs.update(step=at.step, steps=at.steps.tolist(), view=at.kind)
+    frame.attrs.update(step=at.step, steps=at.steps.tolist(), view=at.kind,
+                       left_out=at.left_out)
     return frame

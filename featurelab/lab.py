@@ -804,13 +804,15 @@ class Lab:
             path=str(path), detail=detail, title=title,
             notebook=None if notebook is None else str(notebook)))
 
-    def chart_svg(self, metric: str) -> str:
+    def chart_svg(self, metric: str, experiment: str | None = None,
+                  step: int | None = None) -> str:
         """The chart of `metric` as the view shows it now, drawn as SVG by matplotlib (as
         the blog draws its pictures): the panel's vector download, for papers. Reads the
-        lab, changes nothing."""
+        lab, changes nothing. The predictions chart draws `experiment` at `step` (as its
+        card shows them; default: the first viewed, its last snapshot)."""
         from featurelab.export.charts import chart_svg
 
-        return chart_svg(self, metric)
+        return chart_svg(self, metric, experiment, step)
 
     def write_blog(self, path: str, detail: str, title: str | None,
                    notebook: str | None) -> Path:

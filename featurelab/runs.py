@@ -204,6 +204,16 @@ class Run:
 
     # -- results ------------------------------------------------------------------------
 
+    def snapshots_so_far(self) -> Snapshots | None:
+        """The snapshots (activations, predictions) taken so far: a trainer's here, a
+        worker's from its flushed files, the stored ones once the run has ended."""
+        trainer = self.trainer  # read once: a run that ends lets its trainer go
+        if trainer is None or self._recorded.is_set():
+            return self.result().snapshots
+        if isinstance(trainer, RemoteTrainer):
+            return trainer.snapshots_so_far()
+        return trainer.snapshots
+
     def result(self) -> RunResult:
         """What is recorded: complete once the run has ended, the flushed steps before."""
         if self._result is not None:

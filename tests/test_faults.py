@@ -46,6 +46,23 @@ def test_without_fallocate_the_blocks_are_written_as_zeros(tmp_path, monkeypatch
     assert loaded.at("layers.0.pre", 0).max() == 0.0
 
 
+def test_a_run_killed_half_way_has_its_snapshots_readable_up_to_its_last_flush(tmp_path):
+    """steps.npy follows the series' flushes, not only the run's end: a killed kernel (no
+    end) leaves the snapshots of every flushed step readable, activations and outputs."""
+    config = fl.ExperimentConfig(model={"widths": [4, 8, 1]},
+                                 data={"dim": 4, "n_train": 16, "n_test": 4},
+                                 optimizer={"steps": 400},
+                                 observables=["train_loss", "hidden_activations", "predictions"],
+                                 snapshots={"schedule": [[0, 10]]})
+    trainer = fl.Trainer(config, snapshot_dir=tmp_path, flush_every=50)
+    for _ in range(125):  # killed at step 125: no flush of its own, no end
+        trainer.step()
+    loaded = Snapshots.load(tmp_path)
+    assert loaded.steps.tolist() == list(range(0, 100, 10))  # flushed at step 100
+    assert loaded.at("predictions", 90).shape == (20, 1)  # 16 train + 4 test samples
+    assert len(loaded.stack("layers.0.pre")) == 10
+
+
 def test_a_model_without_hidden_layers_records_its_empty_snapshots_on_disk(tmp_path):
     """steps.npy needs the run's folder even when no hook point is kept (it was made only
     for a point's file, and the run could not start)."""

@@ -2,6 +2,8 @@
 or 2-D input) at the snapshot steps, read from code (lab.predictions), by the panel, and
 drawn in the blog."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -18,6 +20,7 @@ from featurelab.engine.predictions import (
 )
 from featurelab.engine.resources import estimate
 from featurelab.errors import FeaturelabError
+from featurelab.export.charts import draw_chart
 
 CURVE = {"model": {"widths": [1, 16, 16, 1]}, "data": {"dim": 1, "freq": 2.0, "n_train": 40,
          "n_test": 20}, "optimizer": {"lr": 1e-2, "steps": 60},
@@ -116,7 +119,7 @@ def test_a_run_without_the_observable_says_how_to_get_predictions():
     with pytest.raises(FeaturelabError, match="add the observable 'predictions'"):
         lab.predictions("exp_0")
     with pytest.raises(FeaturelabError, match="not a layer"):
-        lab.create_experiment(**CURVE)
+        lab.create_experiment(**{**CURVE, "observables": ["hidden_activations", "predictions"]})
         lab.run("exp_1")
         lab.results("exp_1").result().statistic_on_snapshots(lab.statistics, "active_rate",
                                                               PREDICTIONS)
@@ -172,3 +175,99 @@ def test_the_predictions_chart_is_drawn_in_the_blog_and_as_svg(tmp_path):
     assert "predictions, exp_1: right and wrong answers on every pair (a, b) at step 39 (the " \
            "last snapshot); train accuracy" in text
     assert draft is not None
+
+
+def test_samples_past_the_budget_are_left_out_and_said(monkeypatch):
+    from featurelab.engine import predictions
+
+    monkeypatch.setattr(predictions, "ROWS_KEPT", 40)
+    assert predictions.kept_rows(25, 17) == (23, 17)  # 42 pairs of p = 7 with "/"
+    assert predictions.kept_rows(100, 5) == (35, 5)
+    assert predictions.kept_rows(5, 100) == (5, 35)
+    assert predictions.kept_rows(10, 10) == (10, 10)
+    lab = fl.Lab(":memory:")
+    lab.create_experiment(**PAIRS)
+    lab.run("exp_0")
+    frame = lab.predictions("exp_0")
+    assert len(frame) == 40 and frame.attrs["left_out"] == 2
+    config = lab.experiments["exp_0"].config
+    assert estimate(config, True).disk["snapshots"] == 40 * 40 * 4  # 40 snapshots x 40 rows
+    lab.view_results(["exp_0"])
+    lab.open_chart("predictions")
+    assert "not kept (2)" in lab.chart_svg("predictions")  # in the key under the table
+    picture = draw_chart(lab, lab.view.charts["predictions"], ["exp_0"])
+    assert picture.caption.endswith("; 2 samples past the first 40 not kept")
+
+
+def test_a_step_is_a_number_and_the_svg_draws_the_cards_experiment_and_step():
+    lab = fl.Lab(":memory:")
+    lab.create_experiment(**CURVE)
+    lab.create_experiment(**PAIRS)
+    lab.run("exp_0")
+    lab.run("exp_1")
+    for bad in (float("nan"), float("inf"), True, "12"):
+        with pytest.raises(FeaturelabError, match="step is a step number or None"):
+            lab.predictions("exp_0", step=bad)
+    assert lab.predictions("exp_0", step=-5).attrs["step"] == 0  # the first snapshot
+    lab.view_results(["exp_0", "exp_1"])
+    lab.open_chart("predictions")
+    assert "predictions of exp_0 at step 59" in lab.chart_svg("predictions")
+    svg = lab.chart_svg("predictions", "exp_1", 20)
+    assert "predictions of exp_1 at step 20" in svg
+    front = Front(lab.panel)
+    reply, _ = front.ask(kind="svg", metric="predictions", experiment="exp_1", step=10)
+    assert "predictions of exp_1 at step 10" in reply["svg"]
+    bad, _ = front.ask(kind="svg", metric="predictions", experiment="exp_1", step=[1])
+    assert bad["kind"] == "error" and "step is a number or null" in bad["message"]
+
+
+def test_a_diverged_network_still_draws_its_plane_and_curve():
+    import warnings
+
+    lab = fl.Lab(":memory:")
+    lab.create_experiment(**{**PLANE, "optimizer": {"name": "sgd", "lr": 100, "steps": 30}})
+    lab.create_experiment(**{**CURVE, "optimizer": {"name": "sgd", "lr": 100, "steps": 60}})
+    for e in ("exp_0", "exp_1"):
+        with pytest.warns(fl.FeaturelabWarning, match="diverged"):
+            lab.run(e)
+        assert lab.results(e).status == "diverged"
+    lab.view_results(["exp_0"])
+    lab.open_chart("predictions")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for e in ("exp_0", "exp_1"):
+            assert "<svg" in lab.chart_svg("predictions", e)
+
+
+def test_predictions_are_no_series_to_overlay_explore_or_compute_statistics_on():
+    lab = fl.Lab(":memory:")
+    lab.create_experiment(**CURVE)
+    lab.run("exp_0")
+    lab.view_results(["exp_0"])
+    with pytest.raises(fl.ConfigError, match="a metric with one value per step"):
+        lab.overlay("train_loss", ["predictions"])
+    with pytest.raises(fl.ConfigError, match="a scalar series the base records"):
+        lab.explore(base="exp_0", menu={"optimizer.lr": [0.01, 0.02]}, metric="predictions")
+    with pytest.raises(FeaturelabError, match="add the observable 'hidden_activations'"):
+        lab.results("exp_0").result().statistic_on_snapshots(lab.statistics, "active_rate",
+                                                             "layers.0.pre")
+
+
+def test_a_sweep_members_predictions_are_read_while_it_trains_on_a_worker(tmp_path):
+    lab = fl.Lab("live", root=tmp_path)
+    lab.create_experiment(**{**CURVE, "optimizer": {"steps": 40_000},
+                             "snapshots": {"schedule": [[0, 20]]}})
+    sweep = lab.sweep(based_on="exp_0", seeds=[7])
+    [member] = sweep.members
+    lab.run(sweep.id, workers=1, background=True)
+    deadline = time.monotonic() + 120
+    while member not in lab.state.latest and time.monotonic() < deadline:
+        time.sleep(0.2)
+    run = lab.results(member)
+    while run.steps_done < 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert run.status == "running"
+    frame = lab.predictions(member)  # from the files the worker flushes
+    assert frame.attrs["step"] >= 0 and len(frame) == 40 + 20 + GRID_1D
+    lab.cancel(member)
+    run.wait(timeout=60)

@@ -28,7 +28,7 @@ from featurelab.actions.base import Action, Context, action, call
 from featurelab.actions.sweeps import knob_paths, label, member_config
 from featurelab.engine.config import ExperimentConfig
 from featurelab.engine.models import hook_shapes, weight_shapes
-from featurelab.engine.observables import plan_observables
+from featurelab.engine.observables import SNAPSHOT_OBSERVABLES, plan_observables
 from featurelab.errors import ConfigError, FeaturelabError
 from featurelab.state import LabState
 from featurelab.trajectory import (
@@ -128,6 +128,7 @@ class Explore(Action):
                                    hook_shapes(base.config),
                                    base.config.data.is_classification,
                                    weight_shapes(base.config)).scalars
+        scalars = tuple(s for s in scalars if s not in SNAPSHOT_OBSERVABLES)  # not series
         if self.metric not in scalars:
             raise ConfigError("metric", self.metric, "a scalar series the base records: "
                               + ", ".join(scalars))

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from featurelab.actions.base import Action, Context, action, call, params
 from featurelab.engine.models import point_label
+from featurelab.engine.observables import SNAPSHOT_OBSERVABLES
 from featurelab.engine.stats import WEIGHTS
 from featurelab.errors import ConfigError
 from featurelab.state import LabState
@@ -324,7 +325,7 @@ class Overlay(ChartAction):
             if name not in known:
                 raise ConfigError(field, spec, "one of " + ", ".join(known))
             level = state.statistics.level(name) if name in state.statistics else 0
-            if name == "hidden_activations" or level == 1:
+            if name in SNAPSHOT_OBSERVABLES or level == 1:
                 raise ConfigError(field, spec, "a metric with one value per step",
                                   hint=f"{name} has one value per neuron or sample")
             if level == 2:

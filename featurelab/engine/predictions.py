@@ -10,7 +10,8 @@ with the activation snapshots as one more "point", PREDICTIONS, of shape (rows, 
 so a cancelled run continues them and a worker ships them back like the others.
 
 Row order, which the readers rebuild from the data alone (prediction_rows): the first
-ROWS_KEPT training samples, the first ROWS_KEPT test samples, then the grid.
+training samples, the first test samples (ROWS_KEPT of the two together; kept_rows), then
+the grid.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from featurelab.engine.snapshots import Snapshots
 from featurelab.errors import FeaturelabError
 
 PREDICTIONS = "predictions"
-ROWS_KEPT = 16_384  # of each split: every pair of a modular task up to p = 181
+ROWS_KEPT = 32_768  # samples of both splits: every pair of a modular task up to p = 181
+CHUNK = 4096  # rows a prediction's forward pass takes at once (its activations' memory)
 GRID_1D = 256  # points of the curve over a 1-D input
 GRID_2D = 48  # points per axis of the plane over a 2-D input
 MARGIN = 0.05  # the grid reaches this fraction of the inputs' range beyond them
@@ -53,6 +55,14 @@ class PredictionRows:
         return self.n_train + self.n_test + self.n_grid
 
 
+def kept_rows(n_train: int, n_test: int) -> tuple[int, int]:
+    """How many training and test samples are kept: all, or ROWS_KEPT shared fairly (a
+    split smaller than half keeps all of its own and leaves the rest to the other)."""
+    half = ROWS_KEPT // 2
+    train = min(n_train, max(half, ROWS_KEPT - n_test))
+    return train, min(n_test, ROWS_KEPT - train)
+
+
 def view_kind(data: Dataset) -> str:
     """How the predictions are drawn: "pairs" (a modular task's p x p table), "curve"
     (1-D input), "plane" (2-D input) or "scatter" (prediction against target)."""
@@ -66,8 +76,11 @@ def _grid(x: Tensor) -> tuple[Tensor, tuple[int, ...], tuple[float, ...]]:
     dim = x.shape[1]
     if dim > 2 or not len(x):
         return x[:0], (), ()
-    lo, hi = x.min(0).values, x.max(0).values  # (dim,)
-    pad = (hi - lo).clamp(min=1e-6) * MARGIN
+    lo, hi = x.min(0).values.double(), x.max(0).values.double()  # (dim,)
+    # one sample (or one value) spans nothing: then the grid reaches its size, at least
+    # 1, either side of it
+    span = torch.where(hi > lo, hi - lo, torch.maximum(hi.abs(), torch.ones_like(hi)) * 20)
+    pad = span * MARGIN
     lo, hi = lo - pad, hi + pad
     n = GRID_1D if dim == 1 else GRID_2D
     axes = [torch.linspace(float(lo[i]), float(hi[i]), n) for i in range(dim)]
@@ -81,7 +94,8 @@ def _grid(x: Tensor) -> tuple[Tensor, tuple[int, ...], tuple[float, ...]]:
 
 
 def prediction_rows(data: Dataset) -> PredictionRows:
-    train, test = data.x_train[:ROWS_KEPT], data.x_test[:ROWS_KEPT]
+    n_train, n_test = kept_rows(len(data.x_train), len(data.x_test))
+    train, test = data.x_train[:n_train], data.x_test[:n_test]
     if data.classification:
         return PredictionRows(torch.cat([train, test]), len(train), len(test), (), ())
     grid, shape, extent = _grid(torch.cat([data.x_train, data.x_test]))
@@ -92,10 +106,12 @@ def prediction_rows(data: Dataset) -> PredictionRows:
 def predict(model: nn.Module, rows: PredictionRows, classification: bool) -> Tensor:
     """The model's prediction on every row, (rows, 1): the output (a regression's single
     output), or the class of the largest logit."""
-    out, _ = model(rows.x)  # (rows, d_out)
-    if classification:
-        return out.argmax(1, keepdim=True).float()
-    return out[:, :1].float()
+    parts = []
+    for start in range(0, rows.rows, CHUNK):  # a chunk's activations at a time
+        out, _ = model(rows.x[start:start + CHUNK])  # (chunk, d_out)
+        parts.append(out.argmax(1, keepdim=True).float() if classification
+                     else out[:, :1].float())
+    return torch.cat(parts) if parts else torch.empty(0, 1)
 
 
 def targets(data: Dataset, rows: PredictionRows) -> np.ndarray:
@@ -122,6 +138,7 @@ class PredictionsAt:
     target: np.ndarray  # (n_train + n_test,) float
     prediction: np.ndarray  # (rows,) float: samples, then the grid
     n_classes: int  # 0 for regression
+    left_out: int = 0  # samples not kept (past ROWS_KEPT)
 
     @property
     def samples(self) -> int:
@@ -142,7 +159,12 @@ class PredictionsAt:
 def predictions_at(config: ExperimentConfig, snapshots: Snapshots | None,
                    step: int | None = None) -> PredictionsAt:
     """The predictions a run kept, at the snapshot nearest `step` at or before it (the
-    last when None). Raises FeaturelabError naming what is missing."""
+    last when None; the first for a step before it). Raises FeaturelabError naming what
+    is missing."""
+    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float))
+                             or not np.isfinite(step)):
+        raise FeaturelabError(f"step is a step number or None (the last snapshot); got "
+                              f"{step!r}")
     if snapshots is None or PREDICTIONS not in snapshots.points:
         raise FeaturelabError("this run kept no predictions; add the observable "
                               "'predictions' and run the experiment")
@@ -158,5 +180,6 @@ def predictions_at(config: ExperimentConfig, snapshots: Snapshots | None,
         raise FeaturelabError(f"the stored predictions have {len(values)} rows, not the "
                               f"{rows.rows} this run's data and grid make")
     inputs = rows.x[:rows.n_train + rows.n_test].double().numpy()
+    left_out = len(data.x_train) + len(data.x_test) - rows.n_train - rows.n_test
     return PredictionsAt(view_kind(data), int(steps[k]), steps, rows, inputs,
-                         targets(data, rows), values, data.n_classes)
+                         targets(data, rows), values, data.n_classes, left_out)

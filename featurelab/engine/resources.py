@@ -20,7 +20,7 @@ from pathlib import Path
 from featurelab.engine.config import ExperimentConfig
 from featurelab.engine.models import hook_shapes, parse_hook_point
 from featurelab.engine.observables import NAMED_OBSERVABLES
-from featurelab.engine.predictions import GRID_1D, GRID_2D, ROWS_KEPT
+from featurelab.engine.predictions import CHUNK, GRID_1D, GRID_2D, kept_rows
 from featurelab.errors import ConfigError
 
 FLOAT = 4  # bytes: data, parameters, activations and series are float32
@@ -92,9 +92,9 @@ def _prediction_rows(config: ExperimentConfig) -> int:
     d = config.data
     if d.is_classification:
         n_train, n_all = _rows(config)[0], _pairs(config)
-        return min(n_train, ROWS_KEPT) + min(n_all - n_train, ROWS_KEPT)
+        return sum(kept_rows(n_train, n_all - n_train))
     grid = {1: GRID_1D, 2: GRID_2D * GRID_2D}.get(d.dim, 0)
-    return min(d.n_train, ROWS_KEPT) + min(d.n_test, ROWS_KEPT) + grid
+    return sum(kept_rows(d.n_train, d.n_test)) + grid
 
 
 def _snapshots(config: ExperimentConfig, n_train: int) -> int:
@@ -126,6 +126,9 @@ def estimate(config: ExperimentConfig, snapshots_on_disk: bool) -> Needs:
         teacher = (sum(a * b for a, b in itertools.pairwise(widths))
                    + (d.n_train + d.n_test) * max(widths) * 2) * FLOAT
     activations = rows * sum(config.model.widths[1:]) * ACTIVATION_COPIES * FLOAT
+    if "predictions" in config.observables:  # their forward pass, a chunk at a time
+        chunk = min(CHUNK, _prediction_rows(config))
+        activations = max(activations, chunk * sum(config.model.widths[1:]) * 2 * FLOAT)
     series = steps * _series_width(config) * FLOAT
     snaps = _snapshots(config, n_train)
     memory = {"parameters": params, "gradients": params,

@@ -70,7 +70,7 @@ class RunResult:
             raise FeaturelabError(f"{name!r} is a statistic on weights: it is measured while "
                                   f"a run trains; record it with the observable "
                                   f"'{name}@{layer}' and run the experiment")
-        if self.snapshots is None:
+        if self.snapshots is None or set(self.snapshots.points) <= {PREDICTIONS}:
             raise FeaturelabError("this run kept no activation snapshots; add the observable "
                                   "'hidden_activations' to keep them")
         if layer == PREDICTIONS:  # kept with the snapshots, but outputs, not a layer

@@ -113,6 +113,7 @@ class Snapshots:
         self.schedule = schedule
         self.directory = directory
         self.count = count  # rows written so far
+        self._flushed = -1  # rows steps.npy lists (-1: not written by this object)
         self._due = {step: k for k, step in enumerate(schedule)}
 
     @classmethod
@@ -212,9 +213,10 @@ class Snapshots:
         # No msync of the maps: their dirty pages belong to the files and reach disk
         # even if the process is killed; forcing them out would cost a synchronous
         # write of every snapshot at each flush.
-        if self.directory is None:
+        if self.directory is None or self._flushed == self.count:
             return
         _save_atomic(self.directory / STEPS_FILE, np.asarray(self.steps, dtype=np.int64))
+        self._flushed = self.count
 
     @property
     def steps(self) -> np.ndarray:

@@ -149,6 +149,10 @@ class Trainer:
         }
         self._clock0: float | None = None
         self.events.subscribe("on_flush", self._tick)
+        if self.snapshots is not None and snapshot_dir is not None:
+            # steps.npy follows the series: a run killed half-way (or one a worker trains,
+            # read by the kernel meanwhile) has its snapshots up to the last flush readable
+            self.events.subscribe("on_flush", lambda *_: self._flush_snapshots())
 
     # -- stepping -----------------------------------------------------------------------
 
@@ -194,6 +198,10 @@ class Trainer:
         clock.append([stop, round(time.monotonic() - self._clock0, 4)])
         if len(clock) > CLOCK_POINTS:  # a long run keeps every other point (and its last)
             clock[:] = clock[:-1:2] + clock[-1:]
+
+    def _flush_snapshots(self) -> None:
+        if self.snapshots is not None:
+            self.snapshots.flush()
 
     def _begin(self, s: int) -> bool:
         """Claims step s unless the run is to stop before it."""

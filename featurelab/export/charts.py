@@ -395,15 +395,16 @@ PAIR_COLORS = {"train, right": "#8fd19e", "train, wrong": "#f4a5a5",
                "test, right": "#15803d", "test, wrong": "#c92a2a"}
 
 
-def _draw_predictions(lab: Lab, experiments: list[str], svg: bool = False
-                      ) -> Picture | None:
-    """The data and the network's predictions on it at the last snapshot of the first
-    viewed experiment that kept them (the panel's step slider is not part of the view)."""
+def _draw_predictions(lab: Lab, experiments: list[str], svg: bool = False,
+                      step: int | None = None) -> Picture | None:
+    """The data and the network's predictions on it at the last snapshot (or the one at
+    or before `step`) of the first of `experiments` that kept them. The panel's step
+    slider is not part of the view: the blog shows the trained network and says so."""
     from featurelab.frames import run_predictions  # pandas: loaded when first drawn
 
     for experiment in experiments:
         try:
-            at = run_predictions(lab.state, experiment)
+            at = run_predictions(lab.state, experiment, step)
         except FeaturelabError:
             continue
         fig = Figure(figsize=(7.0, 6.4 if at.kind == "pairs" else 4.2), dpi=DPI)
@@ -415,10 +416,26 @@ def _draw_predictions(lab: Lab, experiments: list[str], svg: bool = False
                            for split in ("train", "test") if split == "train" or at.rows.n_test)
         title = f"predictions of {experiment} at step {at.step}"
         ax.set_title(title, loc="left", fontsize=11)
+        which = "the last snapshot" if at.step == at.steps[-1] else "a snapshot"
+        kept = f"; {at.left_out} samples past the first {at.samples} not kept" \
+            if at.left_out else ""
         caption = (f"{PREDICTIONS}, {experiment}: {_VIEW_WORDS[at.kind]} at step {at.step} "
-                   f"(the last snapshot); {errors}")
+                   f"({which}); {errors}{kept}")
         return _picture(fig, (_info(ax, title),), caption, svg)
     return None
+
+
+def _gaps(values: np.ndarray) -> np.ndarray:
+    """Values with NaN where they are not finite: matplotlib leaves a gap there."""
+    return np.where(np.isfinite(values), values, np.nan)
+
+
+def _finite_range(values: np.ndarray) -> tuple[float, float]:
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return 0.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    return (lo, hi) if hi > lo else (lo - 1.0, hi + 1.0)
 
 
 def _error_text(at: PredictionsAt, split: str) -> str:
@@ -438,8 +455,8 @@ def _curve(fig: Figure, ax: Any, at: PredictionsAt, color: str) -> None:
         ax.scatter(x[test], y[test], s=12, facecolors="none", edgecolors=TEST_COLOR,
                    label="test")
     grid = at.rows.x[at.samples:, 0].double().numpy()
-    ax.plot(grid, at.prediction[at.samples:], color=color, linewidth=2, label="prediction")
-    lo, hi = float(np.nanmin(y)), float(np.nanmax(y))
+    ax.plot(grid, _gaps(at.prediction[at.samples:]), color=color, linewidth=2, label="prediction")
+    lo, hi = _finite_range(y)
     pad = (hi - lo) * 0.1 or 1.0
     ax.set_ylim(lo - pad, hi + pad)  # the data's range: a wild early curve is cut
     ax.set_xlabel("x")
@@ -449,12 +466,14 @@ def _curve(fig: Figure, ax: Any, at: PredictionsAt, color: str) -> None:
 
 def _plane(fig: Figure, ax: Any, at: PredictionsAt, color: str) -> None:
     gx, gy = at.rows.grid
-    surface = at.prediction[at.samples:].reshape(gy, gx)
-    values = np.concatenate([surface.ravel(), at.target])
-    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    raw = at.prediction[at.samples:].reshape(gy, gx)
+    lo, hi = _finite_range(np.concatenate([raw.ravel(), at.target]))
+    # a diverged network: inf at the ends of the colour scale, NaN masked (grey)
+    surface = np.ma.masked_invalid(np.clip(raw, lo, hi))
     e = at.rows.extent
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#9e9e9e")
     image = ax.imshow(surface, origin="lower", extent=(e[0], e[1], e[2], e[3]), aspect="equal",
-                      cmap="viridis", vmin=lo, vmax=hi, interpolation="bilinear")
+                      cmap=cmap, vmin=lo, vmax=hi, interpolation="bilinear")
     train, test = _samples(at)
     ax.scatter(at.inputs[train, 0], at.inputs[train, 1], c=at.target[train], cmap="viridis",
                vmin=lo, vmax=hi, s=14, edgecolors="white", linewidths=0.6, label="train")
@@ -486,16 +505,18 @@ def _pairs(fig: Figure, ax: Any, at: PredictionsAt, color: str) -> None:
     for split, ok in zip(np.where(test, "test", "train"), right):
         counts[f"{split}, {'right' if ok else 'wrong'}"] += 1
     fig.subplots_adjust(bottom=0.17)  # room for the key under the table
-    ax.legend(handles=[Patch(color=c, label=f"{k} ({counts[k]})")
-                       for k, c in PAIR_COLORS.items()],
-              loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=4, fontsize=9,
-              frameon=False)
+    handles = [Patch(color=c, label=f"{k} ({counts[k]})") for k, c in PAIR_COLORS.items()]
+    if at.left_out:  # blank: pairs past the first 32,768, whose predictions were not kept
+        handles.append(Patch(facecolor="white", edgecolor="#9e9e9e",
+                             label=f"not kept ({at.left_out})"))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.09),
+              ncol=min(4, len(handles)), fontsize=9, frameon=False)
 
 
 def _scatter(fig: Figure, ax: Any, at: PredictionsAt, color: str) -> None:
     train, test = _samples(at)
-    y, p = at.target, at.prediction[:at.samples]
-    lo, hi = float(np.nanmin(np.concatenate([y, p]))), float(np.nanmax(np.concatenate([y, p])))
+    y, p = at.target, _gaps(at.prediction[:at.samples])
+    lo, hi = _finite_range(np.concatenate([y, p]))
     ax.plot([lo, hi], [lo, hi], color="#616161", linestyle=(0, (4, 4)), linewidth=1)
     ax.scatter(y[train], p[train], s=9, color="#616161", alpha=0.55, label="train")
     if at.rows.n_test:
@@ -651,16 +672,23 @@ def draw_law(x: Any, mean: Any, std: Any, fit: Any, title: str, xlabel: str, yla
     return _picture(fig, (_info(ax, title),), caption)
 
 
-def chart_svg(lab: Lab, metric: str) -> str:
+def chart_svg(lab: Lab, metric: str, experiment: str | None = None,
+              step: int | None = None) -> str:
     """The chart of `metric` as the lab's view shows it now (its layer, axes, zoom,
     smoothing and visible fits, for the viewed experiments), drawn as SVG: the panel's
-    vector download, drawn as the blog draws its pictures."""
+    vector download, drawn as the blog draws its pictures. The predictions chart shows
+    one experiment at one step, which the panel's card chooses: `experiment` and `step`
+    (default: the first viewed that kept predictions, at its last snapshot)."""
     chart = lab.view.charts.get(metric)
     if chart is None:
         raise FeaturelabError(f"no chart of {metric!r} is open; open_chart({metric!r}) first")
     fits = [f for f in lab.fits.values() if f.metric == metric]
-    picture = draw_chart(lab, chart, list(lab.view.viewed), fits, svg=True,
-                         phases=list(lab.state.phases.values()))
+    if metric_kind(lab, metric) == "predictions":
+        picture = _draw_predictions(lab, [experiment] if experiment else list(lab.view.viewed),
+                                    svg=True, step=step)
+    else:
+        picture = draw_chart(lab, chart, list(lab.view.viewed), fits, svg=True,
+                             phases=list(lab.state.phases.values()))
     if picture is None:
         raise FeaturelabError(f"the {metric} chart has nothing to draw yet (view the results "
                               "of a run that recorded it; a statistic needs its layer)")

@@ -21,9 +21,10 @@ panel would otherwise re-type: fit families, colours, metric kinds, labels), and
   {"kind": "stop_sweep", "request": id, "sweep": s}
       -> the sweep starts no more members and its running ones are cancelled (logged);
          answered by an ack {"cancelled": [members]} or an error
-  {"kind": "svg", "request": id, "metric": m}
+  {"kind": "svg", "request": id, "metric": m, "experiment": e?, "step": s?}
       -> {"kind": "svg", "request": id, "svg": "<svg ...>"}: the chart as the view shows
-         it, drawn by matplotlib (Lab.chart_svg)
+         it, drawn by matplotlib (Lab.chart_svg; the predictions chart at the card's
+         experiment and step)
   {"kind": "activations", "request": id, "experiment": e, "layer": l, "step": s}
       -> {"kind": "activations", "request": id, "experiment": e, "layer": l,
           "step": nearest snapshot step, "steps": [snapshot steps], "shape": [S, N]}
@@ -32,9 +33,10 @@ panel would otherwise re-type: fit families, colours, metric kinds, labels), and
       -> {"kind": "predictions", "request": id, "experiment": e, "step": nearest snapshot
           step, "steps": [...], "view": "curve" | "plane" | "pairs" | "scatter",
           "n_train", "n_test", "grid": [G] | [G, G] | [], "extent": [lo, hi, ...],
-          "dim", "n_classes", "train": error, "test": error, "arrays": [names]}
-         + one float32 buffer per name in "arrays": inputs (samples x dim; not for
-         scatter), target (samples), prediction (samples, then the grid)
+          "dim", "n_classes", "train": error, "test": error, "left_out": samples not
+          kept, "arrays": [names]}
+         + one float32 buffer per name in "arrays": inputs (samples x dim), target
+         (samples), prediction (samples, then the grid)
 
 While a run trains, `state` is refreshed at most PUSH_HZ times a second (progress,
 status, final losses); the JavaScript re-requests the series it shows.
@@ -131,6 +133,12 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _check_step(step: Any, what: str) -> None:
+    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float))
+                             or not math.isfinite(step)):
+        raise FeaturelabError(f"{what}'s step is a number or null; got {_short(step)}")
+
+
 def _finite(value: Any) -> float | None:
     return float(value) if value is not None and math.isfinite(float(value)) else None
 
@@ -223,7 +231,13 @@ class Panel(anywidget.AnyWidget):
                 metric = content.get("metric")
                 if not isinstance(metric, str):
                     raise FeaturelabError(f"an svg request names its metric; got {_short(metric)}")
-                self.send({"kind": "svg", "request": request, "svg": self.lab.chart_svg(metric)})
+                experiment, step = content.get("experiment"), content.get("step")
+                if experiment is not None and not isinstance(experiment, str):
+                    raise FeaturelabError(f"an svg request's experiment is an id or null; "
+                                          f"got {_short(experiment)}")
+                _check_step(step, "an svg request")
+                svg = self.lab.chart_svg(metric, experiment, None if step is None else int(step))
+                self.send({"kind": "svg", "request": request, "svg": svg})
             elif kind == "stop_sweep":
                 stopped = self._stop_sweep(content.get("sweep"))
                 self.send({"kind": "ack", "request": request, "result": {"cancelled": stopped}})
@@ -303,9 +317,7 @@ class Panel(anywidget.AnyWidget):
                 or not math.isfinite(step):
             raise FeaturelabError(f"an activations request's step is a number; got "
                                   f"{_short(step)}")
-        run = self.lab.results(experiment)
-        trainer = run.trainer  # read once: a run that ends lets its trainer go
-        snapshots = trainer.snapshots if trainer is not None else run.result().snapshots
+        snapshots = self.lab.results(experiment).snapshots_so_far()
         layer = content.get("layer")
         if snapshots is None or layer not in snapshots.points or layer == PREDICTIONS:
             raise FeaturelabError(f"no activation snapshots of {layer!r} in "
@@ -328,19 +340,15 @@ class Panel(anywidget.AnyWidget):
         if not isinstance(experiment, str):
             raise FeaturelabError(f"a predictions request names its experiment; got "
                                   f"{_short(experiment)}")
-        if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float))
-                                 or not math.isfinite(step)):
-            raise FeaturelabError(f"a predictions request's step is a number or null; got "
-                                  f"{_short(step)}")
+        _check_step(step, "a predictions request")
         at = run_predictions(self.lab.state, experiment, None if step is None else int(step))
-        arrays = {"target": at.target, "prediction": at.prediction}
-        if at.kind != "scatter":  # inputs of more than 2 dimensions are not drawn
-            arrays = {"inputs": at.inputs, **arrays}
+        arrays = {"inputs": at.inputs, "target": at.target, "prediction": at.prediction}
         reply = {"experiment": experiment, "step": at.step, "steps": at.steps.tolist(),
                  "view": at.kind, "n_train": at.rows.n_train, "n_test": at.rows.n_test,
                  "grid": list(at.rows.grid), "extent": list(at.rows.extent),
                  "dim": int(at.inputs.shape[1]), "n_classes": at.n_classes,
                  "train": _finite(at.error("train")), "test": _finite(at.error("test")),
+                 "left_out": at.left_out,
                  "arrays": list(arrays)}
         return reply, [np.ascontiguousarray(a, dtype=np.float32).tobytes()
                        for a in arrays.values()]

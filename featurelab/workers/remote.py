@@ -77,6 +77,16 @@ class RemoteTrainer:
         self._worker: Worker | None = None
         self._messages: Iterator[Message] | None = None
 
+    def snapshots_so_far(self) -> Snapshots | None:
+        """The snapshots taken so far: sent at the end, or read from the files the worker
+        flushes into the lab's folder while it trains (a worker on this machine)."""
+        if self.snapshots is not None or self.job.snapshot_dir is None:
+            return self.snapshots
+        directory = Path(self.job.snapshot_dir)
+        if not (directory / STEPS_FILE).exists():
+            return None
+        return Snapshots.load(directory)
+
     @property
     def stop_at(self) -> int | None:
         return self.job.stop_at

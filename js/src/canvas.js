@@ -60,6 +60,9 @@ export function finiteRange(arrays, pad = 0.05) {
  */
 export function drawAxes(g, box, x, y, theme, { xLabel = "", yLabel = "" } = {}) {
   const { left, top, width, height } = box;
+  const spread = (r) => (r[1] > r[0] ? r : [r[0] - 1, r[0] + 1]); // one value spans nothing
+  x = spread(x);
+  y = spread(y);
   const sx = (v) => left + ((v - x[0]) / (x[1] - x[0])) * width;
   const sy = (v) => top + height - ((v - y[0]) / (y[1] - y[0])) * height;
   g.strokeStyle = theme.axis;

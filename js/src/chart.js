@@ -153,7 +153,7 @@ export function createChartCard(ctx, metric) {
   });
   saveSvg.addEventListener("click", async () => {
     closeMenu();
-    const reply = await ctx.proto.request({ kind: "svg", metric });
+    const reply = await ctx.proto.request({ kind: "svg", metric, ...(predictions?.shown() || {}) });
     if (reply.kind === "error") showError(slot, reply.message);
     else download(fileName("svg"), reply.svg, "image/svg+xml");
   });

@@ -18,6 +18,7 @@ export const PAIR_COLORS = {
 const PAIR_LABELS = {
   train_right: "train, right", train_wrong: "train, wrong", test_right: "test, right", test_wrong: "test, wrong",
 };
+const NOT_FINITE = [158, 158, 158]; // a diverged network's NaN on the plane
 // A perceptually ordered colour map (viridis at 5 stops) for values over the plane.
 const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
 
@@ -118,10 +119,13 @@ function drawCurve(g, width, height, reply, theme, color) {
   g.strokeStyle = color;
   g.lineWidth = 2;
   g.beginPath();
+  let drawing = false; // a gap where the prediction is not finite (a diverged network)
   grid.forEach((gx, i) => {
+    if (!Number.isFinite(curve[i])) { drawing = false; return; }
     const py = Math.max(MARGIN.top, Math.min(height - MARGIN.bottom, sy(curve[i])));
-    if (i) g.lineTo(sx(gx), py);
+    if (drawing) g.lineTo(sx(gx), py);
     else g.moveTo(sx(gx), py);
+    drawing = true;
   });
   g.stroke();
 }
@@ -133,7 +137,9 @@ function drawPlane(g, width, height, reply, theme) {
   const [gx, gy] = reply.grid;
   const surface = prediction.subarray(samples);
   const [lo, hi] = finiteRange([target, surface], 0) || [0, 1];
-  const scale = (v) => (hi > lo ? (v - lo) / (hi - lo) : 0.5);
+  // +-inf at the ends of the scale, NaN grey: a diverged network still draws
+  const scale = (v) => (v === Infinity ? 1 : v === -Infinity ? 0 : hi > lo ? (v - lo) / (hi - lo) : 0.5);
+  const colorOf = (v) => (Number.isNaN(v) ? NOT_FINITE : viridis(scale(v)));
   const box = plotBox(width, height, 78);
   const e = reply.extent;
   // one unit as long on both axes, so the plane is not stretched by a wide card
@@ -144,7 +150,7 @@ function drawPlane(g, width, height, reply, theme) {
   const image = new ImageData(gx, gy);
   for (let r = 0; r < gy; r++) {
     for (let c = 0; c < gx; c++) {
-      const [R, G, B] = viridis(scale(surface[r * gx + c]));
+      const [R, G, B] = colorOf(surface[r * gx + c]);
       const at = 4 * ((gy - 1 - r) * gx + c); // the image's top row is the largest x1
       image.data.set([R, G, B, 255], at);
     }
@@ -227,8 +233,9 @@ function drawScatter(g, width, height, reply, theme) {
   g.stroke();
   g.setLineDash([]);
   const { train, test } = splitRows(reply);
-  for (const i of train) dot(g, sx(target[i]), sy(prediction[i]), 2.2, withAlpha(theme.fg2, 0.55));
-  for (const i of test) dot(g, sx(target[i]), sy(prediction[i]), 2.6, null, TEST_COLOR);
+  const shown = (i) => Number.isFinite(prediction[i]);
+  for (const i of train.filter(shown)) dot(g, sx(target[i]), sy(prediction[i]), 2.2, withAlpha(theme.fg2, 0.55));
+  for (const i of test.filter(shown)) dot(g, sx(target[i]), sy(prediction[i]), 2.6, null, TEST_COLOR);
 }
 
 /** Draws a decoded predictions reply; false when there is no canvas. */
@@ -251,8 +258,13 @@ export function predictionKey(reply, color) {
   if (reply.view === "pairs") {
     const counts = {};
     for (const c of pairCells(reply)) if (c) counts[c] = (counts[c] || 0) + 1;
-    return Object.keys(PAIR_COLORS).map((k) => h("span", { class: "fl-key-item" },
+    const items = Object.keys(PAIR_COLORS).map((k) => h("span", { class: "fl-key-item" },
       swatch(`background:${PAIR_COLORS[k]}`), `${PAIR_LABELS[k]} (${counts[k] || 0})`));
+    if (reply.left_out) {
+      items.push(h("span", { class: "fl-key-item", title: "pairs past the first 32,768 samples: their predictions are not kept" },
+        swatch("border:1px solid currentColor;opacity:.5"), `not kept (${reply.left_out})`));
+    }
+    return items;
   }
   const items = [
     h("span", { class: "fl-key-item" }, swatch("border-radius:50%;background:currentColor;opacity:.55"), `train (${reply.n_train})`),
@@ -323,6 +335,8 @@ export function createPredictionsBody(ctx) {
   return {
     el,
     png: () => (last && canvas.toDataURL ? canvas.toDataURL("image/png") : null),
+    /** What the card shows: the SVG download draws the same experiment and step. */
+    shown: () => (last ? { experiment: last.experiment, step: last.step } : {}),
     csv: () => (last ? predictionsCsv(last) : ""),
     update(view, nextState, viewed) {
       const prevLive = JSON.stringify((state.experiments || []).map((e) => [e.id, e.status, e.steps_done]));

@@ -57,6 +57,7 @@ describe("predictions helpers", () => {
     const keys = predictionKey(PAIRS, "#000").map((e) => e.textContent);
     expect(keys).toEqual(["train, right (3)", "train, wrong (1)", "test, right (1)", "test, wrong (1)"]);
     expect(predictionKey(CURVE, "#123456").map((e) => e.textContent)).toEqual(["train (2)", "test (1)", "prediction"]);
+    expect(predictionKey({ ...PAIRS, left_out: 3 }, "#000").at(-1).textContent).toBe("not kept (3)");
   });
 
   it("writes the samples and the grid as CSV", () => {
@@ -111,6 +112,10 @@ describe("the predictions chart", () => {
       }
       expect(asked().slice(before).map((m) => m.step)).toEqual([0, 10, 20]);
       expect(q("step-label").textContent).toBe("step 20");
+      q("download-svg").click(); // the kernel draws what the card shows
+      await vi.advanceTimersByTimeAsync(0);
+      expect(model.sent.filter((m) => m.kind === "svg").at(-1)).toMatchObject(
+        { metric: "predictions", experiment: "exp_0", step: 20 });
     } finally {
       vi.useRealTimers();
     }
