@@ -72,7 +72,7 @@ export function drawAxes(g, box, x, y, theme, { xLabel = "", yLabel = "" } = {})
   g.font = `11px ${theme.font}`;
   g.textAlign = "center";
   g.textBaseline = "top";
-  for (const t of niceTicks(x[0], x[1], Math.max(2, Math.floor(width / 90)))) {
+  for (const t of niceTicks(x[0], x[1], Math.max(3, Math.floor(width / 90)))) {
     const px = sx(t);
     g.beginPath();
     g.moveTo(px, top + height);
@@ -83,7 +83,7 @@ export function drawAxes(g, box, x, y, theme, { xLabel = "", yLabel = "" } = {})
   if (xLabel) g.fillText(xLabel, left + width / 2, top + height + 19);
   g.textAlign = "right";
   g.textBaseline = "middle";
-  for (const t of niceTicks(y[0], y[1], Math.max(2, Math.floor(height / 50)))) {
+  for (const t of niceTicks(y[0], y[1], Math.max(3, Math.floor(height / 50)))) {
     const py = sy(t);
     g.beginPath();
     g.moveTo(left - 4, py);
