@@ -1,7 +1,7 @@
 // Activations: the layer picker ("Layer 1 pre (500 x 100)"), the method (neuron stats,
 // heatmap, histogram), neuron statistics over steps, and heatmap / histogram of the
 // activations at one snapshot step, drawn on canvas.
-import { blankCanvas, context2d } from "./canvas.js";
+import { blankCanvas, context2d, drawCells } from "./canvas.js";
 import { fillSelect, h, replaceChildren } from "./dom.js";
 import { fmtG } from "./format.js";
 import { methodLabels } from "./facts.js";
@@ -90,49 +90,15 @@ export function drawHeatmap(canvas, values, rows, cols, theme, cssHeight = 260) 
   for (const v of values) if (Number.isFinite(v) && Math.abs(v) > maxAbs) maxAbs = Math.abs(v);
   maxAbs = maxAbs || 1;
   const mid = theme.dark ? [40, 40, 44] : [247, 247, 247];
-  const image = new ImageData(cols, rows);
-  for (let i = 0; i < rows * cols; i++) {
-    const [r, gg, b] = divergingColor(values[i] / maxAbs, mid);
-    image.data[4 * i] = r;
-    image.data[4 * i + 1] = gg;
-    image.data[4 * i + 2] = b;
-    image.data[4 * i + 3] = 255;
-  }
-  const off = document.createElement("canvas");
-  off.width = cols;
-  off.height = rows;
-  off.getContext("2d").putImageData(image, 0, 0);
+  const colors = Array.from({ length: rows * cols }, (_, i) => divergingColor(values[i] / maxAbs, mid));
   const left = 48;
   const right = 64;
   const top = 6;
   const bottom = 30;
   const w = width - left - right;
   const hgt = height - top - bottom;
-  g.imageSmoothingEnabled = false;
-  g.drawImage(off, left, top, w, hgt);
-  g.strokeStyle = theme.axis;
-  g.strokeRect(left - 0.5, top - 0.5, w + 1, hgt + 1);
-  g.fillStyle = theme.fg2;
-  g.font = `11px ${theme.font}`;
-  g.textBaseline = "top";
-  g.textAlign = "left";
-  g.fillText("0", left, top + hgt + 4);
-  g.textAlign = "right";
-  g.fillText(String(cols - 1), left + w, top + hgt + 4);
-  g.textAlign = "center";
-  g.fillText(`neuron (${cols})`, left + w / 2, top + hgt + 15);
-  g.textAlign = "right";
-  g.textBaseline = "top";
-  g.fillText("0", left - 6, top);
-  g.textBaseline = "bottom";
-  g.fillText(String(rows - 1), left - 6, top + hgt);
-  g.save();
-  g.translate(14, top + hgt / 2);
-  g.rotate(-Math.PI / 2);
-  g.textAlign = "center";
-  g.textBaseline = "middle";
-  g.fillText(`sample (${rows})`, 0, 0);
-  g.restore();
+  drawCells(g, colors, rows, cols, { left, top, width: w, height: hgt }, theme,
+    { xName: `neuron (${cols})`, yName: `sample (${rows})` });
   const barX = left + w + 12;
   for (let y = 0; y < hgt; y++) {
     const [r, gg, b] = divergingColor(1 - (2 * y) / hgt, mid);

@@ -101,3 +101,46 @@ export function drawAxes(g, box, x, y, theme, { xLabel = "", yLabel = "" } = {})
   }
   return { sx, sy };
 }
+
+/**
+ * A table of colours ([r, g, b] per cell, row-major, `rows` x `cols`) drawn into a box
+ * {left, top, width, height} as sharp cells, framed, with the first and last index on
+ * each axis and the axes' names (a heatmap's neurons and samples, a modular task's b
+ * and a).
+ */
+export function drawCells(g, colors, rows, cols, box, theme, { xName = "", yName = "" } = {}) {
+  const { left, top, width: w, height: hgt } = box;
+  const image = new ImageData(cols, rows);
+  colors.forEach((c, i) => image.data.set([c[0], c[1], c[2], 255], 4 * i));
+  const off = document.createElement("canvas");
+  off.width = cols;
+  off.height = rows;
+  off.getContext("2d").putImageData(image, 0, 0);
+  g.imageSmoothingEnabled = false;
+  g.drawImage(off, left, top, w, hgt);
+  g.strokeStyle = theme.axis;
+  g.strokeRect(left - 0.5, top - 0.5, w + 1, hgt + 1);
+  g.fillStyle = theme.fg2;
+  g.font = `11px ${theme.font}`;
+  g.textBaseline = "top";
+  g.textAlign = "left";
+  g.fillText("0", left, top + hgt + 4);
+  g.textAlign = "right";
+  g.fillText(String(cols - 1), left + w, top + hgt + 4);
+  g.textAlign = "center";
+  if (xName) g.fillText(xName, left + w / 2, top + hgt + 15);
+  g.textAlign = "right";
+  g.textBaseline = "top";
+  g.fillText("0", left - 6, top);
+  g.textBaseline = "bottom";
+  g.fillText(String(rows - 1), left - 6, top + hgt);
+  if (yName) {
+    g.save();
+    g.translate(14, top + hgt / 2);
+    g.rotate(-Math.PI / 2);
+    g.textAlign = "center";
+    g.textBaseline = "middle";
+    g.fillText(yName, 0, 0);
+    g.restore();
+  }
+}

@@ -3,7 +3,7 @@
 // the learned curve, a 2-D input as the learned function over the plane with the
 // samples on it, a modular task as its p x p table of right and wrong answers, and any
 // other input as prediction against target.
-import { blankCanvas, context2d, drawAxes, finiteRange } from "./canvas.js";
+import { blankCanvas, context2d, drawAxes, drawCells, finiteRange } from "./canvas.js";
 import { fillSelect, h, replaceChildren } from "./dom.js";
 import { experimentColor } from "./facts.js";
 import { fmtG } from "./format.js";
@@ -187,36 +187,10 @@ function drawPairs(g, width, height, reply, theme) {
   const p = reply.n_classes;
   const cells = pairCells(reply);
   const side = Math.max(10, Math.min(width - MARGIN.left - MARGIN.right, height - MARGIN.top - MARGIN.bottom));
-  const left = MARGIN.left;
-  const top = MARGIN.top;
-  const off = document.createElement("canvas");
-  off.width = p;
-  off.height = p;
-  const image = new ImageData(p, p);
   const empty = parseColor(theme.grid) || [224, 224, 224];
   const rgb = Object.fromEntries(Object.entries(PAIR_COLORS).map(([k, c]) => [k, parseColor(c)]));
-  cells.forEach((cell, i) => image.data.set([...(cell ? rgb[cell] : empty), 255], 4 * i));
-  off.getContext("2d").putImageData(image, 0, 0);
-  g.imageSmoothingEnabled = false;
-  g.drawImage(off, left, top, side, side);
-  g.strokeStyle = theme.axis;
-  g.strokeRect(left - 0.5, top - 0.5, side + 1, side + 1);
-  g.fillStyle = theme.fg2;
-  g.font = `11px ${theme.font}`;
-  g.textBaseline = "top";
-  g.textAlign = "left";
-  g.fillText("0", left, top + side + 4);
-  g.textAlign = "right";
-  g.fillText(String(p - 1), left + side, top + side + 4);
-  g.textAlign = "center";
-  g.fillText("b", left + side / 2, top + side + 19);
-  g.textAlign = "right";
-  g.textBaseline = "top";
-  g.fillText("0", left - 6, top);
-  g.textBaseline = "bottom";
-  g.fillText(String(p - 1), left - 6, top + side);
-  g.textBaseline = "middle";
-  g.fillText("a", left - 14, top + side / 2);
+  drawCells(g, cells.map((cell) => (cell ? rgb[cell] : empty)), p, p,
+    { left: MARGIN.left, top: MARGIN.top, width: side, height: side }, theme, { xName: "b", yName: "a" });
   return side;
 }
 

@@ -50,6 +50,26 @@ def open_notebook(page: Any, server: Any, name: str, timeout: float = 60_000) ->
     wait_kernel_idle(page, timeout)
 
 
+def session_panel(page: Any, server: Any, prefix: str, session: str,
+                  timeout: float = 240_000) -> Any:
+    """A notebook of two cells, `session` (lab code, no error allowed) and `lab`, run in
+    a fresh notebook named `prefix`-<random>; returns the panel's locator once shown."""
+    from playwright.sync_api import expect
+
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}.ipynb"
+    write_notebook(server.root_dir / name, session, "lab")
+    open_notebook(page, server, name)
+    page.evaluate("() => window.jupyterapp.shell.collapseLeft?.()")  # room for the panel
+    run_cell(page, 0)
+    done = wait_executed(page, 0, timeout=timeout)
+    assert "Error" not in output_text(done), output_text(done)
+    run_cell(page, 1)
+    output = page.locator(f"{NB} .jp-Cell").nth(1).locator(".jp-OutputArea-output")
+    panel = output.locator('[data-testid="featurelab-panel"]')
+    expect(panel).to_be_visible(timeout=60_000)
+    return panel
+
+
 def wait_kernel_idle(page: Any, timeout: float = 60_000) -> None:
     page.wait_for_function(_KERNEL_IDLE, timeout=timeout)
 

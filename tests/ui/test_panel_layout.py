@@ -78,18 +78,9 @@ SECTIONS = ["experiments-section", "sweeps-section", "results-section", "statist
 
 @pytest.fixture()
 def panel(jupyter, page):
-    name = f"ui-layout-{uuid.uuid4().hex[:6]}.ipynb"
-    jlab.write_notebook(jupyter.root_dir / name,
-                        SESSION.format(root=f"labs/{uuid.uuid4().hex[:8]}"), "lab")
-    jlab.open_notebook(page, jupyter, name)
-    page.evaluate("() => window.jupyterapp.shell.collapseLeft?.()")
-    jlab.run_cell(page, 0)  # trains 5 small runs (a sweep's progress bar is its output)
-    session = jlab.wait_executed(page, 0, timeout=240_000)
-    assert "Error" not in jlab.output_text(session), jlab.output_text(session)
-    jlab.run_cell(page, 1)
-    output = page.locator(f"{jlab.NB} .jp-Cell").nth(1).locator(".jp-OutputArea-output")
-    panel = output.locator('[data-testid="featurelab-panel"]')
-    expect(panel).to_be_visible(timeout=60_000)
+    # trains 5 small runs (a sweep's progress bar is its output)
+    panel = jlab.session_panel(page, jupyter, "ui-layout",
+                               SESSION.format(root=f"labs/{uuid.uuid4().hex[:8]}"))
     expect(panel.get_by_test_id("chart-nonlinear_fraction").get_by_test_id("fit-table")
            ).to_be_visible(timeout=60_000)
     expect(panel.get_by_test_id("chart-train_loss").locator("canvas").first).to_be_visible()

@@ -37,19 +37,8 @@ VIEWS = {"exp_0": "curve", "exp_1": "plane", "exp_2": "pairs"}
 
 @pytest.fixture()
 def panel(jupyter, page):
-    name = f"ui-predictions-{uuid.uuid4().hex[:6]}.ipynb"
-    jlab.write_notebook(jupyter.root_dir / name,
-                        SESSION.format(root=f"labs/{uuid.uuid4().hex[:8]}"), "lab")
-    jlab.open_notebook(page, jupyter, name)
-    page.evaluate("() => window.jupyterapp.shell.collapseLeft?.()")
-    jlab.run_cell(page, 0)
-    session = jlab.wait_executed(page, 0, timeout=180_000)
-    assert "Error" not in jlab.output_text(session), jlab.output_text(session)
-    jlab.run_cell(page, 1)
-    output = page.locator(f"{jlab.NB} .jp-Cell").nth(1).locator(".jp-OutputArea-output")
-    panel = output.locator('[data-testid="featurelab-panel"]')
-    expect(panel).to_be_visible(timeout=60_000)
-    return panel
+    return jlab.session_panel(page, jupyter, "ui-predictions",
+                              SESSION.format(root=f"labs/{uuid.uuid4().hex[:8]}"))
 
 
 def test_the_predictions_chart_draws_each_task_and_plays_its_steps(page, panel, screenshot):
