@@ -11,9 +11,9 @@ process, and a 256-member sweep's memory and file descriptors, measured in one p
 2. The single reference run with every observable on, `lab.run` in the kernel (threads
    chosen by model size and the machine's load, engine/threads.py), against one naive
    loop: quiet, and with a process burning a core beside it. Target: <= 0.8x both.
-3. A 256-member sweep of a small config: the kernel's peak resident memory with its
-   workers' (target < 2 GB) and the kernel's open file descriptors before, during and
-   after (target: flat).
+3. A 256-member sweep of a small config, in a fresh process: the kernel's peak resident
+   memory with its workers' (target < 2 GB) and the kernel's open file descriptors
+   before, during and after (target: flat).
 """
 
 from __future__ import annotations
@@ -166,15 +166,24 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=16)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--members", type=int, default=256)
+    parser.add_argument("--members-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.members_only:  # part 3 in a process of its own (see below)
+        with tempfile.TemporaryDirectory() as tmp:
+            many_members(args.members, Path(tmp))
+        close_pools()
+        return
     print(f"torch {torch.__version__}, {os.cpu_count()} cores, "
           f"{torch.get_num_threads()} threads by default")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         sweep_against_naive(args.seeds, args.steps, root)
         single_against_naive(args.steps, root)
-        many_members(args.members, root)
     close_pools()
+    # The memory of parts 1 and 2 stays resident in this process (freed memory is not
+    # given back to the system): part 3 measures a fresh kernel, as a researcher's is.
+    subprocess.run([sys.executable, __file__, "--members-only", "--members",
+                    str(args.members)], check=True)
 
 
 if __name__ == "__main__":
