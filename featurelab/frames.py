@@ -220,7 +220,13 @@ def run_predictions(state: LabState, experiment: str, step: int | None = None
     """The predictions of an experiment's latest run (running or ended) at the snapshot
     nearest `step` at or before it, the last when None."""
     run = state.results(experiment)
-    return predictions_at(state.experiment(experiment).config, run.snapshots_so_far(), step)
+    config = state.experiment(experiment).config
+    snapshots = run.snapshots_so_far()
+    if snapshots is None and "predictions" in config.observables and run.status == "running":
+        raise FeaturelabError(f"{experiment} is training on a worker and no snapshot has "
+                              "reached this kernel yet (a lab without a folder gets them "
+                              "when the run ends)")
+    return predictions_at(config, snapshots, step)
 
 
 def predictions(state: LabState, experiment: str, step: int | None = None) -> pd.DataFrame:

@@ -50,6 +50,30 @@ def fingerprint(array: np.ndarray) -> dict[str, Any]:
     return {"digest": digest, "steps": steps, "samples": samples}
 
 
+class _Training:
+    """How many runs train in background threads of this process: the load a foreground
+    run's ThreadGovernor cannot see in /proc (it leaves this process's own time out)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._n = 0
+
+    def enter(self) -> bool:
+        with self._lock:
+            self._n += 1
+        return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self._n -= 1
+
+    def count(self) -> int:
+        return self._n
+
+
+_BACKGROUND = _Training()
+
+
 class Run:
     """One run of an experiment. `series()` works while it trains and after."""
 
@@ -286,21 +310,25 @@ class Run:
 
         def work() -> None:
             threads = torch.get_num_threads()
-            if isinstance(trainer, RemoteTrainer):
-                pass  # the worker has its own
-            elif threading.current_thread() is not threading.main_thread():
-                # Once the main thread has used OpenMP (any torch op in a cell), a second
-                # OpenMP team started from another thread runs small ops ~4x slower here
-                # (2 cores, libgomp: 3.9 s instead of 0.8 s for the reference run). One
-                # intra-op thread avoids that; the setting is this thread's own.
-                torch.set_num_threads(1)
-            else:  # the kernel's thread: as many as the model's size and the load allow
-                governor = ThreadGovernor(config, threads, follow=thread_plan)
-                trainer.events.subscribe("on_flush", governor.on_flush)
-                governor.start(trainer.step_count)
-                trainer.info["thread_plan"] = governor.plan  # filled in as it changes
+            counted = False
             try:
                 try:
+                    if isinstance(trainer, RemoteTrainer):
+                        pass  # the worker has its own
+                    elif threading.current_thread() is not threading.main_thread():
+                        # Once the main thread has used OpenMP (any torch op in a cell), a
+                        # second OpenMP team started from another thread runs small ops ~4x
+                        # slower here (2 cores, libgomp: 3.9 s instead of 0.8 s for the
+                        # reference run). One intra-op thread avoids that; the setting is
+                        # this thread's own.
+                        torch.set_num_threads(1)
+                        counted = _BACKGROUND.enter()
+                    else:  # the kernel's thread: as many as the model's size and load allow
+                        governor = ThreadGovernor(config, threads, follow=thread_plan,
+                                                  busy_here=_BACKGROUND.count)
+                        trainer.events.subscribe("on_flush", governor.on_flush)
+                        trainer.info["thread_plan"] = governor.plan  # filled in as it changes
+                        governor.start(trainer.step_count)
                     trainer.run()
                 except KeyboardInterrupt:  # the notebook's stop button: keep what ran
                     trainer.interrupt()
@@ -319,6 +347,8 @@ class Run:
                     # snapshot maps): let it go, and the training thread's own database
                     # connection with it (three file descriptors a run otherwise).
                     self.trainer = None
+                    if counted:
+                        _BACKGROUND.leave()
                     if threading.current_thread() is not threading.main_thread():
                         self.store.close()
                     else:

@@ -317,3 +317,32 @@ def test_panel_requests_are_answered_after_junk():
     panel._on_message(panel, {"kind": "action", "request": "r2", "action": {
         "type": "create_experiment", "params": TINY_LAB}}, [])
     assert replies[-1]["kind"] == "ack" and replies[-1]["request"] == "r2"
+
+
+def test_no_room_for_the_snapshot_steps_at_a_flush_keeps_that_chunks_rows(tmp_path,
+                                                                         monkeypatch):
+    """steps.npy is written after the store took the flush's rows: a disk full for it
+    ends the run failed, naming the file, with every trained step's series kept."""
+    lab = fl.Lab("steps-full", root=tmp_path)
+    lab.create_experiment(model={"widths": [4, 8, 8, 1]},
+                          data={"dim": 4, "freq": 2.0, "n_train": 32, "n_test": 16},
+                          optimizer={"lr": 1e-2, "steps": 300},
+                          observables=["train_loss", "hidden_activations"],
+                          snapshots={"schedule": [[0, 10]]})
+    real_save, writes = np.save, []
+
+    def save(file, array, *args, **kwargs):
+        if str(file).endswith("steps.tmp.npy"):
+            writes.append(len(array))
+            if len(writes) == 4:  # allocation, flushes at 50 and 100, then full at 150
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(file, array, *args, **kwargs)
+
+    monkeypatch.setattr(np, "save", save)
+    with pytest.warns(fl.FeaturelabWarning):
+        run = lab.run("exp_0")
+    assert run.status == "failed" and "disk full: could not write" in run.result().error
+    assert "steps.npy" in run.result().error
+    assert np.isfinite(run.series("train_loss")).sum() == 150
+    steps = list(run.result().snapshots.steps)  # the run's last flush could write it again
+    assert len(steps) >= 10 and steps == list(range(0, 10 * len(steps), 10))

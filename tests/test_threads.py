@@ -13,6 +13,7 @@ import featurelab as fl
 from featurelab import ExperimentConfig
 from featurelab.engine import threads as threads_module
 from featurelab.engine.threads import LOOK_EVERY, LoadMeter, ThreadGovernor
+from featurelab.log import LogEntry
 
 SMALL = ExperimentConfig(model={"widths": [4, 16, 16, 1]},
                          data={"dim": 4, "n_train": 64, "n_test": 32},
@@ -117,3 +118,62 @@ def test_background_runs_train_at_one_thread_and_say_so():
     assert run.wait(timeout=60).status == "finished"
     info = run.result().info
     assert info["threads"] == 1 and info["thread_plan"] == [[0, 1]]
+
+
+def test_the_threads_each_step_trains_with_are_those_the_plan_records(monkeypatch):
+    """A change decided at a flush holds from that step on (a flush runs inside the
+    recorder's step, which sets its own threads around its statistics)."""
+    from featurelab.engine.train import Trainer
+
+    monkeypatch.setattr(threads_module, "LoadMeter",
+                        lambda: FakeMeter(0.0, [0.0, 1.0, 1.0, 0.0, 0.0, 0.0] + [0.0] * 9))
+    monkeypatch.setattr(threads_module, "LOOK_EVERY", 0.0)
+    seen: dict[int, int] = {}
+    step = Trainer._step
+
+    def spying(self, s):
+        seen[s] = torch.get_num_threads()
+        return step(self, s)
+
+    monkeypatch.setattr(Trainer, "_step", spying)
+    torch.set_num_threads(2)
+    lab = fl.Lab(":memory:")
+    lab.create_experiment(config=SMALL.replace(observables=["train_loss", "active_rate"]))
+    plan = lab.run("exp_0").result().info["thread_plan"]
+    changes = [[s, n] for s, n in sorted(seen.items()) if s == 0 or seen[s - 1] != n]
+    assert changes == plan and len(plan) == 3, (changes, plan)
+
+
+def test_a_log_without_plans_replays_with_each_runs_thread_count(monkeypatch):
+    """A log from before runs kept a thread plan: its rerun trains with the count the run
+    had, not what this machine's load suggests, and compares bitwise."""
+    monkeypatch.setattr(threads_module, "LoadMeter", lambda: FakeMeter(1.0))  # busy: 1
+    lab = fl.Lab(":memory:")
+    lab.create_experiment(config=SMALL)
+    torch.set_num_threads(2)
+    lab.run("exp_0")
+    entries = [e.to_dict() for e in lab.log]
+    for entry in entries:
+        (entry.get("result") or {}).get("info", {}).pop("thread_plan", None)
+    monkeypatch.setattr(threads_module, "LoadMeter", lambda: FakeMeter(0.0))  # free: 2
+    report = fl.replay([LogEntry.from_dict(e) for e in entries])
+    assert report.ok and any("train_loss: bitwise" in c for c in report.compared), report
+    assert report.lab.results("exp_0").result().info["thread_plan"] == [[0, 1]]
+
+
+def test_a_foreground_run_counts_this_kernels_background_runs_as_load(monkeypatch):
+    monkeypatch.setattr(threads_module, "LoadMeter", lambda: FakeMeter(0.0))
+    lab = fl.Lab(":memory:")
+    lab.create_experiment(config=SMALL.replace(optimizer={"steps": 200_000}))
+    lab.create_experiment(config=SMALL.replace(seed=1))
+    torch.set_num_threads(2)
+    background = lab.run("exp_0", background=True)
+    deadline = time.monotonic() + 60
+    while background.steps_done < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert lab.run("exp_1").result().info["thread_plan"] == [[0, 1]]
+    finally:
+        lab.cancel("exp_0")
+        background.wait(timeout=60)
+    assert lab.run("exp_1", force=True).result().info["thread_plan"] == [[0, 2]]

@@ -343,7 +343,7 @@ class RunExperiment(Action):
         # ... with the threads the logged run had at each step (engine/threads.py), not
         # those this machine's load would choose: a plan is how it ran, not a parameter
         # of the action (its code stays lab.run(...)), so it rides on this one object.
-        plan = ((result or {}).get("info") or {}).get("thread_plan")
+        plan = _thread_plan((result or {}).get("info") or {})
         if plan:
             object.__setattr__(again, "_thread_plan", plan)
         return again
@@ -466,3 +466,20 @@ class Reset(Action):
 
     def describe(self, result: dict[str, Any] | None = None) -> str:
         return "Started the lab over (a new session)."
+
+
+def _thread_plan(info: dict[str, Any]) -> list[list[int]] | None:
+    """The [step, threads] plan a logged run trained with: its own, or for a log from
+    before runs kept one, its thread count from the start; None for anything else (a
+    hand-edited count that is not a whole number of threads is not followed)."""
+    plan = info.get("thread_plan")
+    if plan is None and info.get("threads") is not None:
+        plan = [[0, info["threads"]]]
+    if not isinstance(plan, list) or not plan:
+        return None
+    for pair in plan:
+        if not (isinstance(pair, list) and len(pair) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
+                and pair[0] >= 0 and pair[1] >= 1):
+            return None
+    return plan

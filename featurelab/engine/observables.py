@@ -178,6 +178,9 @@ class Recorder:
         finally:
             if threads > 1:
                 torch.set_num_threads(threads)
+        # after the restore: a flush's listeners may set the threads (engine/threads.py)
+        if self._steps_seen - self.steps_done >= self.flush_every:
+            self.flush()
 
     @torch.no_grad()
     def _record(self, step: int, loss: float, acts: dict[str, Tensor],
@@ -207,8 +210,6 @@ class Recorder:
                 except StatisticError as exc:
                     self._fail(name, point, str(exc), step)
         self._steps_seen = step + 1
-        if self._steps_seen - self.steps_done >= self.flush_every:
-            self.flush()
 
     def restore(self, step: int, arrays: dict[str, np.ndarray],
                 stat_errors: dict[str, str]) -> None:

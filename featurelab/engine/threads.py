@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -74,16 +75,16 @@ def _machine() -> tuple[float, int] | None:
     try:
         with open("/proc/stat") as f:
             text = f.read()
-    except OSError:
+        busy, running = None, 0
+        for line in text.splitlines():
+            if line.startswith("cpu "):
+                values = [int(v) for v in line.split()[1:]]
+                idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+                busy = (sum(values[:8]) - idle) / TICKS  # guest time is counted in user
+            elif line.startswith("procs_running"):
+                running = int(line.split()[1])
+    except (OSError, ValueError, IndexError):  # none, or a format not known: no adapting
         return None
-    busy, running = None, 0
-    for line in text.splitlines():
-        if line.startswith("cpu "):
-            values = [int(v) for v in line.split()[1:]]
-            idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-            busy = (sum(values[:8]) - idle) / TICKS  # guest time is counted in user
-        elif line.startswith("procs_running"):
-            running = int(line.split()[1])
     return None if busy is None else (busy, running)
 
 
@@ -95,10 +96,10 @@ def _own_running() -> int:
             try:
                 with open(f"/proc/self/task/{task}/stat") as f:
                     stat = f.read()
-            except OSError:
+                if stat[stat.rindex(")") + 2:].startswith("R"):
+                    count += 1
+            except (OSError, ValueError):  # a thread that ended meanwhile
                 continue
-            if stat[stat.rindex(")") + 2:].startswith("R"):
-                count += 1
     except OSError:
         return 1
     return max(1, count)
@@ -147,11 +148,16 @@ class ThreadGovernor:
     flushes (a Trainer event), in the training thread: the setting is that thread's."""
 
     def __init__(self, config: ExperimentConfig, default: int | None = None,
-                 follow: list[list[int]] | None = None, meter: Any = None) -> None:
+                 follow: list[list[int]] | None = None, meter: Any = None,
+                 busy_here: Callable[[], int] | None = None) -> None:
         self.most = max(1, default or torch.get_num_threads())
         self.adaptive = step_flops(config) < THREADED_FLOPS and self.most > 1
-        self.follow = [list(map(int, p)) for p in follow] if follow else None
+        # a plan from a machine with more cores is followed up to this one's: then it
+        # is not the same plan, and replay compares within a tolerance, as it says
+        self.follow = [[s, min(n, self.most)] for s, n in follow] if follow else None
         self.meter = meter if meter is not None else LoadMeter()
+        # runs training in background threads of this process: load, but this process's
+        self.busy_here = busy_here or (lambda: 0)
         self.plan: list[list[int]] = []  # [step, threads] at the start and each change
         self.threads = self.most
         self._looked = 0.0
@@ -176,6 +182,8 @@ class ThreadGovernor:
         threads = self.most
         if self.adaptive:
             others = self.meter.others_now()
+            if others is not None:
+                others += self.busy_here()
             threads = 1 if others is None or others >= BUSY else self.most
             self.meter.others()  # the next look measures from here
             self._looked = time.monotonic()
@@ -203,6 +211,7 @@ class ThreadGovernor:
         others = self.meter.others()
         if others is None:
             return
+        others += self.busy_here()
         if others >= BUSY:
             self._free_looks = 0
             self._set(stop, 1)

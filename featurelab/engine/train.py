@@ -121,8 +121,7 @@ class Trainer:
         self.events = Events(EVENTS)
         self.recorder = Recorder(self.plan, self.statistics, self.n_steps,
                                  _layer_params(self.model), flush_every,
-                                 on_flush=lambda a, b, series: self.events.emit("on_flush", a, b,
-                                                                                series),
+                                 on_flush=self._flushed,
                                  weights=self.model.weight_points)
         self.events.subscribe("on_step_end", self.recorder.on_step_end)
         self.events.subscribe("on_eval", self.recorder.on_eval)
@@ -148,11 +147,9 @@ class Trainer:
             "clock": [],
         }
         self._clock0: float | None = None
+        self._started = False  # run() has been called
         self.events.subscribe("on_flush", self._tick)
-        if self.snapshots is not None and snapshot_dir is not None:
-            # steps.npy follows the series: a run killed half-way (or one a worker trains,
-            # read by the kernel meanwhile) has its snapshots up to the last flush readable
-            self.events.subscribe("on_flush", lambda *_: self._flush_snapshots())
+
 
     # -- stepping -----------------------------------------------------------------------
 
@@ -199,8 +196,12 @@ class Trainer:
         if len(clock) > CLOCK_POINTS:  # a long run keeps every other point (and its last)
             clock[:] = clock[:-1:2] + clock[-1:]
 
-    def _flush_snapshots(self) -> None:
-        if self.snapshots is not None:
+    def _flushed(self, start: int, stop: int, series: Any) -> None:
+        self.events.emit("on_flush", start, stop, series)
+        # steps.npy follows the series: a run killed half-way (or one a worker trains,
+        # read by the kernel meanwhile) has its snapshots up to the last flush readable.
+        # After the listeners: a disk too full for it still leaves the chunk in the store.
+        if self.snapshots is not None and self.snapshots.directory is not None:
             self.snapshots.flush()
 
     def _begin(self, s: int) -> bool:
@@ -289,10 +290,12 @@ class Trainer:
 
     def run(self, n: int | None = None) -> str:
         """Steps until the end of the run, or n more steps; returns the status."""
-        self.info["threads"] = torch.get_num_threads()  # of the thread that trains
-        # [step, threads] at the start and at each change (engine/threads.py); a run
-        # whose threads nobody changes keeps the count it started with
-        self.info.setdefault("thread_plan", [[self.step_count, self.info["threads"]]])
+        if not self._started:  # not again when a Ctrl-C's run() goes on, or a worker's
+            self._started = True  # next chunk: the count it started with
+            self.info["threads"] = torch.get_num_threads()  # of the thread that trains
+            # [step, threads] at the start and at each change (engine/threads.py); a run
+            # whose threads nobody changes keeps the count it started with
+            self.info.setdefault("thread_plan", [[self.step_count, self.info["threads"]]])
         stop = self.n_steps if n is None else min(self.n_steps, self.step_count + n)
         while self.step_count < stop and self.step():
             pass
