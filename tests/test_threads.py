@@ -177,3 +177,12 @@ def test_a_foreground_run_counts_this_kernels_background_runs_as_load(monkeypatc
         lab.cancel("exp_0")
         background.wait(timeout=60)
     assert lab.run("exp_1", force=True).result().info["thread_plan"] == [[0, 2]]
+
+
+def test_a_small_model_takes_two_threads_on_a_big_machine_while_two_cores_are_free():
+    governor = ThreadGovernor(SMALL, default=16, meter=FakeMeter(13.0, [0.0, 14.8, 1.0, 1.0]))
+    assert governor.start(0) == 2  # 13 busy: 3 free
+    _flushes(governor, [50, 100, 150])
+    assert governor.plan == [[0, 2], [50, 1], [150, 2]]  # 14.8 busy: 1.2 free; then 15
+    assert ThreadGovernor(SMALL, default=16, meter=FakeMeter(15.0)).start(0) == 1
+    assert ThreadGovernor(LARGE, default=16, meter=FakeMeter(15.0)).start(0) == 16

@@ -10,10 +10,11 @@ machine, and 2.95 s at one against 14.5 s at two beside a CPU-burning process. W
 models are faster at two threads even so: 10-150-150-1 (about 80 MFLOP a step) trains
 300 steps in 0.65 s at one thread against 0.42 s at two, 10-512-512-1 (0.9 GFLOP) 2000
 steps in 30 s against 18 s. So a step of THREADED_FLOPS or more always gets the
-process's default, and a smaller one gets the default only while the other cores are
-idle: ThreadGovernor looks at the machine when the run starts and again at its flushes
-(every LOOK_EVERY seconds at most), and drops to one thread as soon as another process
-keeps a core busy, going back once the cores have been free for two looks.
+process's default, and a smaller one gets SMALL_MOST threads (two: more would cut its
+small ops finer still) only while that many cores are free: ThreadGovernor looks at the
+machine when the run starts and again at its flushes (every LOOK_EVERY seconds at most),
+and drops to one thread as soon as other processes leave fewer cores free, going back
+once they have been free for two looks.
 
 A run in a background thread or a worker process trains at one thread (those run
 beside others). What a run used is recorded with it: `info["threads"]` (the count it
@@ -37,8 +38,9 @@ from featurelab.engine.config import ExperimentConfig
 
 THREADED_FLOPS = 6e7  # a step's floating-point operations from which threads pay
 LOOK_EVERY = 0.25  # seconds between two looks at the machine's load while a run trains
-BUSY = 0.5  # cores kept busy by other processes from which a small model drops to 1 thread
-FREE = 0.25  # ... and below which, twice in a row, it goes back to the default
+SMALL_MOST = 2  # threads a small model's step pays for, measured on the reference run
+BUSY = 0.5  # cores short of SMALL_MOST free, from which a small model drops to 1 thread
+FREE = 0.25  # ... and below which, twice in a row, it goes back up
 
 
 def step_flops(config: ExperimentConfig) -> float:
@@ -152,6 +154,11 @@ class ThreadGovernor:
                  busy_here: Callable[[], int] | None = None) -> None:
         self.most = max(1, default or torch.get_num_threads())
         self.adaptive = step_flops(config) < THREADED_FLOPS and self.most > 1
+        # a small model's most: more threads would split its step into smaller pieces
+        # still (each op's fork and join costs more), whatever the cores
+        self.top = min(self.most, SMALL_MOST) if self.adaptive else self.most
+        # other processes' busy cores up to which `top` cores are still free
+        self._room = self.most - self.top
         # a plan from a machine with more cores is followed up to this one's: then it
         # is not the same plan, and replay compares within a tolerance, as it says
         self.follow = [[s, min(n, self.most)] for s, n in follow] if follow else None
@@ -159,7 +166,7 @@ class ThreadGovernor:
         # runs training in background threads of this process: load, but this process's
         self.busy_here = busy_here or (lambda: 0)
         self.plan: list[list[int]] = []  # [step, threads] at the start and each change
-        self.threads = self.most
+        self.threads = self.top
         self._looked = 0.0
         self._free_looks = 0
         self._next = 0  # the next entry of the followed plan
@@ -179,12 +186,12 @@ class ThreadGovernor:
             if not self.plan:  # a plan from a later step only: its first count
                 self._set(step, self.follow[0][1])
             return self.threads
-        threads = self.most
+        threads = self.top
         if self.adaptive:
             others = self.meter.others_now()
             if others is not None:
                 others += self.busy_here()
-            threads = 1 if others is None or others >= BUSY else self.most
+            threads = 1 if others is None or others - self._room >= BUSY else self.top
             self.meter.others()  # the next look measures from here
             self._looked = time.monotonic()
         self._set(step, threads)
@@ -212,12 +219,13 @@ class ThreadGovernor:
         if others is None:
             return
         others += self.busy_here()
+        others -= self._room  # what is short of `top` free cores
         if others >= BUSY:
             self._free_looks = 0
             self._set(stop, 1)
         elif others < FREE:
             self._free_looks += 1
             if self._free_looks >= 2:
-                self._set(stop, self.most)
+                self._set(stop, self.top)
         else:
             self._free_looks = 0
