@@ -74,3 +74,25 @@ def test_installing_the_wheel_enables_the_extension(wheel, tmp_path):
                            capture_output=True, text=True, env=env, timeout=120,
                            cwd=tmp_path)  # not the checkout, whose featurelab/ would win
     assert where.stdout.strip().startswith(str(venv)), where
+
+
+def test_the_packages_lazy_names_are_listed_alike_and_import():
+    """featurelab/__init__.py names its exports three times (type checkers, the lookup on
+    first use, __all__): they agree, and each resolves to what its module defines."""
+    import ast
+    import importlib
+
+    import featurelab as fl
+
+    tree = ast.parse(Path(fl.__file__).read_text())
+    [block] = [n for n in tree.body if isinstance(n, ast.If)
+               and ast.unparse(n.test) == "TYPE_CHECKING"]
+    typed = {a.name: n.module for n in block.body if isinstance(n, ast.ImportFrom)
+             for a in n.names}
+    assert typed == fl._MODULES
+    assert sorted(fl.__all__) == sorted(fl._MODULES)
+    for name, module in fl._MODULES.items():
+        assert getattr(fl, name) is getattr(importlib.import_module(module), name)
+    import featurelab.replay  # a module named like the function stays hidden behind it
+    import featurelab.trust
+    assert callable(fl.replay) and callable(fl.trust)
