@@ -58,10 +58,9 @@ class _Training:
         self._lock = threading.Lock()
         self._n = 0
 
-    def enter(self) -> bool:
+    def enter(self) -> None:
         with self._lock:
             self._n += 1
-        return True
 
     def leave(self) -> None:
         with self._lock:
@@ -322,10 +321,13 @@ class Run:
                         # reference run). One intra-op thread avoids that; the setting is
                         # this thread's own.
                         torch.set_num_threads(1)
-                        counted = _BACKGROUND.enter()
+                        _BACKGROUND.enter()
+                        counted = True  # left in the finally below, whatever happens
                     else:  # the kernel's thread: as many as the model's size and load allow
+                        local = trainer
                         governor = ThreadGovernor(config, threads, follow=thread_plan,
-                                                  busy_here=_BACKGROUND.count)
+                                                  busy_here=_BACKGROUND.count,
+                                                  timer=lambda: local.compute_seconds)
                         trainer.events.subscribe("on_flush", governor.on_flush)
                         trainer.info["thread_plan"] = governor.plan  # filled in as it changes
                         governor.start(trainer.step_count)

@@ -16,6 +16,15 @@ machine when the run starts and again at its flushes (every LOOK_EVERY seconds a
 and drops to one thread as soon as other processes leave fewer cores free, going back
 once they have been free for two looks.
 
+Cores that look free are not always free: on a shared virtual machine the host may run
+other guests on them, which /proc does not show, and then the two-thread step waits for
+its second core at every op. The same reference run took 2.9 s at two threads and 2.2 s
+at one on this machine in such a minute, against 1.5 s and 1.9 s in a quiet one. So
+while the cores look free the governor also times the steps (the seconds the trainer
+spends in its passes and updates, not recording or snapshots): after MEASURE seconds at
+one count it tries the other for as long, keeps the faster, and tries again every
+PROBE_EVERY seconds. A trial costs a quiet machine about 25 ms a run.
+
 A run in a background thread or a worker process trains at one thread (those run
 beside others). What a run used is recorded with it: `info["threads"]` (the count it
 started with) and `info["thread_plan"]` ([step, threads] at its start and at each
@@ -27,6 +36,7 @@ same threads at the same steps as the run it checks.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import time
 from collections.abc import Callable
@@ -41,6 +51,8 @@ LOOK_EVERY = 0.25  # seconds between two looks at the machine's load while a run
 SMALL_MOST = 2  # threads a small model's step pays for, measured on the reference run
 BUSY = 0.5  # cores short of SMALL_MOST free, from which a small model drops to 1 thread
 FREE = 0.25  # ... and below which, twice in a row, it goes back up
+MEASURE = 0.15  # seconds of steps over which a thread count's speed is measured
+PROBE_EVERY = 2.0  # seconds between two trials of the count not in use
 
 
 def step_flops(config: ExperimentConfig) -> float:
@@ -151,7 +163,9 @@ class ThreadGovernor:
 
     def __init__(self, config: ExperimentConfig, default: int | None = None,
                  follow: list[list[int]] | None = None, meter: Any = None,
-                 busy_here: Callable[[], int] | None = None) -> None:
+                 busy_here: Callable[[], int] | None = None,
+                 timer: Callable[[], float] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.most = max(1, default or torch.get_num_threads())
         self.adaptive = step_flops(config) < THREADED_FLOPS and self.most > 1
         # a small model's most: more threads would split its step into smaller pieces
@@ -170,6 +184,16 @@ class ThreadGovernor:
         self._looked = 0.0
         self._free_looks = 0
         self._next = 0  # the next entry of the followed plan
+        # Timing (see the module's docstring): `timer` says the seconds the run has spent
+        # in its steps so far; without one the load alone decides.
+        self.timer = timer if self.adaptive else None
+        self.clock = clock
+        self._mark = (0, 0.0)  # (step, timer) from which the current count is timed
+        self._speed: dict[int, float] = {}  # threads -> seconds a step, last measured
+        self._trial: int | None = None  # the count a trial left, while one runs
+        self._tried = -math.inf  # the clock when the last trial ended
+        self.one_is_faster = False  # what the last trial found while the cores looked free
+        self._dropped = False  # at one thread because other processes were busy
 
     def _set(self, step: int, threads: int) -> None:
         if self.plan and threads == self.threads:
@@ -177,6 +201,8 @@ class ThreadGovernor:
         self.threads = threads
         self.plan.append([step, threads])
         torch.set_num_threads(threads)
+        if self.timer is not None:
+            self._mark = (step, self.timer())
 
     def start(self, step: int = 0) -> int:
         """The threads of the run's first step, set in this thread; returns them."""
@@ -192,8 +218,9 @@ class ThreadGovernor:
             if others is not None:
                 others += self.busy_here()
             threads = 1 if others is None or others - self._room >= BUSY else self.top
+            self._dropped = threads == 1
             self.meter.others()  # the next look measures from here
-            self._looked = time.monotonic()
+            self._looked = self.clock()
         self._set(step, threads)
         return threads
 
@@ -212,9 +239,15 @@ class ThreadGovernor:
         if self.follow is not None:
             self._follow_to(stop)
             return
-        if not self.adaptive or time.monotonic() - self._looked < LOOK_EVERY:
+        if not self.adaptive:
             return
-        self._looked = time.monotonic()
+        if self.clock() - self._looked >= LOOK_EVERY:
+            self._look(stop)
+        if self.timer is not None and not self._dropped:
+            self._time(stop)
+
+    def _look(self, stop: int) -> None:
+        self._looked = self.clock()
         others = self.meter.others()
         if others is None:
             return
@@ -222,10 +255,38 @@ class ThreadGovernor:
         others -= self._room  # what is short of `top` free cores
         if others >= BUSY:
             self._free_looks = 0
+            self._trial = None  # a trial under load would time the load
+            self._dropped = True
             self._set(stop, 1)
         elif others < FREE:
             self._free_looks += 1
-            if self._free_looks >= 2:
-                self._set(stop, self.top)
+            if self._free_looks >= 2 and self._dropped:
+                self._dropped = False
+                self._set(stop, 1 if self._keeps_one() else self.top)
         else:
             self._free_looks = 0
+
+    def _keeps_one(self) -> bool:
+        return self.one_is_faster and self.clock() - self._tried < PROBE_EVERY
+
+    def _time(self, stop: int) -> None:
+        """Times the current count since it was set (or last timed); starts a trial of
+        the other count, or ends one keeping the faster."""
+        timer = self.timer
+        if timer is None:
+            return
+        step, began = self._mark
+        now = timer()
+        if now - began < MEASURE or stop <= step:
+            return
+        self._speed[self.threads] = (now - began) / (stop - step)
+        self._mark = (stop, now)
+        other = 1 if self.threads == self.top else self.top
+        if self._trial is not None:  # the trial's count is timed: keep the faster
+            self._trial = None
+            self._tried = self.clock()
+            self.one_is_faster = self._speed[1] < self._speed[self.top]
+            self._set(stop, 1 if self.one_is_faster else self.top)
+        elif self.clock() - self._tried >= PROBE_EVERY:
+            self._trial = self.threads
+            self._set(stop, other)

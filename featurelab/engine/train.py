@@ -126,6 +126,9 @@ class Trainer:
         self.events.subscribe("on_step_end", self.recorder.on_step_end)
         self.events.subscribe("on_eval", self.recorder.on_eval)
         self.step_count = 0
+        # seconds spent in the steps' passes and updates, the part their threads speed up
+        # (not recording, snapshots, flushes): what ThreadGovernor compares counts by
+        self.compute_seconds = 0.0
         self.status = "ready"
         self.error = ""
         # The run ends "cancelled" when step_count reaches stop_at. _stop_lock makes a
@@ -221,7 +224,9 @@ class Trainer:
         n = len(x)
         if self._eval_rows is not None:  # full batch: test rows ride along the forward
             x = self._eval_rows
+        began = time.perf_counter()
         out = self.stepper(x, y, n)
+        self.compute_seconds += time.perf_counter() - began
         loss = out.loss.item()
         accuracy = None
         if self.data.classification:
@@ -249,7 +254,9 @@ class Trainer:
             return
         if stopping:
             return
+        began = time.perf_counter()
         self.optim.optimizer.step()
+        self.compute_seconds += time.perf_counter() - began
 
     def _eval_due(self, s: int) -> bool:
         """Whether test metrics are measured at step s: on schedule, or at the run's last
