@@ -9,8 +9,9 @@ process, and a 256-member sweep's memory and file descriptors, measured in one p
    against 16 naive loops one after another (nn.Sequential + torch.optim.Adam, torch's
    default threads, no observables). Target: >= 4x.
 2. The single reference run with every observable on, `lab.run` in the kernel (threads
-   chosen by model size and the machine's load, engine/threads.py), against one naive
-   loop: quiet, and with a process burning a core beside it. Target: <= 0.8x both.
+   chosen by model size, the machine's load and the steps' timing, engine/threads.py),
+   against one naive loop: quiet, and with a process burning a core beside it.
+   Target: <= 0.8x both.
 3. A 256-member sweep of a small config, in a fresh process: the kernel's peak resident
    memory with its workers' (target < 2 GB) and the kernel's open file descriptors
    before, during and after (target: flat).

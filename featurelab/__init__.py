@@ -1,18 +1,18 @@
-"""featurelab: a Jupyter-native lab bench for the physics of feature learning.
+"""featurelab: a Jupyter-native lab bench for the physics of feature learning."""
 
-The names below are imported on first use (PEP 562), not with the package: every
-module under featurelab imports this file first, and a worker process of the local
-pool (featurelab.workers.child) needs the engine alone. Importing the whole package
-there (scipy for fits, pandas, the actions, the store) made a worker's start 3.1-3.6 s
-instead of 1.6 s on two cores: a tenth of a 16-seed sweep. The names are listed three
-times, for type checkers, for this lookup and in __all__; a test checks they agree."""
+# The names below are imported on first use (PEP 562), not with the package: every module
+# under featurelab imports this file first, and a worker process of the local pool
+# (featurelab.workers.child) needs the engine alone. Importing the whole package there
+# (scipy for fits, pandas, the actions, the store) made a worker's start 3.1-3.6 s
+# instead of 1.6 s on two cores. The names are listed three times, for type checkers,
+# for the lookup and in __all__; tests/test_packaging.py checks that they agree.
 
-from __future__ import annotations
-
-import importlib
-import sys
-import types
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import importlib.util as _importlib_util
+import sys as _sys
+import types as _types
+from typing import TYPE_CHECKING
+from typing import Any as _Any
 
 if TYPE_CHECKING:
     from featurelab.actions import ActionError, action_schema
@@ -88,32 +88,35 @@ _MODULES: dict[str, str] = {
 }
 
 
-class _Package(types.ModuleType):
+class _Package(_types.ModuleType):
     """featurelab.replay and featurelab.trust are functions named like the modules that
     define them. Importing such a module sets it as an attribute of its package, which
     would hide the function from then on: those attributes stay the functions (as they
     were when this file imported every name at once)."""
 
     def __setattr__(self, name: str, value: object) -> None:
-        if isinstance(value, types.ModuleType) and name in _MODULES:
+        if isinstance(value, _types.ModuleType) and name in _MODULES:
             return  # the module stays reachable as sys.modules["featurelab.<name>"]
         super().__setattr__(name, value)
 
 
-sys.modules[__name__].__class__ = _Package
+_sys.modules[__name__].__class__ = _Package
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'featurelab' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # the next access is a plain lookup
-    return value
+    if module is not None:
+        value = getattr(_importlib.import_module(module), name)
+        globals()[name] = value  # the next access is a plain lookup
+        return value
+    # a submodule (fl.actions, fl.engine...), as an eager import of everything made them
+    if not name.startswith("_") and _importlib_util.find_spec(f"{__name__}.{name}"):
+        return _importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_MODULES))
+    return sorted(set(__all__) | {n for n in globals() if n[:1] != "_"} - {"TYPE_CHECKING"})
 
 
 __all__ = [

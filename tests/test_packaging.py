@@ -96,3 +96,11 @@ def test_the_packages_lazy_names_are_listed_alike_and_import():
     import featurelab.replay  # a module named like the function stays hidden behind it
     import featurelab.trust
     assert callable(fl.replay) and callable(fl.trust)
+    # a submodule is an attribute after a bare `import featurelab`, as when it was eager
+    code = ("import featurelab as fl; print(len(fl.actions.ACTIONS) > 0, "
+            "fl.engine.threads.SMALL_MOST, 'nope' in dir(fl))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["True", "2", "False"]
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        fl.nope

@@ -622,7 +622,7 @@ def test_a_member_that_cannot_start_is_reported_and_the_others_train(tmp_path):
 
 def test_a_worker_process_imports_the_engine_alone():
     # A worker's start is mostly imports: the whole package (scipy for fits, pandas, the
-    # actions and the store) made it 3.1-3.6 s here instead of 1.6, a fifth of a 16-seed
+    # actions and the store) made it 3.1-3.6 s here instead of 1.6, a tenth of a 16-seed
     # sweep. featurelab/__init__.py imports its names on first use so that it stays so.
     import subprocess
     import sys

@@ -22,8 +22,11 @@ its second core at every op. The same reference run took 2.9 s at two threads an
 at one on this machine in such a minute, against 1.5 s and 1.9 s in a quiet one. So
 while the cores look free the governor also times the steps (the seconds the trainer
 spends in its passes and updates, not recording or snapshots): after MEASURE seconds at
-one count it tries the other for as long, keeps the faster, and tries again every
-PROBE_EVERY seconds. A trial costs a quiet machine about 25 ms a run.
+one count (the first flush's steps, which warm up, left out) it tries the other for as
+long and keeps it only if it is at least MARGIN faster. It tries again PROBE_EVERY
+seconds later, and twice as long after each trial that kept the count in use, so a long
+run on a steady machine tries a few times, not every 2 s. On the reference run a trial
+costs a quiet machine 25-40 ms.
 
 A run in a background thread or a worker process trains at one thread (those run
 beside others). What a run used is recorded with it: `info["threads"]` (the count it
@@ -52,7 +55,9 @@ SMALL_MOST = 2  # threads a small model's step pays for, measured on the referen
 BUSY = 0.5  # cores short of SMALL_MOST free, from which a small model drops to 1 thread
 FREE = 0.25  # ... and below which, twice in a row, it goes back up
 MEASURE = 0.15  # seconds of steps over which a thread count's speed is measured
-PROBE_EVERY = 2.0  # seconds between two trials of the count not in use
+MARGIN = 0.05  # how much faster the other count must be to be kept
+PROBE_EVERY = 2.0  # seconds to the next trial of the count not in use ...
+PROBE_MOST = 60.0  # ... doubled after a trial that kept the count in use, up to this
 
 
 def step_flops(config: ExperimentConfig) -> float:
@@ -188,7 +193,10 @@ class ThreadGovernor:
         # in its steps so far; without one the load alone decides.
         self.timer = timer if self.adaptive else None
         self.clock = clock
-        self._mark = (0, 0.0)  # (step, timer) from which the current count is timed
+        self.n_steps = config.optimizer.steps  # no change at the last flush: no step follows
+        # (step, timer) from which the current count is timed; None: from the next flush
+        self._mark: tuple[int, float] | None = None
+        self._probe_every = PROBE_EVERY
         self._speed: dict[int, float] = {}  # threads -> seconds a step, last measured
         self._trial: int | None = None  # the count a trial left, while one runs
         self._tried = -math.inf  # the clock when the last trial ended
@@ -201,7 +209,7 @@ class ThreadGovernor:
         self.threads = threads
         self.plan.append([step, threads])
         torch.set_num_threads(threads)
-        if self.timer is not None:
+        if self.timer is not None and len(self.plan) > 1:  # the first count: see _time
             self._mark = (step, self.timer())
 
     def start(self, step: int = 0) -> int:
@@ -239,7 +247,7 @@ class ThreadGovernor:
         if self.follow is not None:
             self._follow_to(stop)
             return
-        if not self.adaptive:
+        if not self.adaptive or stop >= self.n_steps:
             return
         if self.clock() - self._looked >= LOOK_EVERY:
             self._look(stop)
@@ -267,7 +275,7 @@ class ThreadGovernor:
             self._free_looks = 0
 
     def _keeps_one(self) -> bool:
-        return self.one_is_faster and self.clock() - self._tried < PROBE_EVERY
+        return self.one_is_faster and self.clock() - self._tried < self._probe_every
 
     def _time(self, stop: int) -> None:
         """Times the current count since it was set (or last timed); starts a trial of
@@ -275,18 +283,24 @@ class ThreadGovernor:
         timer = self.timer
         if timer is None:
             return
-        step, began = self._mark
         now = timer()
+        if self._mark is None:  # the run's first steps warm up: timed from here
+            self._mark = (stop, now)
+            return
+        step, began = self._mark
         if now - began < MEASURE or stop <= step:
             return
         self._speed[self.threads] = (now - began) / (stop - step)
         self._mark = (stop, now)
-        other = 1 if self.threads == self.top else self.top
-        if self._trial is not None:  # the trial's count is timed: keep the faster
-            self._trial = None
+        if self._trial is not None:  # the trial's count is timed: keep it if it is faster
+            left, self._trial = self._trial, None
             self._tried = self.clock()
-            self.one_is_faster = self._speed[1] < self._speed[self.top]
-            self._set(stop, 1 if self.one_is_faster else self.top)
-        elif self.clock() - self._tried >= PROBE_EVERY:
+            if self._speed[self.threads] < self._speed[left] * (1 - MARGIN):
+                self._probe_every = PROBE_EVERY  # things change: look again soon
+            else:
+                self._probe_every = min(2 * self._probe_every, PROBE_MOST)
+                self._set(stop, left)
+            self.one_is_faster = self.threads == 1
+        elif self.clock() - self._tried >= self._probe_every:
             self._trial = self.threads
-            self._set(stop, other)
+            self._set(stop, 1 if self.threads == self.top else self.top)
