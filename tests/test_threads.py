@@ -286,10 +286,14 @@ def test_a_run_back_from_load_keeps_the_count_its_trial_found():
     steps.train(governor, 400)
     assert governor.plan == [[0, 2], [150, 1]] and governor.one_is_faster
     meter.later = [1.0, 0.0, 0.0, 0.0]  # busy at one look, then free
-    for _ in range(4):
+    for slow in (True, True, False, False):
+        steps.speed[1] = 2**-8 if slow else 2**-10  # steps wait for the busy core
         governor._looked = -math.inf
         steps.train(governor, steps.step + 50)
     assert governor.plan == [[0, 2], [150, 1]] and torch.get_num_threads() == 1
+    # timed afresh from the flush that came back (550), not across the load (400-500):
+    assert governor._speed[1] == 2**-10 and governor._mark is not None \
+        and governor._mark[0] == 550
 
 
 def test_no_trial_while_other_processes_keep_the_cores_busy():

@@ -270,6 +270,7 @@ class ThreadGovernor:
             self._free_looks += 1
             if self._free_looks >= 2 and self._dropped:
                 self._dropped = False
+                self._mark = None  # timed afresh from the next flush, not across the load
                 self._set(stop, 1 if self._keeps_one() else self.top)
         else:
             self._free_looks = 0
