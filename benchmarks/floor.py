@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
+import timeit
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,16 +32,8 @@ from featurelab.engine.fused_adam import FusedAdam
 
 
 def best(fn: Callable[[], object], loops: int = 200, rounds: int = 5) -> float:
-    """Seconds of one call: the best round's mean, after a warm-up."""
-    for _ in range(10):
-        fn()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        times.append((time.perf_counter() - start) / loops)
-    return min(times)
+    """Seconds of one call: the best round's mean, after a warm-up round."""
+    return min(timeit.repeat(fn, number=loops, repeat=rounds + 1)[1:]) / loops
 
 
 def main() -> None:
